@@ -1,0 +1,710 @@
+"""The backup of one business, step by step: what each task of the generated DAG does.
+
+Each step takes plain JSON from the steps before it (Airflow XComs) and returns plain JSON.
+Guarantees, per step:
+
+- ``preflight`` reads only; it fails (with the reason) unless exactly one cluster of the pair is
+  active and the other is alive and standby, clocks agree, and the target has room.
+- ``take`` snapshots every root of the business at once; on retry it first removes the snapshots
+  of this point (and any unpublished point) everywhere, so a point is all-or-nothing.
+- ``copy_component`` is idempotent: a rerun resumes (a changed target falls back to a full sync).
+- ``publish`` writes the manifest last and atomically: before it, the point does not exist.
+- ``apply_retention`` deletes manifests before snapshots, so no half-deleted point is ever listed.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from tandem import catalog, plan
+from tandem.components import COMPONENTS, ResolvedDataset
+from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
+from tandem.errors import ConsistencyError, PreflightError, SnapshotRootError
+from tandem.hdfs.client import Hdfs
+from tandem.hdfs.types import DiffType, FileStatus
+from tandem.runtime import Clusters, Observation
+
+if TYPE_CHECKING:
+    from tandem.policy import Policy, Topology
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_ROOT = "/.tandem/quarantine"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a business's backup: the policy, the topology and the point's instant."""
+
+    policy: Policy
+    topology: Topology
+    instant: datetime
+    force_full: bool = False
+
+    @property
+    def business(self) -> str:
+        return self.policy.business
+
+    @property
+    def snapshot(self) -> str:
+        return plan.snapshot_name(self.business, self.instant)
+
+
+@dataclass(frozen=True)
+class Direction:
+    source: str
+    target: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source, "target": self.target, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Direction:
+        return cls(str(data["source"]), str(data["target"]), str(data.get("reason", "")))
+
+
+# -- preflight -----------------------------------------------------------------------------------
+def decide_direction(first: Observation, second: Observation) -> Direction:
+    """From the active cluster to the standby one, or PreflightError with the reason (pure)."""
+    states = (first, second)
+    active = [o for o in states if o.reachable and o.role == "active"]
+    if len(active) == 2:
+        raise PreflightError(f"both {first.name} and {second.name} say active (split brain): no backup runs")
+    if not active:
+        said = ", ".join(f"{o.name} {o.role if o.reachable else 'unreachable'}" for o in states)
+        raise PreflightError(f"no active cluster in the pair ({said}): nothing to back up from")
+    source = active[0]
+    target = second if source is first else first
+    if not target.reachable:
+        raise PreflightError(
+            f"target {target.name} is unreachable ({target.problem}): backups resume when it is back"
+        )
+    if not target.alive:
+        raise PreflightError(
+            f"target {target.name} is down (no /tandem/alive): backups resume when it is back"
+        )
+    if target.role != "standby":
+        raise PreflightError(f"target {target.name} says {target.role}, not standby")
+    if not source.alive:
+        raise PreflightError(
+            f"source {source.name} is active but not alive: refusing to snapshot a sick cluster"
+        )
+    return Direction(source.name, target.name, f"{source.name} is active and {target.name} standby")
+
+
+def _pair_members(run: Run) -> tuple[str, str]:
+    pair = run.topology.pairs[run.policy.pair]
+    return pair.primary, pair.standby
+
+
+def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
+    """Roles, clock skew and target space; returns the direction. Read-only."""
+    started = datetime.now(UTC)
+    first, second = _pair_members(run)
+    direction = decide_direction(clusters.observe(first), clusters.observe(second))
+    limit = run.policy.consistency.max_clock_skew.total_seconds()
+    offsets = {}
+    for name in (direction.source, direction.target):
+        offset = clusters.hdfs(name).clock_offset_s()
+        offsets[name] = round(offset, 3)
+        # the Date header has 1 s resolution: only a skew beyond that resolution is evidence
+        if abs(offset) > limit + 1.0:
+            raise PreflightError(
+                f"clock of {name} is {offset:+.1f} s from this host, more than max_clock_skew {limit:g} s"
+            )
+    _check_target_space(run, clusters.hdfs(direction.source), clusters.hdfs(direction.target))
+    log.info("preflight: %s; clock offsets %s", direction.reason, offsets)
+    return {**direction.to_json(), "clock_offsets_s": offsets, "started": catalog.iso(started)}
+
+
+def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
+    """Refuse when an hdfs dataset cannot fit under the target's space quotas."""
+    for dataset in run.policy.datasets("hdfs"):
+        path = dataset.name
+        summary = source.content_summary(path) if source.status(path) else None
+        if summary is None:
+            continue
+        needed = int(summary.get("spaceConsumed", summary.get("length", 0)))
+        existing = target.content_summary(path) if target.status(path) else None
+        needed -= int(existing.get("spaceConsumed", 0)) if existing else 0
+        for ancestor in _existing_ancestors(target, path):
+            usage = target.quota_usage(ancestor)
+            if usage.space_quota >= 0 and needed > usage.space_quota - usage.space_consumed:
+                free = usage.space_quota - usage.space_consumed
+                raise PreflightError(
+                    f"target out of quota: {path} needs up to {needed} more bytes but {ancestor} has "
+                    f"{free} left of its {usage.space_quota}-byte space quota"
+                )
+
+
+def _existing_ancestors(hdfs: Hdfs, path: str) -> list[str]:
+    out, current = [], path
+    while True:
+        if hdfs.status(current) is not None:
+            out.append(current)
+        if current == "/":
+            return out
+        current = posixpath.dirname(current)
+
+
+# -- snapshot ------------------------------------------------------------------------------------
+def resolve(run: Run, clusters: Clusters, source: str, component: str) -> list[dict[str, Any]]:
+    """The HDFS paths of each dataset of one component, looked up on the source. Read-only."""
+    handler = COMPONENTS[component]
+    metastore = clusters.metastore(source) if component != "hdfs" else None
+    out = []
+    for dataset in run.policy.datasets():
+        if dataset.component != component:
+            continue
+        resolved = handler.resolve(dataset.name, clusters.hdfs(source), metastore)
+        log.info("resolve: %s %s -> %s", component, dataset.name, ", ".join(resolved.paths))
+        out.append(resolved.to_json())
+    return out
+
+
+def published_points(hdfs_clients: Iterable[Hdfs], business: str) -> set[str]:
+    """Snapshot names of the published points found on any of the given clusters."""
+    names = set()
+    for hdfs in hdfs_clients:
+        names |= {m.snapshot_name for m in catalog.list_points(hdfs, business)}
+    return names
+
+
+def _remove_unpublished(hdfs: Hdfs, roots: Iterable[str], business: str, keep: set[str]) -> list[str]:
+    """Delete this business's snapshots that belong to no published point. Idempotent."""
+    removed = []
+    for root in roots:
+        status = hdfs.status(root)
+        if status is None or not status.snapshot_enabled:
+            continue
+        for snap in hdfs.snapshots(root):
+            parsed = plan.parse_snapshot_name(snap.name)
+            if parsed is not None and parsed[0] == business and snap.name not in keep:
+                hdfs.delete_snapshot(root, snap.name)
+                removed.append(f"{root}@{snap.name}")
+    return removed
+
+
+def take(
+    run: Run, clusters: Clusters, direction: dict[str, Any], resolved: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Snapshot every root of the business at once; record the actual times and the skew."""
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    datasets = [ResolvedDataset.from_json(r) for r in resolved]
+    snapshottable = {s.path for s in src.snapshottable_dirs()}
+    roots = plan.plan_snapshot_roots({ds.name: ds.paths for ds in datasets}, snapshottable)
+    for root, decided in roots.items():
+        if decided.make_snapshottable:
+            src.allow_snapshot(root)
+        log.info("take: root %s (%s)", root, decided.reason)
+    keep = published_points((src, dst), run.business)
+    removed = _remove_unpublished(src, roots, run.business, keep)
+    if removed:
+        log.info("take: removed snapshots of unpublished points: %s", ", ".join(removed))
+    times = _snapshot_all(src, sorted(roots), run.snapshot)
+    stamps = sorted(times.values())
+    skew_ms = int(stamps[-1] - stamps[0]) if stamps else 0
+    limit_ms = run.policy.consistency.max_skew.total_seconds() * 1000
+    if skew_ms > limit_ms:
+        for root in roots:
+            src.delete_snapshot(root, run.snapshot)
+        raise ConsistencyError(
+            f"snapshots of {run.snapshot} are {skew_ms} ms apart, more than max_skew {limit_ms:g} ms"
+        )
+    log.info("take: %s on %d roots, skew %d ms", run.snapshot, len(roots), skew_ms)
+    return {
+        "snapshot": run.snapshot,
+        "roots": {root: [[m.dataset, m.subtree] for m in decided.members] for root, decided in roots.items()},
+        "snapshot_times": {
+            root: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for root, ms in times.items()
+        },
+        "skew_ms": skew_ms,
+    }
+
+
+def _snapshot_all(hdfs: Hdfs, roots: list[str], name: str) -> dict[str, int]:
+    """CREATESNAPSHOT on every root at the same moment (one thread each, released together).
+
+    Returns each snapshot's creation time (ms) as the NameNode recorded it.
+    """
+    if not roots:
+        return {}
+    barrier = threading.Barrier(len(roots))
+
+    def one(root: str) -> None:
+        barrier.wait(timeout=30)
+        hdfs.create_snapshot(root, name)
+
+    with ThreadPoolExecutor(len(roots)) as pool:
+        for future in [pool.submit(one, r) for r in roots]:
+            future.result()
+    times = {}
+    for root in roots:
+        found = [s for s in hdfs.snapshots(root) if s.name == name]
+        times[root] = found[0].created_ms if found else int(time.time() * 1000)
+    return times
+
+
+# -- copy ----------------------------------------------------------------------------------------
+def _subtrees_of(take_result: dict[str, Any], dataset: ResolvedDataset) -> list[tuple[str, str]]:
+    """(root, subtree) pairs holding a dataset's data."""
+    out = []
+    for root, members in take_result["roots"].items():
+        for name, subtree in members:
+            if name == dataset.name:
+                out.append((root, subtree))
+    return out
+
+
+def _base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
+    """The newest point published before this run's instant: its snapshot name and instant."""
+    if run.force_full:
+        return None, None
+    earlier = [p for p in catalog.list_points(target, run.business) if p.instant < run.instant]
+    return (earlier[-1].snapshot_name, earlier[-1].point) if earlier else (None, None)
+
+
+class _Syncer:
+    """Brings one (root, subtree) of the target to the source's snapshot, fully or by diff."""
+
+    def __init__(self, run: Run, src: Hdfs, dst: Hdfs) -> None:
+        self.run = run
+        self.src = src
+        self.dst = dst
+        self.copier = WebHdfsCopier(src, dst, run.policy.copy_options.parallelism)
+
+    def quarantine_dir(self) -> str:
+        return posixpath.join(QUARANTINE_ROOT, self.run.business, plan.point_id(self.run.instant))
+
+    def quarantine(self, root: str, subtree: str, base: str) -> list[str]:
+        """Move what the target holds beyond ``base`` (created, modified or renamed-in paths)
+        out of the dataset into the quarantine directory, keeping their paths. Never deletes."""
+        moved = []
+        for entry in self.dst.snapshot_diff(root, base, "").entries:
+            rel = entry.target if entry.type is DiffType.RENAME else entry.source
+            if rel is None or entry.type is DiffType.DELETE or not _within(rel, subtree):
+                continue
+            current = _join(root, rel)
+            status = self.dst.status(current)
+            if status is None or (entry.type is DiffType.MODIFY and status.is_dir) or not rel:
+                continue
+            parked = posixpath.join(self.quarantine_dir(), root.lstrip("/"), rel)
+            self.dst.mkdirs(posixpath.dirname(parked))
+            self.dst.rename(current, parked)
+            moved.append(current)
+            log.warning("quarantined %s -> %s (changed on the target since %s)", current, parked, base)
+        return moved
+
+    def snap_path(self, root: str, rel: str) -> str:
+        return _join(posixpath.join(root, ".snapshot", self.run.snapshot), rel)
+
+    def target_changed(self, root: str, subtree: str, base: str) -> bool:
+        """True when the target's data under the subtree changed since the base snapshot.
+
+        Directory MODIFY entries alone (times, metadata) do not count: they are what copies do.
+        """
+        report = self.dst.snapshot_diff(root, base, "")
+        for entry in report.entries:
+            paths = [entry.source] + ([entry.target] if entry.target else [])
+            if not any(_within(p, subtree) for p in paths):
+                continue
+            if entry.type is DiffType.MODIFY:
+                status = self.dst.status(_join(root, entry.source))
+                if status is not None and status.is_dir:
+                    continue
+            return True
+        return False
+
+    def has_snapshot(self, hdfs: Hdfs, root: str, name: str) -> bool:
+        status = hdfs.status(root)
+        return bool(status and status.snapshot_enabled and any(s.name == name for s in hdfs.snapshots(root)))
+
+    def sync(self, root: str, subtree: str, base: str | None) -> dict[str, Any]:
+        mode, reason = "full", "no published point to start from"
+        moved: list[str] = []
+        if base is not None:
+            if not self.has_snapshot(self.src, root, base):
+                reason = f"source {root} has no snapshot {base}"
+            elif not self.has_snapshot(self.dst, root, base):
+                reason = f"target {root} has no snapshot {base}"
+            elif self.target_changed(root, subtree, base):
+                moved = self.quarantine(root, subtree, base)
+                reason = (
+                    f"target changed since {base} under {_join(root, subtree)}: {len(moved)} path(s) it held "
+                    f"beyond that point moved to {self.quarantine_dir()}, then a full copy of that root"
+                )
+            else:
+                mode, reason = "incremental", f"snapshot diff since {base}"
+        elif self.run.force_full:
+            reason = "full copy requested"
+        log.info("copy %s: %s (%s)", _join(root, subtree), mode, reason)
+        stats = (
+            self.incremental(root, subtree, base)
+            if mode == "incremental" and base
+            else self.full(root, subtree)
+        )
+        return {
+            "root": root,
+            "subtree": subtree,
+            "mode": mode,
+            "reason": reason,
+            "files_copied": stats.files,
+            "bytes_copied": stats.bytes,
+            "quarantined": moved,
+        }
+
+    # full: make the target's tree equal the source snapshot's, copying only what differs
+    def full(self, root: str, subtree: str) -> CopyStats:
+        src_top, dst_top = self.snap_path(root, subtree), _join(root, subtree)
+        want = {e.relpath: e.status for e in self.src.walk(src_top)}
+        have = {e.relpath: e.status for e in self.dst.walk(dst_top)} if self.dst.status(dst_top) else {}
+        for rel in sorted(have, key=lambda r: -r.count("/")):
+            ours, theirs = want.get(rel), have[rel]
+            stale = ours is None or ours.is_dir != theirs.is_dir
+            if stale and self.dst.status(_join(dst_top, rel)) is not None:
+                self.dst.delete(_join(dst_top, rel), recursive=True)
+        self.dst.mkdirs(dst_top)
+        todo = []
+        for rel, status in sorted(want.items()):
+            if status.is_dir:
+                self.dst.mkdirs(_join(dst_top, rel))
+                continue
+            current = have.get(rel)
+            if (
+                current is None
+                or current.is_dir
+                or (current.length, current.modification_time) != (status.length, status.modification_time)
+            ):
+                todo.append(FileCopy(_join(src_top, rel), _join(dst_top, rel), status))
+        stats = self.copier.copy_files(todo, label=f"full copy {dst_top}")
+        self.sync_dir_metadata(root, subtree, [rel for rel, s in want.items() if s.is_dir] + [""])
+        return stats
+
+    def incremental(self, root: str, subtree: str, base: str) -> CopyStats:
+        """Replay the snapshot diff since ``base`` on the target (renames and deletes first)."""
+        report = self.src.snapshot_diff(root, base, self.run.snapshot)
+        ops = plan.plan_incremental(report.entries, subtree)
+        if ops.full_copy_reason:
+            log.info("copy %s: %s; copying it in full", _join(root, subtree), ops.full_copy_reason)
+            return self.full(root, subtree)
+        log.info("copy %s: %s", _join(root, subtree), ops.summary())
+        dst_top = _join(root, subtree)
+        todo: list[FileCopy] = []
+        dirs: list[str] = []
+        for step in ops.steps():
+            if isinstance(step, plan.Move):
+                if step.make_parents:
+                    self.dst.mkdirs(posixpath.dirname(_join(dst_top, step.target)))
+                self.dst.rename(_join(dst_top, step.source), _join(dst_top, step.target))
+            elif isinstance(step, plan.Delete):
+                self.dst.delete(_join(dst_top, step.path), recursive=True)
+            elif isinstance(step, plan.Copy):
+                self._plan_copy(root, subtree, step, todo, dirs)
+            else:
+                dirs.append(step.path)
+        if ops.needs_tmp_dir:
+            self.dst.delete(_join(dst_top, ops.tmp_dir), recursive=True)
+        stats = self.copier.copy_files(todo, label=f"incremental copy {dst_top}")
+        self.sync_dir_metadata(root, subtree, dirs)
+        return stats
+
+    def _plan_copy(
+        self, root: str, subtree: str, step: plan.Copy, todo: list[FileCopy], dirs: list[str]
+    ) -> None:
+        """Files to copy for one Copy step; a created directory is copied whole but its exclusions."""
+        status = self.src.status(self.snap_path(root, _join(subtree, step.path)))
+        if status is None:
+            return
+        dst_top = _join(root, subtree)
+        if not status.is_dir:
+            todo.append(self._file(root, subtree, step.path, status))
+            return
+        self.dst.mkdirs(_join(dst_top, step.path))
+        dirs.append(step.path)
+        if not step.recursive:
+            return
+        excluded = step.exclude  # subtree-relative rename targets, already in place
+        for entry in self.src.walk(self.snap_path(root, _join(subtree, step.path))):
+            child = _join(step.path, entry.relpath)
+            if any(_within(child, e) for e in excluded):
+                continue
+            if entry.status.is_dir:
+                self.dst.mkdirs(_join(dst_top, child))
+                dirs.append(child)
+            else:
+                todo.append(self._file(root, subtree, child, entry.status))
+
+    def _file(self, root: str, subtree: str, rel: str, status: FileStatus) -> FileCopy:
+        return FileCopy(self.snap_path(root, _join(subtree, rel)), _join(_join(root, subtree), rel), status)
+
+    def sync_dir_metadata(self, root: str, subtree: str, rels: Iterable[str]) -> None:
+        """Owner, permission, ACL and times of directories; deepest first so times stick."""
+        for rel in sorted(set(rels), key=lambda r: -r.count("/") - (1 if r else 0)):
+            status = self.src.status(self.snap_path(root, _join(subtree, rel)))
+            target = _join(_join(root, subtree), rel)
+            if status is None or self.dst.status(target) is None:
+                continue
+            acl = (
+                self.src.acl_status(self.snap_path(root, _join(subtree, rel))).entries
+                if status.acl_bit
+                else ()
+            )
+            apply_metadata(self.dst, target, status, acl)
+
+
+def copy_component(
+    run: Run,
+    clusters: Clusters,
+    direction: dict[str, Any],
+    component: str,
+    resolved: Sequence[dict[str, Any]],
+    take_result: dict[str, Any],
+) -> dict[str, Any]:
+    """Copy every dataset of a component, then register tables on the target. Idempotent."""
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    base, base_point = _base_snapshot(run, dst)
+    syncer = _Syncer(run, src, dst)
+    handler = COMPONENTS[component]
+    datasets_out = []
+    for ds in (ResolvedDataset.from_json(r) for r in resolved):
+        parts = [syncer.sync(root, subtree, base) for root, subtree in _subtrees_of(take_result, ds)]
+        registered = {}
+        if component != "hdfs":
+            registered = handler.register(
+                ds,
+                clusters.metastore(d.source),
+                clusters.metastore(d.target),
+                run.topology.clusters[d.target].nameservice,
+            )
+        files, nbytes = _dataset_size(src, syncer, take_result, ds)
+        datasets_out.append(
+            {
+                "component": component,
+                "name": ds.name,
+                "roots": sorted({p["root"] for p in parts}),
+                "files": files,
+                "bytes": nbytes,
+                "mode": "incremental" if parts and all(p["mode"] == "incremental" for p in parts) else "full",
+                "files_copied": sum(p["files_copied"] for p in parts),
+                "bytes_copied": sum(p["bytes_copied"] for p in parts),
+                "paths": parts,
+                "registered": registered,
+            }
+        )
+        log.info(
+            "copy_%s: %s: %d files, %d bytes copied (%s)",
+            component,
+            ds.name,
+            datasets_out[-1]["files_copied"],
+            datasets_out[-1]["bytes_copied"],
+            datasets_out[-1]["mode"],
+        )
+    return {"component": component, "base_point": base_point, "datasets": datasets_out}
+
+
+def _dataset_size(
+    src: Hdfs, syncer: _Syncer, take_result: dict[str, Any], ds: ResolvedDataset
+) -> tuple[int, int]:
+    files = nbytes = 0
+    for root, subtree in _subtrees_of(take_result, ds):
+        summary = src.content_summary(syncer.snap_path(root, subtree))
+        files += int(summary.get("fileCount", 0))
+        nbytes += int(summary.get("length", 0))
+    return files, nbytes
+
+
+# -- standby snapshot ----------------------------------------------------------------------------
+def snapshot_standby(
+    run: Run, clusters: Clusters, direction: dict[str, Any], take_result: dict[str, Any]
+) -> dict[str, Any]:
+    """The same snapshot name on every target root (made snapshottable first). Idempotent."""
+    dst = clusters.hdfs(Direction.from_json(direction).target)
+    roots = sorted(take_result["roots"])
+    snapshottable = {s.path for s in dst.snapshottable_dirs()}
+    for root in roots:
+        dst.mkdirs(root)
+        if root not in snapshottable:
+            nested = [p for p in snapshottable if _within(p, root) or _within(root, p)]
+            if nested:
+                raise SnapshotRootError(f"target root {root} cannot be snapshottable: {nested[0]} already is")
+            dst.allow_snapshot(root)
+        if any(s.name == run.snapshot for s in dst.snapshots(root)):
+            dst.delete_snapshot(root, run.snapshot)
+    times = _snapshot_all(dst, roots, run.snapshot)
+    log.info("snapshot_standby: %s on %d target roots", run.snapshot, len(roots))
+    return {
+        "snapshot": run.snapshot,
+        "roots": roots,
+        "times": {r: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for r, ms in times.items()},
+    }
+
+
+def _join(base: str, rel: str) -> str:
+    return posixpath.join(base, rel) if rel else base
+
+
+def _within(path: str, subtree: str) -> bool:
+    return not subtree or path == subtree or path.startswith(subtree.rstrip("/") + "/")
+
+
+# -- user data -----------------------------------------------------------------------------------
+def sync_user_data(
+    run: Run,
+    clusters: Clusters,
+    direction: dict[str, Any],
+    resolved: Sequence[dict[str, Any]],
+    take_result: dict[str, Any],
+) -> dict[str, int]:
+    """Owners, permissions, ACLs; Hive roles, memberships and grants; tenant quotas. Idempotent."""
+    from tandem import userdata
+    from tandem.metastore import TableRef
+
+    if not run.policy.user_data:
+        log.info("sync_user_data: disabled by the policy")
+        return {}
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    counts: dict[str, int] = {}
+
+    def add(more: dict[str, int]) -> None:
+        for key, value in more.items():
+            counts[key] = counts.get(key, 0) + value
+
+    for root, members in take_result["roots"].items():
+        for _name, subtree in members:
+            snap_top = _join(posixpath.join(root, ".snapshot", run.snapshot), subtree)
+            add(userdata.sync_tree_metadata(src, snap_top, dst, _join(root, subtree)))
+    tables = [TableRef.parse(r["name"]) for r in resolved if r["component"] in ("hive", "sparksql")]
+    if tables:
+        src_ms, dst_ms = clusters.metastore(d.source), clusters.metastore(d.target)
+        add(userdata.sync_roles(src_ms, dst_ms))
+        add(userdata.sync_privileges(src_ms, dst_ms, tables))
+    add(userdata.sync_quotas(src, dst, run.policy.tenant_dirs))
+    log.info(
+        "sync_user_data: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to change"
+    )
+    return counts
+
+
+# -- publish and retention -----------------------------------------------------------------------
+def publish(
+    run: Run,
+    clusters: Clusters,
+    direction: dict[str, Any],
+    take_result: dict[str, Any],
+    copies: Sequence[dict[str, Any]],
+    user_data: dict[str, int],
+    started: datetime,
+) -> dict[str, Any]:
+    """Write the manifest on the target (atomically, last), then a copy on the source."""
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    for root in take_result["roots"]:
+        if not any(s.name == run.snapshot for s in dst.snapshots(root)):
+            raise SnapshotRootError(f"target root {root} lacks snapshot {run.snapshot}: not publishing")
+    datasets = [ds for c in copies for ds in c["datasets"]]
+    modes = {ds["mode"] for ds in datasets}
+    base_points = [c["base_point"] for c in copies if c.get("base_point")]
+    manifest = catalog.Manifest(
+        business=run.business,
+        point=catalog.iso(run.instant),
+        pair=run.policy.pair,
+        source=d.source,
+        target=d.target,
+        snapshot_name=run.snapshot,
+        mode="incremental" if modes == {"incremental"} else "full",
+        base_point=base_points[0] if base_points and "incremental" in modes else None,
+        datasets=[
+            catalog.DatasetEntry(
+                component=ds["component"],
+                name=ds["name"],
+                roots=ds["roots"],
+                files=ds["files"],
+                bytes=ds["bytes"],
+                mode=ds["mode"],
+                files_copied=ds["files_copied"],
+                bytes_copied=ds["bytes_copied"],
+            )
+            for ds in datasets
+        ],
+        snapshot_times=take_result["snapshot_times"],
+        skew_ms=take_result["skew_ms"],
+        files_copied=sum(ds["files_copied"] for ds in datasets),
+        bytes_copied=sum(ds["bytes_copied"] for ds in datasets),
+        duration_s=round((datetime.now(UTC) - started).total_seconds(), 3),
+        user_data=user_data,
+        verified=True,
+    )
+    path = catalog.publish(dst, manifest)
+    catalog.publish(src, manifest)
+    log.info(
+        "published %s %s: %s, %d files / %d bytes copied, skew %d ms, %.1f s (%s)",
+        run.business,
+        manifest.point,
+        manifest.mode,
+        manifest.files_copied,
+        manifest.bytes_copied,
+        manifest.skew_ms,
+        manifest.duration_s,
+        path,
+    )
+    return manifest.model_dump(mode="json")
+
+
+def apply_retention(run: Run, clusters: Clusters, direction: dict[str, Any]) -> dict[str, Any]:
+    """Expire points beyond keep_last or older than max_age: manifests first, then snapshots."""
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    points = catalog.list_points(dst, run.business)
+    retention = run.policy.retention
+    decision = plan.choose_expired(
+        [p.instant for p in points], retention.keep_last, retention.max_age, datetime.now(UTC)
+    )
+    expired = [p for p in points if p.instant in set(decision.expire)]
+    for point in expired:
+        for hdfs in (dst, src):
+            catalog.remove(hdfs, run.business, point.instant)
+    for point in expired:
+        roots = {root for ds in point.datasets for root in ds.roots}
+        for hdfs in (dst, src):
+            for root in roots:
+                status = hdfs.status(root)
+                if (
+                    status
+                    and status.snapshot_enabled
+                    and any(s.name == point.snapshot_name for s in hdfs.snapshots(root))
+                ):
+                    hdfs.delete_snapshot(root, point.snapshot_name)
+    names = [p.point for p in expired]
+    log.info("apply_retention: %d kept, %d expired %s", len(points) - len(expired), len(expired), names)
+    return {"kept": len(points) - len(expired), "expired": names}
+
+
+def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
+    """Every step in order, in this process: what the DAG does task by task, for benchmarks,
+    drills and tests that need many points quickly. Returns the published manifest."""
+    started = datetime.now(UTC)
+    direction = preflight(run, clusters)
+    components = [
+        c for c in ("hdfs", "hive", "sparksql") if any(d.component == c for d in run.policy.datasets())
+    ]
+    resolved = {c: resolve(run, clusters, direction["source"], c) for c in components}
+    flat = [item for c in components for item in resolved[c]]
+    taken = take(run, clusters, direction, flat)
+    copies = [copy_component(run, clusters, direction, c, resolved[c], taken) for c in components]
+    snapshot_standby(run, clusters, direction, taken)
+    user_data = sync_user_data(run, clusters, direction, flat, taken)
+    manifest = publish(run, clusters, direction, taken, copies, user_data, started)
+    apply_retention(run, clusters, direction)
+    return manifest

@@ -1,0 +1,148 @@
+"""Restore-point manifests: published last and atomically, listed, read, expired.
+
+A restore point exists only once its manifest is at
+``/.tandem/restore-points/<business>/<T>.json`` on the target (``T`` as ``%Y%m%dT%H%M%SZ``).
+The manifest is written to a dot-prefixed temporary name in the same directory and renamed
+into place, an atomic step in HDFS; readers skip temporary names and unreadable files, so a
+half-written manifest is never taken for a restore point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import posixpath
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tandem.errors import RemoteHdfsError
+from tandem.hdfs.client import Hdfs
+from tandem.plan import point_id
+
+log = logging.getLogger(__name__)
+
+ROOT = "/.tandem/restore-points"
+def iso(instant: datetime) -> str:
+    """UTC ISO-8601 with a ``Z`` and milliseconds only when there are any."""
+    instant = instant.astimezone(UTC)
+    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    if instant.microsecond:
+        text += f".{instant.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+class DatasetEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    component: str
+    name: str
+    roots: list[str]
+    files: int = 0
+    bytes: int = 0
+    mode: str | None = None
+    files_copied: int = 0
+    bytes_copied: int = 0
+
+
+class Manifest(BaseModel):
+    """The manifest contract (DESIGN.md); extra keys are kept, never dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    business: str
+    point: str
+    pair: str
+    source: str
+    target: str
+    snapshot_name: str
+    mode: str
+    base_point: str | None = None
+    datasets: list[DatasetEntry]
+    snapshot_times: dict[str, str]
+    skew_ms: int
+    files_copied: int
+    bytes_copied: int
+    duration_s: float
+    user_data: dict[str, Any] = {}
+    verified: bool = False
+
+    @property
+    def instant(self) -> datetime:
+        return datetime.fromisoformat(self.point.replace("Z", "+00:00"))
+
+    @property
+    def point_id(self) -> str:
+        return point_id(self.instant)
+
+
+def manifest_dir(business: str) -> str:
+    return posixpath.join(ROOT, business)
+
+
+def manifest_path(business: str, instant: datetime) -> str:
+    return posixpath.join(manifest_dir(business), point_id(instant) + ".json")
+
+
+def publish(hdfs: Hdfs, manifest: Manifest) -> str:
+    """Write the manifest atomically: temporary name, then RENAME. Idempotent for one point
+    (an existing manifest of the same point is replaced)."""
+    final = manifest_path(manifest.business, manifest.instant)
+    tmp = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.tmp")
+    hdfs.mkdirs(posixpath.dirname(final))
+    hdfs.write(tmp, manifest.model_dump_json(indent=2).encode(), overwrite=True)
+    hdfs.delete(final)
+    hdfs.rename(tmp, final)
+    return final
+
+
+def list_points(hdfs: Hdfs, business: str) -> list[Manifest]:
+    """Every published restore point of a business, oldest first. Read-only.
+
+    Temporary names are skipped; an unreadable manifest is logged and skipped, not fatal.
+    """
+    directory = manifest_dir(business)
+    if hdfs.status(directory) is None:
+        return []
+    out = []
+    for status in hdfs.list(directory):
+        name = status.path_suffix
+        if name.startswith(".") or not name.endswith(".json"):
+            continue
+        path = posixpath.join(directory, name)
+        try:
+            out.append(Manifest.model_validate_json(hdfs.read_bytes(path)))
+        except (ValidationError, ValueError, RemoteHdfsError) as exc:
+            log.warning("skipping unreadable manifest %s: %s", path, exc)
+    return sorted(out, key=lambda m: m.instant)
+
+
+def latest(hdfs: Hdfs, business: str) -> Manifest | None:
+    points = list_points(hdfs, business)
+    return points[-1] if points else None
+
+
+def remove(hdfs: Hdfs, business: str, instant: datetime) -> bool:
+    """Delete one manifest: from then on the point no longer exists. Idempotent."""
+    return hdfs.delete(manifest_path(business, instant))
+
+
+def run_restore_points(args: argparse.Namespace) -> int:
+    """``tandem restore-points BUSINESS``: the published points, from the standby's manifests."""
+    from tandem.runtime import cluster_clients_for_cli
+
+    clients = cluster_clients_for_cli(args.home)
+    hdfs = clients.hdfs("standby")
+    points = list_points(hdfs, args.business)
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in points], indent=2))
+        return 0
+    if not points:
+        print(f"no restore points for {args.business}")
+        return 0
+    print(f"{'point':<22} {'mode':<12} {'files':>7} {'bytes':>12} {'skew ms':>8}")
+    for p in points:
+        print(f"{p.point:<22} {p.mode:<12} {p.files_copied:>7} {p.bytes_copied:>12} {p.skew_ms:>8}")
+    return 0

@@ -1,0 +1,14 @@
+"""One module per component kind: how a dataset maps to HDFS paths, and how it is registered
+on the target after its data is copied."""
+
+from __future__ import annotations
+
+from tandem.components.base import Component, ResolvedDataset
+from tandem.components.hdfs import HdfsComponent
+from tandem.components.hive import HiveComponent, SparkSqlComponent
+
+COMPONENTS: dict[str, Component] = {
+    c.kind: c for c in (HdfsComponent(), HiveComponent(), SparkSqlComponent())
+}
+
+__all__ = ["COMPONENTS", "Component", "ResolvedDataset"]

@@ -1,0 +1,1 @@
+"""Copy engines: ``webhdfs`` streams files in parallel; ``distcp`` runs DistCp on YARN."""

@@ -1,0 +1,245 @@
+# TaskFlow calls pass XComArgs where the decorated functions declare the values they resolve to.
+# mypy: disable-error-code="arg-type"
+"""Pair -> the two failover DAGs: ``tandem_failover_watch__<pair>`` and ``tandem_promote__<pair>``.
+
+Parsing builds DAG objects only: no cluster, network or metadata-database call happens here.
+
+``tandem_failover_watch__<pair>`` (continuous, one run at a time): ``watch`` defers until the
+pair's situation changes (:class:`~tandem.failover.watch.PairWatchSensor`); ``alert`` tells
+people when the change is a failure (task log, the configured callback, e-mail) and says
+exactly how to promote; ``record`` stores the new situation as the next run's baseline (an
+Airflow Variable) and emits an Asset event. The next run starts at once: the watch re-arms.
+
+``tandem_promote__<pair>`` (manual): params ``cluster`` and ``confirmation`` (the cluster's
+name typed again); ``promote`` runs :func:`tandem.failover.promote.promote` and fails with the
+reason when the promotion is refused. Trigger it from the UI or the REST API.
+
+Alert channels are read when the task runs: ``TANDEM_ALERT_CALLBACK`` (``module:function``,
+called with the alert document), ``TANDEM_ALERT_EMAIL`` (comma-separated recipients, sent
+through the SMTP provider with connection ``TANDEM_ALERT_SMTP_CONN_ID``, default
+``smtp_default``), or the same three as arguments of :func:`load_failover_dags`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import DAG, Asset, Param, get_current_context, task
+
+from tandem.failover.watch import PairWatchSensor
+
+if TYPE_CHECKING:
+    from tandem.policy import PairConfig, Topology
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def watch_dag_id(pair: str) -> str:
+    return f"tandem_failover_watch__{pair}"
+
+
+def promote_dag_id(pair: str) -> str:
+    return f"tandem_promote__{pair}"
+
+
+def failover_asset(pair: str) -> Asset:
+    """The Asset each recorded change of a pair's situation updates (its extra is the event)."""
+    return Asset(name=f"tandem_failover_{pair}", uri=f"tandem-failover://{pair}")
+
+
+@dataclass(frozen=True)
+class AlertChannels:
+    """Where alerts go besides the task log; None fields fall back to the environment."""
+
+    callback: str | Callable[[dict[str, Any]], None] | None = None
+    email: str | None = None
+    smtp_conn_id: str | None = None
+
+    def resolved(self) -> AlertChannels:
+        """Fill unset channels from ``TANDEM_ALERT_*`` (read at run time, never at parse time)."""
+        return AlertChannels(
+            self.callback or os.environ.get("TANDEM_ALERT_CALLBACK") or None,
+            self.email or os.environ.get("TANDEM_ALERT_EMAIL") or None,
+            self.smtp_conn_id or os.environ.get("TANDEM_ALERT_SMTP_CONN_ID") or "smtp_default",
+        )
+
+
+def build_alert(event: dict[str, Any], pair: str, members: tuple[str, str]) -> dict[str, Any]:
+    """The alert document for a watch event: subject, text (with how to promote), the event. Pure."""
+    from tandem.failover.arbiter import ClusterView, PairHealth, advice
+
+    health = PairHealth.from_json(event["health"])
+    by_name = {v["name"]: ClusterView.from_json(v) for v in event.get("views", [])}
+    views = (by_name[members[0]], by_name[members[1]])
+    what = advice(health, views, pair, promote_dag_id(pair))
+    state = "; ".join(v.describe() for v in views)
+    subject = f"[tandem] pair {pair}: {health.kind.replace('_', ' ')}: {health.reason}"
+    text = (
+        f"{health.reason}.\nDetected at {event.get('detected_at')}. Clusters: {state}.\n"
+        f"Applications using tandem.client.ActiveClusterClient stay where they are until a cluster "
+        f"is promoted, then switch by themselves.\n{what}"
+    )
+    return {"pair": pair, "alert": health.alert, "subject": subject, "text": text, "event": event}
+
+
+def _watch_doc(pair: str, spec: PairConfig) -> str:
+    return (
+        f"### Failover watch of pair `{pair}` ({spec.primary} / {spec.standby})\n\n"
+        "Waits (deferred, in the triggerer) until the active cluster dies, becomes unreachable or "
+        "stops saying active, a split brain begins, or roles change after a promotion; then alerts "
+        f"with the exact way to promote (DAG `{promote_dag_id(pair)}`), records the new situation "
+        "and re-arms. Channels: `TANDEM_ALERT_CALLBACK`, `TANDEM_ALERT_EMAIL`."
+    )
+
+
+def _promote_doc(pair: str, spec: PairConfig) -> str:
+    return (
+        f"### Promote a cluster of pair `{pair}` ({spec.primary} / {spec.standby})\n\n"
+        "A human decision. Set `cluster` to the cluster that must become active and type its name "
+        "again in `confirmation`. The other cluster is set to standby first if it can be reached; "
+        "every write is a compare-and-set, so two promotions at once cannot both win. Refused, "
+        "with the reason, for a dead or unreachable cluster or a wrong confirmation. Applications "
+        "using `ActiveClusterClient` switch within seconds; backups then run the other way."
+    )
+
+
+def build_watch_dag(pair: str, spec: PairConfig, topology: Topology, channels: AlertChannels) -> DAG:
+    """The continuous watch DAG of one pair (pure construction; cheap)."""
+    members = (spec.primary, spec.standby)
+    conn_ids = {name: topology.cluster(name).zookeeper_conn_id for name in members}
+    dag = DAG(
+        dag_id=watch_dag_id(pair),
+        description=f"Alert when pair {pair} needs a failover decision",
+        schedule="@continuous",
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        doc_md=_watch_doc(pair, spec),
+        tags=["tandem", "failover", pair],
+        default_args={"retries": 0},
+    )
+    with dag:
+        watched = PairWatchSensor(task_id="watch", pair=pair, zookeeper_conn_ids=conn_ids)
+
+        @task(task_id="alert")
+        def alert(event: dict[str, Any]) -> dict[str, Any]:
+            from tandem.failover.watch import FailoverNotifier
+
+            if not event.get("changed"):
+                return {"pair": pair, "alert": False, "subject": "no change; re-arming", "text": ""}
+            document = build_alert(event, pair, members)
+            if document["alert"]:
+                use = channels.resolved()
+                email = [a.strip() for a in use.email.split(",")] if use.email else None
+                FailoverNotifier(
+                    document,
+                    callback=use.callback,
+                    email=email,
+                    smtp_conn_id=use.smtp_conn_id or "smtp_default",
+                )(get_current_context())
+            else:
+                print(f"pair {pair}: {event['health']['reason']} (no alert)")
+            return document
+
+        @task(task_id="record", outlets=[failover_asset(pair)])
+        def record(event: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+            import json
+
+            from airflow.sdk import Variable
+
+            from tandem.failover.watch import baseline_variable
+
+            if not event.get("changed"):
+                return {}
+            health = event["health"]
+            entry = {
+                "key": health["key"],
+                "watched": health["watched"],
+                "kind": health["kind"],
+                "reason": health["reason"],
+                "detected_at": event.get("detected_at"),
+                "alerted": bool(document.get("alert")),
+            }
+            Variable.set(baseline_variable(pair), json.dumps(entry))
+            get_current_context()["outlet_events"][failover_asset(pair)].extra = entry
+            return entry
+
+        event = watched.output
+        record(event, alert(event))
+    return dag
+
+
+def build_promote_dag(pair: str, spec: PairConfig, topology: Topology) -> DAG:
+    """The manual promotion DAG of one pair (pure construction; cheap)."""
+    members = (spec.primary, spec.standby)
+    conn_ids = {name: topology.cluster(name).zookeeper_conn_id for name in members}
+    dag = DAG(
+        dag_id=promote_dag_id(pair),
+        description=f"Promote a cluster of pair {pair} (typed confirmation)",
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        doc_md=_promote_doc(pair, spec),
+        tags=["tandem", "failover", pair],
+        default_args={"retries": 0},
+        params={
+            "cluster": Param(
+                spec.standby,
+                type="string",
+                enum=list(members),
+                title="Cluster to promote",
+                description="the cluster that must become active",
+            ),
+            "confirmation": Param(
+                "",
+                type="string",
+                title="Confirmation",
+                description="type the name of the cluster to promote again, exactly",
+            ),
+        },
+    )
+    with dag:
+
+        @task(task_id="promote")
+        def promote_task() -> dict[str, Any]:
+            from tandem.failover.promote import PromotionRefused, promote
+            from tandem.runtime import connection_hosts
+
+            params = get_current_context()["params"]
+            hosts = {name: connection_hosts(conn_ids[name]) for name in members}
+            result = promote(str(params["cluster"]), str(params.get("confirmation") or ""), hosts)
+            print(f"promotion of {result.cluster}: {result.outcome}: {result.reason}")
+            if not result.ok:
+                raise PromotionRefused(result.reason)
+            return result.to_json()
+
+        promote_task()
+    return dag
+
+
+def load_failover_dags(
+    include_dir: Path,
+    only_dag_id: str | None = None,
+    channels: AlertChannels | None = None,
+) -> dict[str, DAG]:
+    """Both failover DAGs of every pair in ``include_dir/clusters.yaml``, keyed by dag id.
+
+    A bad ``clusters.yaml`` raises (an import error naming the file, field and reason).
+    ``only_dag_id`` (Airflow's parsing context when a worker runs one task) skips the others.
+    """
+    from tandem.policy import load_topology
+
+    topology = load_topology(include_dir / "clusters.yaml")
+    dags: dict[str, DAG] = {}
+    for pair, spec in sorted(topology.pairs.items()):
+        if only_dag_id in (None, watch_dag_id(pair)):
+            dags[watch_dag_id(pair)] = build_watch_dag(pair, spec, topology, channels or AlertChannels())
+        if only_dag_id in (None, promote_dag_id(pair)):
+            dags[promote_dag_id(pair)] = build_promote_dag(pair, spec, topology)
+    return dags

@@ -1,0 +1,1 @@
+"""Embedded clusters for the demo and the tests: WebHDFS, Hive metastore and ZooKeeper servers."""

@@ -1,0 +1,161 @@
+"""Durable state of the embedded NameNode: one SQLite database and a directory of blobs.
+
+Layout under the cluster root::
+
+    namespace.db        SQLite (WAL): inodes of the current tree and of every snapshot, quotas
+    blobs/<xx>/<id>     file contents, one local file per blob, named by number only
+    tmp/<id>            uploads in flight; emptied at start-up
+
+HDFS paths never become local paths: a blob is named by an integer, so no HDFS name (``..``,
+a symlink, an encoded slash) can reach outside ``blobs/``, and blobs are opened with
+``O_NOFOLLOW`` so a symlink planted there is refused rather than followed.
+
+A blob's first ``length`` bytes, for any length some inode row records, never change: appends
+only add bytes past every recorded length, truncation writes a new blob. That is what lets a
+snapshot share a blob with the live file and still read its own frozen bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS inodes (
+    sid INTEGER NOT NULL,          -- 0: current tree; otherwise the snapshot id
+    id INTEGER NOT NULL,           -- the HDFS inode id (fileId), stable for the inode's life
+    parent INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    dir INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    perm INTEGER NOT NULL,
+    acl TEXT,
+    mtime INTEGER NOT NULL,
+    atime INTEGER NOT NULL,
+    repl INTEGER NOT NULL,
+    bsize INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    blob INTEGER,
+    nsq INTEGER NOT NULL DEFAULT -1,
+    ssq INTEGER NOT NULL DEFAULT -1,
+    PRIMARY KEY (sid, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS inodes_child ON inodes (sid, parent, name);
+CREATE INDEX IF NOT EXISTS inodes_blob ON inodes (blob) WHERE blob IS NOT NULL;
+CREATE TABLE IF NOT EXISTS snapshottable (id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS snapshots (
+    sid INTEGER PRIMARY KEY,
+    root INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    ctime INTEGER NOT NULL,
+    UNIQUE (root, name)
+);
+CREATE TABLE IF NOT EXISTS quota_usage (
+    id INTEGER PRIMARY KEY,        -- a current directory with a namespace or space quota
+    ns_used INTEGER NOT NULL,
+    ss_used INTEGER NOT NULL
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the namespace database; the caller serialises all use behind one lock."""
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a commit is atomic and survives a process crash; only an OS crash may lose
+    # the last commits, which is acceptable for an embedded test and demo cluster.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA cache_size=-65536")
+    db.executescript(SCHEMA)
+    return db
+
+
+class BlobStore:
+    """Blob files under ``<root>/blobs``; every method is safe to call from any thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.blobs = root / "blobs"
+        self.tmp = root / "tmp"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        for shard in range(256):  # made once here so that installing a blob is a bare rename
+            (self.blobs / f"{shard:02x}").mkdir(exist_ok=True)
+
+    def path(self, blob: int) -> Path:
+        return self.blobs / f"{blob & 0xFF:02x}" / str(blob)
+
+    def temp_path(self, blob: int) -> Path:
+        return self.tmp / str(blob)
+
+    def create_temp(self, blob: int) -> int:
+        """A new, empty temporary blob open for writing (fails if it already exists)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(self.temp_path(blob), flags, 0o600)
+
+    def install(self, blob: int) -> None:
+        """Move a finished temporary blob into place (atomic rename on the same filesystem)."""
+        os.rename(self.temp_path(blob), self.path(blob))
+
+    def open_read(self, blob: int) -> int:
+        return os.open(self.path(blob), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    def open_write(self, blob: int) -> int:
+        return os.open(self.path(blob), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    def copy_prefix(self, source: int, target: int, length: int) -> None:
+        """Write the first ``length`` bytes of ``source`` as the new blob ``target``."""
+        src = self.open_read(source)
+        try:
+            dst = self.create_temp(target)
+            try:
+                _copy_range(src, dst, length)
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        self.install(target)
+
+    def discard_temp(self, blob: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp_path(blob))
+
+    def unlink(self, blob: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(blob))
+
+    def clear_temp(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def sweep(self, referenced: set[int]) -> int:
+        """Delete blob files no inode refers to (left by a crash between commit and unlink)."""
+        removed = 0
+        for shard in self.blobs.iterdir():
+            if not shard.is_dir() or shard.is_symlink():
+                continue
+            for entry in shard.iterdir():
+                if not entry.name.isdigit() or int(entry.name) not in referenced:
+                    entry.unlink()
+                    removed += 1
+        return removed
+
+
+def _copy_range(src: int, dst: int, length: int) -> None:
+    offset = 0
+    while offset < length:
+        try:
+            copied = os.copy_file_range(src, dst, length - offset, offset, offset)
+        except OSError:
+            copied = 0
+        if copied <= 0:
+            chunk = os.pread(src, min(1 << 20, length - offset), offset)
+            if not chunk:
+                raise OSError("blob shorter than its recorded length")
+            copied = os.pwrite(dst, chunk, offset)
+        offset += copied

@@ -1,0 +1,67 @@
+"""One exception root for Tandem; leaves carry what the remote side said.
+
+Callers catch :class:`TandemError` to handle anything Tandem raises on purpose. Leaves that
+come from a cluster keep the remote exception's simple Java name (``exception``) so a caller
+can branch on it without parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class TandemError(Exception):
+    """Root of every error Tandem raises on purpose."""
+
+
+class ConfigError(TandemError):
+    """A policy or cluster file is invalid: names the file, the field and the reason."""
+
+    def __init__(self, file: str, field: str, reason: str) -> None:
+        self.file = file
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{file}: {field}: {reason}")
+
+
+class ClusterError(TandemError):
+    """A cluster refused or failed a request."""
+
+
+class RemoteHdfsError(ClusterError):
+    """WebHDFS answered with a RemoteException.
+
+    ``exception`` is the Java simple name (``FileNotFoundException``, ``SnapshotException``,
+    ``DSQuotaExceededException``...), ``status`` the HTTP code when known.
+    """
+
+    def __init__(self, message: str, exception: str | None = None, status: int | None = None) -> None:
+        self.exception = exception
+        self.status = status
+        super().__init__(f"{exception}: {message}" if exception else message)
+
+
+class MetastoreError(ClusterError):
+    """The Hive metastore answered with an error (NoSuchObject, AlreadyExists, Meta...)."""
+
+
+class ZooKeeperError(ClusterError):
+    """A ZooKeeper ensemble could not be reached or answered unexpectedly."""
+
+
+class EmbeddedError(TandemError):
+    """The embedded clusters could not be started, found or stopped; the message says what to do."""
+
+
+class PreflightError(TandemError):
+    """A backup may not start: roles, clock skew, space or reachability say no."""
+
+
+class SnapshotRootError(TandemError):
+    """A dataset cannot be snapshotted atomically (for example a snapshottable descendant)."""
+
+
+class ConsistencyError(TandemError):
+    """The snapshots of one restore point are further apart than the policy allows."""
+
+
+class CopyError(TandemError):
+    """A copied file does not match its source, or the copy could not complete."""

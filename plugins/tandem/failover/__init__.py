@@ -1,0 +1,1 @@
+"""Failover: cluster state in ZooKeeper, the arbiter, the watch trigger and the application client."""

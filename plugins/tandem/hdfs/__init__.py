@@ -1,0 +1,1 @@
+"""WebHDFS client and the immutable values it returns."""

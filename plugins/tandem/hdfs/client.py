@@ -1,0 +1,301 @@
+"""WebHDFS access for Tandem: the provider's client, plus what the ``hdfs`` package lacks.
+
+The client is always built by Airflow's :class:`WebHDFSHook` from a connection, so HA
+NameNode lists, TLS, basic auth and Kerberos come from the provider exactly as for any other
+DAG. :class:`Hdfs` then re-uses that client's session (and with it its authentication) for the
+operations ``hdfs`` 2.7.3 does not define: snapshot diff and list, the snapshottable directory
+list, quota usage and quotas. Every answer is parsed once into the frozen values of
+:mod:`tandem.hdfs.types`; every refusal becomes :class:`~tandem.errors.RemoteHdfsError`
+carrying the Java exception name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import posixpath
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, ParamSpec, TypeVar
+
+from hdfs.client import Client, _Request
+from hdfs.util import HdfsError
+
+from tandem.errors import RemoteHdfsError
+from tandem.hdfs.types import (
+    AclStatus,
+    FileChecksum,
+    FileStatus,
+    QuotaUsage,
+    SnapshotDiffReport,
+    SnapshotInfo,
+    SnapshottableDir,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CHUNK = 1 << 20
+
+
+def _translate(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the ``hdfs`` package's HdfsError into RemoteHdfsError (keeps the Java name)."""
+
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except HdfsError as exc:
+            raise RemoteHdfsError(str(exc.message), exception=exc.exception) from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class _ExtendedClient(Client):  # type: ignore[misc]
+    """``hdfs.Client`` with the WebHDFS operations hdfs 2.7.3 does not declare.
+
+    hdfs' metaclass turns each ``_Request`` attribute into a handler for the op named after
+    it (``_get_snapshot_diff`` -> ``GETSNAPSHOTDIFF``), with its HA host rotation and retries.
+    ``_Request`` is private in hdfs 2.7.3; there is no public extension point.
+    """
+
+    _get_snapshot_diff = _Request("GET")
+    _get_snapshot_list = _Request("GET")
+    _get_snapshottable_directory_list = _Request("GET")
+    _get_quota_usage = _Request("GET")
+    _set_quota = _Request("PUT")
+
+
+@dataclass(frozen=True)
+class WalkEntry:
+    """One entry under a walked directory: ``relpath`` is relative to the walk's top."""
+
+    relpath: str
+    status: FileStatus
+
+
+class Hdfs:
+    """Typed WebHDFS access to one cluster.
+
+    Guarantees are HDFS's own and are stated per method: single-path metadata operations,
+    RENAME and CREATESNAPSHOT are atomic on the NameNode; writes are not (a failed write may
+    leave a partial file, which callers write under a temporary name and rename).
+    """
+
+    def __init__(self, client: Any) -> None:
+        # Re-use the provider-built client's session: its auth (basic, TLS or SPNEGO) and
+        # its user.name parameter carry over to the extended operations.
+        self._client: Any = client
+        self._ext = _ExtendedClient(
+            client.url, proxy=getattr(client, "_proxy", None), session=client._session
+        )
+        self.url: str = client.url
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_conn_id(cls, conn_id: str) -> Hdfs:
+        """Build from an Airflow connection through the provider's WebHDFSHook.
+
+        The hook probes each NameNode of the connection's host list and keeps the first
+        that answers; raises the hook's exception when none does.
+        """
+        from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+
+        return cls(WebHDFSHook(webhdfs_conn_id=conn_id).get_conn())
+
+    # -- namespace ------------------------------------------------------------------------
+    @_translate
+    def status(self, path: str) -> FileStatus | None:
+        """GETFILESTATUS; None when the path does not exist. Read-only."""
+        raw = self._client.status(path, strict=False)
+        return FileStatus.from_json(raw) if raw else None
+
+    @_translate
+    def list(self, path: str) -> list[FileStatus]:
+        """LISTSTATUS of a directory, sorted by name. Read-only."""
+        entries = self._client.list(path, status=True)
+        return sorted((FileStatus.from_json(s) for _, s in entries), key=lambda s: s.path_suffix)
+
+    def walk(self, top: str) -> Iterator[WalkEntry]:
+        """Every file and directory under ``top`` (not ``top`` itself), parents first.
+
+        Not a snapshot: walk a ``.snapshot/<name>`` path for a consistent listing.
+        """
+        pending = [""]
+        while pending:
+            rel = pending.pop()
+            for status in self.list(posixpath.join(top, rel) if rel else top):
+                child = posixpath.join(rel, status.path_suffix) if rel else status.path_suffix
+                yield WalkEntry(child, status)
+                if status.is_dir:
+                    pending.append(child)
+
+    @_translate
+    def mkdirs(self, path: str, permission: str | None = None) -> None:
+        """MKDIRS; idempotent (an existing directory is fine)."""
+        self._client.makedirs(path, permission=permission)
+
+    @_translate
+    def delete(self, path: str, recursive: bool = False) -> bool:
+        """DELETE; idempotent: returns False when nothing was there."""
+        return bool(self._client.delete(path, recursive=recursive))
+
+    @_translate
+    def rename(self, src: str, dst: str) -> None:
+        """RENAME; atomic on the NameNode. Fails when ``dst`` exists or its parent is missing."""
+        self._client.rename(src, dst)
+
+    # -- data --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def open(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[Iterator[bytes]]:
+        """OPEN as a stream of chunks of at most 1 MiB; never holds the file in memory."""
+        try:
+            with self._client.read(path, offset=offset, length=length, chunk_size=CHUNK) as chunks:
+                yield chunks
+        except HdfsError as exc:
+            raise RemoteHdfsError(str(exc.message), exception=exc.exception) from exc
+
+    @_translate
+    def write(
+        self,
+        path: str,
+        data: Iterable[bytes] | bytes | IO[bytes],
+        *,
+        overwrite: bool = True,
+        permission: str | None = None,
+        replication: int | None = None,
+        blocksize: int | None = None,
+    ) -> None:
+        """CREATE through the two-step data path. Not atomic: write to a temporary name and
+        rename when readers must never see a partial file."""
+        self._client.write(
+            path,
+            data=data,
+            overwrite=overwrite,
+            permission=permission,
+            replication=replication,
+            blocksize=blocksize,
+        )
+
+    @_translate
+    def read_bytes(self, path: str) -> bytes:
+        """The whole file; for small files (manifests) only."""
+        with self._client.read(path) as reader:
+            data: bytes = reader.read()
+            return data
+
+    @_translate
+    def checksum(self, path: str) -> FileChecksum:
+        """GETFILECHECKSUM: equal for equal bytes written with the same block size."""
+        return FileChecksum.from_json({"FileChecksum": self._client.checksum(path)})
+
+    @_translate
+    def content_summary(self, path: str) -> dict[str, int]:
+        """GETCONTENTSUMMARY as HDFS returns it (fileCount, directoryCount, length, quota...)."""
+        summary: dict[str, int] = self._client.content(path)
+        return summary
+
+    # -- metadata ------------------------------------------------------------------------------
+    @_translate
+    def set_owner(self, path: str, owner: str | None, group: str | None) -> None:
+        """SETOWNER; idempotent."""
+        self._client.set_owner(path, owner=owner, group=group)
+
+    @_translate
+    def set_permission(self, path: str, permission: str) -> None:
+        """SETPERMISSION; idempotent."""
+        self._client.set_permission(path, permission=permission)
+
+    @_translate
+    def set_times(self, path: str, modification_time: int, access_time: int | None = None) -> None:
+        """SETTIMES (ms since the epoch); idempotent."""
+        self._client.set_times(path, modification_time=modification_time, access_time=access_time)
+
+    @_translate
+    def acl_status(self, path: str) -> AclStatus:
+        """GETACLSTATUS. Read-only."""
+        return AclStatus.from_json({"AclStatus": self._client.acl_status(path)})
+
+    @_translate
+    def set_acl(self, path: str, entries: Iterable[str]) -> None:
+        """Make the extended ACL entries exactly ``entries`` (as GETACLSTATUS lists them).
+
+        SETACL would need the base user/group/other entries too, so this is REMOVEACL then
+        MODIFYACLENTRIES: idempotent, but not atomic (briefly only the permission bits apply).
+        """
+        spec = ",".join(entries)
+        self._client.remove_acl(path)
+        if spec:
+            self._client.set_acl(path, spec, clear=False)
+
+    # -- snapshots -----------------------------------------------------------------------------
+    @_translate
+    def allow_snapshot(self, path: str) -> None:
+        """ALLOWSNAPSHOT; idempotent. HDFS refuses nested snapshottable directories."""
+        self._client.allow_snapshot(path)
+
+    @_translate
+    def create_snapshot(self, path: str, name: str) -> str:
+        """CREATESNAPSHOT; atomic for the whole tree under ``path``. Fails if ``name`` exists."""
+        return str(self._client.create_snapshot(path, snapshotname=name))
+
+    @_translate
+    def delete_snapshot(self, path: str, name: str) -> None:
+        """DELETESNAPSHOT; fails when the snapshot does not exist (check the list first)."""
+        self._client.delete_snapshot(path, name)
+
+    @_translate
+    def snapshot_diff(self, path: str, old: str, new: str = "") -> SnapshotDiffReport:
+        """GETSNAPSHOTDIFF from ``old`` to ``new`` ("" = the current state). Read-only."""
+        res = self._ext._get_snapshot_diff(path, oldsnapshotname=old, snapshotname=new)
+        return SnapshotDiffReport.from_json(res.json())
+
+    @_translate
+    def snapshots(self, path: str) -> tuple[SnapshotInfo, ...]:
+        """GETSNAPSHOTLIST of a snapshottable directory, oldest first. Read-only."""
+        res = self._ext._get_snapshot_list(path)
+        return tuple(sorted(SnapshotInfo.list_from_json(res.json()), key=lambda s: s.snapshot_id))
+
+    @_translate
+    def snapshottable_dirs(self) -> tuple[SnapshottableDir, ...]:
+        """GETSNAPSHOTTABLEDIRECTORYLIST (a superuser sees every one). Read-only."""
+        res = self._ext._get_snapshottable_directory_list("/")
+        return SnapshottableDir.list_from_json(res.json())
+
+    # -- quotas --------------------------------------------------------------------------------
+    @_translate
+    def quota_usage(self, path: str) -> QuotaUsage:
+        """GETQUOTAUSAGE (-1 = no quota). Read-only."""
+        return QuotaUsage.from_json(self._ext._get_quota_usage(path).json())
+
+    @_translate
+    def set_quota(self, path: str, namespace_quota: int, space_quota: int) -> None:
+        """SETQUOTA; -1 clears. Idempotent."""
+        self._ext._set_quota(path, namespacequota=namespace_quota, storagespacequota=space_quota)
+
+    # -- time -----------------------------------------------------------------------------------
+    def clock_offset_s(self) -> float:
+        """This host's clock minus the NameNode's, from the HTTP ``Date`` header (1 s resolution).
+
+        The request's midpoint is compared, so network latency does not count as skew.
+        """
+        url = self.url.split(";")[0].rstrip("/") + "/webhdfs/v1/?op=GETFILESTATUS"
+        before = time.time()
+        response = self._client._session.get(url, timeout=10)
+        after = time.time()
+        header = response.headers.get("Date")
+        if not header:
+            raise RemoteHdfsError("the NameNode sent no Date header; cannot check clock skew")
+        remote = email.utils.parsedate_to_datetime(header).timestamp()
+        # Date has 1 s resolution (truncated): the remote instant lies in [remote, remote + 1).
+        return (before + after) / 2 - (remote + 0.5)
+
+
+def is_missing(exc: BaseException) -> bool:
+    """True when a WebHDFS error says the path does not exist."""
+    return isinstance(exc, RemoteHdfsError) and exc.exception == "FileNotFoundException"
+
+
+__all__ = ["Hdfs", "WalkEntry", "is_missing"]

@@ -1,0 +1,123 @@
+"""Clients for the clusters of a topology, built from Airflow connections, and their roles.
+
+Nothing here runs at DAG-parse time: tasks build a :class:`Clusters` when they start.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tandem.errors import ZooKeeperError
+from tandem.failover.state import ALIVE_PATH, ClusterRecord, read_cluster_record
+from tandem.hdfs.client import Hdfs
+from tandem.metastore import Metastore
+
+if TYPE_CHECKING:
+    from tandem.policy import ClusterConfig, Topology
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at a cluster's ZooKeeper: its record (None if absent or unreadable) and liveness."""
+
+    name: str
+    record: ClusterRecord | None
+    alive: bool
+    reachable: bool
+    problem: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.record.role if self.record else "unknown"
+
+
+def connection_hosts(conn_id: str) -> str:
+    """``host:port[,host:port]`` of an Airflow connection (ZooKeeper ensembles)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    hosts = [h.strip() for h in (conn.host or "").split(",") if h.strip()]
+    if not hosts:
+        raise ZooKeeperError(f"connection {conn_id} has no host")
+    return ",".join(h if ":" in h or conn.port is None else f"{h}:{conn.port}" for h in hosts)
+
+
+def observe(name: str, zk_hosts: str, timeout: float = 5.0) -> Observation:
+    """Read ``/tandem/cluster`` and ``/tandem/alive`` from a cluster's ZooKeeper. Read-only.
+
+    Unreachable or corrupt state is an observation, never an exception.
+    """
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=zk_hosts, timeout=timeout)
+    try:
+        zk.start(timeout=timeout)
+    except Exception as exc:  # kazoo raises its own timeout type; any failure means unreachable
+        zk.close()
+        return Observation(name, None, False, False, f"ZooKeeper {zk_hosts} unreachable: {exc}")
+    try:
+        try:
+            record = read_cluster_record(zk)
+            problem = None if record else "/tandem/cluster is missing"
+        except ZooKeeperError as exc:
+            record, problem = None, str(exc)
+        alive = zk.exists(ALIVE_PATH) is not None
+        return Observation(name, record, alive, True, problem)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+class Clusters:
+    """Lazily built, cached clients per cluster name. Thread-safe."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def spec(self, name: str) -> ClusterConfig:
+        return self.topology.clusters[name]
+
+    def _cached(self, kind: str, name: str, build: Any) -> Any:
+        with self._lock:
+            key = (kind, name)
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def hdfs(self, name: str) -> Hdfs:
+        client: Hdfs = self._cached("hdfs", name, lambda: Hdfs.from_conn_id(self.spec(name).webhdfs_conn_id))
+        return client
+
+    def metastore(self, name: str) -> Metastore:
+        conn_id = self.spec(name).metastore_conn_id
+        client: Metastore = self._cached("hms", name, lambda: Metastore.from_conn_id(conn_id))
+        return client
+
+    def zk_hosts(self, name: str) -> str:
+        return connection_hosts(self.spec(name).zookeeper_conn_id)
+
+    def observe(self, name: str, timeout: float = 5.0) -> Observation:
+        try:
+            hosts = self.zk_hosts(name)
+        except Exception as exc:
+            return Observation(name, None, False, False, f"no ZooKeeper connection: {exc}")
+        return observe(name, hosts, timeout)
+
+
+def cluster_clients_for_cli(home: Any = None) -> Clusters:
+    """Clients for a CLI command: Airflow connections, or those of the running embedded clusters."""
+    import os
+    from pathlib import Path
+
+    from tandem.embedded.manager import connection_env, running_topology
+    from tandem.policy import load_topology, project_root
+
+    running = running_topology(home)
+    if running is not None:
+        for key, value in connection_env(running).items():
+            os.environ.setdefault(key, value)
+    return Clusters(load_topology(project_root(Path.cwd()) / "include" / "clusters.yaml"))

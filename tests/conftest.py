@@ -1,0 +1,52 @@
+"""Shared fixtures: the embedded clusters, once per test process (xdist worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tandem.embedded import manager
+from tandem.embedded.manager import Topology
+
+_HOME_KEY = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Topology]:
+    """Primary and standby embedded clusters with their own ZooKeepers, up for the whole session.
+
+    Shared by every test of the worker: never stop, kill or expire them here. Fault-injection
+    tests start their own with ``manager.up(home=tmp_path / "home")`` and ``manager.down``.
+    """
+    home = tmp_path_factory.mktemp("tandem-home")
+    request.config.stash[_HOME_KEY] = home
+    try:
+        topology = manager.up(home=home)
+    except Exception:
+        print(manager.log_tails(home))
+        raise
+    yield topology
+    manager.down(home)
+
+
+@pytest.fixture
+def airflow_conns(embedded: Topology, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """AIRFLOW_CONN_* variables pointing Airflow hooks at the embedded clusters."""
+    env = manager.connection_env(embedded)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # a failing test that used the embedded clusters shows what their servers logged
+    report = yield
+    home = item.config.stash.get(_HOME_KEY, None)
+    if report.failed and home is not None and "embedded" in getattr(item, "fixturenames", ()):
+        report.sections.append(("embedded cluster logs", manager.log_tails(home)))
+    return report
