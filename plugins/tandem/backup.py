@@ -450,16 +450,14 @@ class _Syncer:
     def sync_dir_metadata(self, root: str, subtree: str, rels: Iterable[str]) -> None:
         """Owner, permission, ACL and times of directories; deepest first so times stick."""
         for rel in sorted(set(rels), key=lambda r: -r.count("/") - (1 if r else 0)):
-            status = self.src.status(self.snap_path(root, _join(subtree, rel)))
+            source = self.snap_path(root, _join(subtree, rel))
+            status = self.src.status(source)
             target = _join(_join(root, subtree), rel)
-            if status is None or self.dst.status(target) is None:
+            current = self.dst.status(target)
+            if status is None or current is None:
                 continue
-            acl = (
-                self.src.acl_status(self.snap_path(root, _join(subtree, rel))).entries
-                if status.acl_bit
-                else ()
-            )
-            apply_metadata(self.dst, target, status, acl)
+            acl = self.src.acl_status(source).entries if status.acl_bit else None
+            apply_metadata(self.dst, target, status, acl, current=current)
 
 
 def copy_component(

@@ -25,6 +25,8 @@ from tandem.plan import point_id
 log = logging.getLogger(__name__)
 
 ROOT = "/.tandem/restore-points"
+
+
 def iso(instant: datetime) -> str:
     """UTC ISO-8601 with a ``Z`` and milliseconds only when there are any."""
     instant = instant.astimezone(UTC)

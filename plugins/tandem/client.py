@@ -352,14 +352,14 @@ class ActiveClusterClient:
         with self._changed:
             return tuple(self._switches)
 
-    def hdfs(self) -> Hdfs:
-        """A WebHDFS client of the current target (built once per cluster)."""
-        client: Hdfs = self._client("hdfs", self.target)
+    def hdfs(self, cluster: str | None = None) -> Hdfs:
+        """A WebHDFS client of the current target, or of ``cluster`` (built once per cluster)."""
+        client: Hdfs = self._client("hdfs", cluster or self.target)
         return client
 
-    def metastore(self) -> Metastore:
-        """A metastore client of the current target (built once per cluster)."""
-        client: Metastore = self._client("metastore", self.target)
+    def metastore(self, cluster: str | None = None) -> Metastore:
+        """A metastore client of the current target, or of ``cluster`` (built once per cluster)."""
+        client: Metastore = self._client("metastore", cluster or self.target)
         return client
 
     def wait_for(self, target: str, timeout: float) -> bool:
@@ -399,7 +399,9 @@ class ActiveClusterClient:
                 return None
             first, second = (self._views[name] for name in self._order)
             decision = arbitrate(first, second, self._target)
-            initial = self._decision is None
+            previous = self._decision
+            initial = previous is None
+            news = previous is None or decision.reason != previous.reason
             self._decision = decision
             switch = None
             if decision.switched:
@@ -415,8 +417,9 @@ class ActiveClusterClient:
                     )
                     self._switches.append(switch)
             self._changed.notify_all()
-        level = logging.WARNING if decision.switched or decision.split_brain else logging.DEBUG
-        log.log(level, "clusters: %s", decision.reason)
+        if news:
+            level = logging.WARNING if decision.switched or decision.split_brain else logging.INFO
+            log.log(level, "clusters: %s", decision.reason)
         return switch
 
 

@@ -1,5 +1,22 @@
 """``tandem drill``: rehearse a failover on the embedded clusters, and the pair report of ``status``.
 
+The drill runs the whole story with real parts: the embedded clusters, a real Airflow
+(``airflow standalone``: scheduler, triggerer, API server), the failover DAGs and an
+application writing through :class:`~tandem.client.ActiveClusterClient`:
+
+1. a restore point of the ``drill`` business is published (active -> standby);
+2. the application writes a file every 100 ms; the active cluster then fails whole (its
+   cluster process and its ZooKeeper are killed);
+3. the watch DAG alerts (``detect_s``: failure -> the trigger's verdict);
+4. the standby is promoted through the REST API with the typed confirmation; the application
+   follows by itself (``switch_s``: promotion written -> client switched);
+5. the old primary comes back still saying active: a split brain, during which the application
+   must not move (``split_brain_switched``); promoting the new primary again fences it;
+6. the backup runs the other way (``reverse_restore_point``) and every write acknowledged after
+   the switch is checked on the new primary (``writes_lost_after_switch``).
+
+The clusters stay up afterwards in their new roles; running the drill again fails back.
+
 :func:`pairs_report` is what ``tandem status`` shows per pair: both clusters' roles, epochs and
 liveness, what the watch and the arbiter say, and per business the newest restore point and
 its age. Read-only; an unreachable cluster or a missing manifest is reported, never raised.
@@ -7,16 +24,36 @@ its age. Read-only; an unreachable cluster or a missing manifest is reported, ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tandem.errors import TandemError
 from tandem.failover.arbiter import ClusterView, arbitrate, assess_pair
 
 if TYPE_CHECKING:
+    from tandem.client import ActiveClusterClient
     from tandem.embedded.manager import Topology as EmbeddedTopology
     from tandem.runtime import Observation
+
+BUSINESS = "drill"
+LEDGER = "/data/drill/ledger"
+WATCH_DAG = "tandem_failover_watch__main"
+PROMOTE_DAG = "tandem_promote__main"
+BACKUP_DAG = f"tandem_backup__{BUSINESS}"
+ALERTS_ENV = "TANDEM_DRILL_ALERTS"
 
 
 def view_of(observation: Observation) -> ClusterView:
@@ -59,7 +96,7 @@ def newest_point(
         if manifest is not None:
             found.append((manifest, name))
     if not found:
-        return {"point": None, "problems": problems} if problems else None
+        return {"point": None, "problems": problems}
     manifest, on = max(found, key=lambda item: item[0].instant)
     return {
         "point": manifest.point,
@@ -131,3 +168,615 @@ def _age(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------- the drill's alerts
+
+
+def record_alert(alert: dict[str, Any]) -> None:
+    """Alert callback of the drill's Airflow (``TANDEM_ALERT_CALLBACK=tandem.drill:record_alert``)."""
+    line = json.dumps({**alert, "received_at": time.time()})
+    with open(os.environ[ALERTS_ENV], "a", encoding="utf-8") as sink:
+        sink.write(line + "\n")
+
+
+def read_alerts(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- one cluster fails
+# These manage one embedded cluster's processes through the manager's state file. They belong in
+# tandem.embedded.manager (kill_cluster/start_cluster); they live here until the manager has them.
+
+
+def kill_cluster(home: Path, name: str, timeout: float = 15.0) -> float:
+    """SIGKILL one embedded cluster's process and its ZooKeeper, as a power cut would.
+
+    Only processes verified as this home's are signalled. Returns the wall-clock time of the
+    kill. ``state.json`` keeps the ports, so :func:`restart_cluster` brings it back on them.
+    """
+    from tandem.embedded import manager
+
+    state = manager.read_state(home)
+    if state is None:
+        raise TandemError(f"no embedded clusters in {home}")
+    entry = next((c for c in state.clusters if c.name == name), None)
+    if entry is None:
+        raise TandemError(f"no cluster {name!r} in {home}")
+    pids = [pid for pid in (entry.process_pid, entry.zookeeper_pid) if pid]
+    ours = [pid for pid in pids if manager.process_state(pid, state.owner, home) == "ours"]
+    killed_at = time.time()
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(not manager._is_gone(pid) for pid in ours):
+        if time.monotonic() > deadline:
+            raise TandemError(f"the {name} cluster's processes survived SIGKILL: {ours}")
+        time.sleep(0.02)
+    return killed_at
+
+
+def restart_cluster(home: Path, name: str, timeout: float = 60.0) -> None:
+    """Start a killed embedded cluster again on its ports and data; records the new pids."""
+    from tandem.embedded import manager, zookeeper
+
+    with manager._home_lock(home):
+        state = manager.read_state(home)
+        if state is None:
+            raise TandemError(f"no embedded clusters in {home}")
+        entry = next(c for c in state.clusters if c.name == name)
+        server = zookeeper.ZooKeeperServer(
+            home / name / "zookeeper",
+            port=entry.zookeeper_port,
+            log_path=manager.log_dir(home) / f"{name}-zookeeper.log",
+            tags={"owner": state.owner, "home": str(home)},
+        )
+        server.launch()
+        server.wait_ready(timeout)
+        if server.process is not None:
+            manager._CHILDREN[server.process.pid] = server.process
+        pid = manager._launch_cluster(home, state.owner, name, entry.role, server.hosts, entry)
+        ready = manager._wait_ready(home, {name: pid}, time.monotonic() + timeout)[name]
+        fresh = manager.ClusterState(
+            name,
+            entry.role,
+            server.port,
+            int(ready["webhdfs_port"]),
+            int(ready["data_port"]),
+            int(ready["metastore_port"]),
+            server.pid,
+            pid,
+        )
+        clusters = tuple(fresh if c.name == name else c for c in state.clusters)
+        manager._write_state(home, manager.HomeState(home, state.owner, True, clusters, state.started))
+        if fresh.endpoints() != entry.endpoints():
+            raise TandemError(f"{name} came back on other ports ({fresh.endpoints()}): a port was taken")
+
+
+# --------------------------------------------------------------------------- a real Airflow
+
+
+class AirflowServer:
+    """``airflow standalone`` in its own process group, driven through the REST API v2."""
+
+    def __init__(self, home: Path, env: Mapping[str, str], port: int) -> None:
+        self.home = home
+        self.env = dict(env)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = home / "standalone.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._token: str | None = None
+
+    def start(self) -> None:
+        from tandem.local_airflow import airflow_bin
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            # its own session: stopping standalone does not stop its children, the group does
+            self._proc = subprocess.Popen(
+                [str(airflow_bin()), "standalone"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the whole process group, SIGKILL what is left after ``timeout``. Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+            # the group may outlive its leader: wait for the rest of it too
+            deadline = time.monotonic() + wait
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _group_alive(proc.pid):
+                return
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Until the API answers, scheduler, triggerer and DAG processor are healthy, and we have a token."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise TandemError(f"airflow standalone exited {self._proc.returncode}:\n{self.log_tail()}")
+            try:
+                health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+                parts = ("scheduler", "triggerer", "dag_processor")
+                if all((health.get(p) or {}).get("status") == "healthy" for p in parts) and self._login():
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise TandemError(f"Airflow was not ready within {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(1.0)
+
+    def _login(self) -> bool:
+        import requests
+
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        if not passwords.exists():
+            return False
+        password = json.loads(passwords.read_text())["admin"]
+        answer = requests.post(
+            f"{self.url}/auth/token", json={"username": "admin", "password": password}, timeout=10
+        )
+        if answer.status_code not in (200, 201):
+            return False
+        self._token = str(answer.json()["access_token"])
+        return True
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One REST call; raises TandemError with Airflow's answer on an error status."""
+        import requests
+
+        answer = requests.request(
+            method,
+            f"{self.url}/api/v2{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=30,
+        )
+        if answer.status_code >= 400:
+            raise TandemError(f"{method} {path}: HTTP {answer.status_code}: {answer.text[:500]}")
+        return answer.json() if answer.content else None
+
+    def wait_dag(self, dag_id: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("GET", f"/dags/{dag_id}")
+                return
+            except TandemError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """POST a run with ``conf`` (what an operator does from the UI or a script); its run id."""
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        return str(run["dag_run_id"])
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            run: dict[str, Any] = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                raise TandemError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def deferred_watch(self, dag_id: str) -> bool:
+        """Whether the newest run of a watch DAG has its ``watch`` task deferred (armed)."""
+        runs = self.api("GET", f"/dags/{dag_id}/dagRuns?order_by=-run_after&limit=1")["dag_runs"]
+        if not runs:
+            return False
+        ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{runs[0]['dag_run_id']}/taskInstances/watch")
+        return bool(ti["state"] == "deferred")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- the application
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One write the application saw acknowledged: by which cluster, when, with what bytes."""
+
+    seq: int
+    cluster: str
+    at: float
+    path: str
+    data: bytes
+
+
+class Writer:
+    """An application writing a small file every ``every`` seconds through ActiveClusterClient."""
+
+    def __init__(self, clients: ActiveClusterClient, every: float = 0.1) -> None:
+        self.clients = clients
+        self.every = every
+        self.acks: list[Ack] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-writer", daemon=True)
+        self._seq = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            self._seq += 1
+            cluster = self.clients.target
+            path = f"{LEDGER}/w-{self._seq:06d}.json"
+            data = json.dumps({"seq": self._seq, "cluster": cluster, "at": time.time()}).encode()
+            try:
+                self.clients.hdfs(cluster).write(path, data, overwrite=True)
+                self.acks.append(Ack(self._seq, cluster, time.time(), path, data))
+            except Exception:  # a dead cluster refuses in many ways; the write is simply not acknowledged
+                self.failures += 1
+            self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+
+    def on(self, cluster: str) -> list[Ack]:
+        return [a for a in self.acks if a.cluster == cluster]
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def _policy_yaml() -> str:
+    import yaml
+
+    return yaml.safe_dump(
+        {
+            "business": BUSINESS,
+            "description": "The failover drill's ledger, written by `tandem drill`.",
+            "pair": "main",
+            # far in the future: the drill triggers its backups itself, the scheduler never does
+            "schedule": {"start": "2099-01-01T00:00:00Z", "every": "1h"},
+            "protection_group": [{"hdfs": LEDGER}],
+            "copy": {"mode": "pull", "engine": "webhdfs", "parallelism": 4},
+            "consistency": {"max_skew": "1s", "max_clock_skew": "5s"},
+            "retention": {"keep_last": 10, "max_age": "30d"},
+            "user_data": False,
+        },
+        sort_keys=False,
+    )
+
+
+@dataclass
+class Drill:
+    """State shared by the drill's steps."""
+
+    home: Path
+    project: Path
+    say: Callable[[str], None]
+    topology: EmbeddedTopology | None = None
+    airflow: AirflowServer | None = None
+    alerts_path: Path | None = None
+
+    @property
+    def work(self) -> Path:
+        return self.home / "drill"
+
+    def prepare_include(self) -> Path:
+        include = self.work / "include"
+        (include / "policies").mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.project / "include" / "clusters.yaml", include / "clusters.yaml")
+        (include / "policies" / f"{BUSINESS}.yaml").write_text(_policy_yaml())
+        return include
+
+    def start_airflow(self, include: Path) -> AirflowServer:
+        from tandem.embedded import manager, zookeeper
+        from tandem.local_airflow import LocalAirflow
+
+        assert self.topology is not None
+        airflow_home = self.work / "airflow"
+        shutil.rmtree(airflow_home, ignore_errors=True)
+        self.alerts_path = self.work / "alerts.jsonl"
+        self.alerts_path.unlink(missing_ok=True)
+        port = zookeeper.free_port()
+        conns = tuple(sorted(manager.connection_env(self.topology).items()))
+        env = LocalAirflow(airflow_home, self.project, conns).env()
+        env.update(
+            {
+                "TANDEM_INCLUDE": str(include),
+                "TANDEM_TASK_RETRIES": "0",
+                "TANDEM_HOME": str(self.home),
+                "TANDEM_ALERT_CALLBACK": "tandem.drill:record_alert",
+                ALERTS_ENV: str(self.alerts_path),
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            }
+        )
+        server = AirflowServer(airflow_home, env, port)
+        self.airflow = server
+        server.start()
+        began = time.monotonic()
+        server.wait_ready()
+        for dag_id in (WATCH_DAG, PROMOTE_DAG, BACKUP_DAG):
+            server.wait_dag(dag_id)
+            server.unpause(dag_id)
+        self.say(f"Airflow ready in {time.monotonic() - began:.0f} s on {server.url} (log {server.log_path})")
+        return server
+
+    def backup(self, label: str) -> dict[str, Any]:
+        """Trigger the drill business's backup through the REST API; the published manifest."""
+        from tandem import catalog
+        from tandem.client import embedded_access
+
+        assert self.airflow is not None and self.topology is not None
+        run_id = self.airflow.trigger(BACKUP_DAG, {})
+        run = self.airflow.wait_run(BACKUP_DAG, run_id, timeout=600)
+        if run["state"] != "success":
+            raise TandemError(f"{label} backup run {run_id} {run['state']} (log {self.airflow.log_path})")
+        points = []
+        for name in self.topology.names:
+            newest = catalog.latest(embedded_access(self.topology, name).hdfs(), BUSINESS)
+            if newest is not None:
+                points.append(newest)
+        manifest = max(points, key=lambda m: m.instant)
+        self.say(f"{label} backup published {manifest.point} ({manifest.source} -> {manifest.target})")
+        return manifest.model_dump(mode="json")
+
+    def promote(self, cluster: str) -> float:
+        """Promote through the REST API with the typed confirmation; when the role was written."""
+        assert self.airflow is not None
+        run_id = self.airflow.trigger(PROMOTE_DAG, {"cluster": cluster, "confirmation": cluster})
+        run = self.airflow.wait_run(PROMOTE_DAG, run_id, timeout=300)
+        if run["state"] != "success":
+            raise TandemError(f"promotion of {cluster} {run['state']} (log {self.airflow.log_path})")
+        return self.record_mtime(cluster)
+
+    def record_mtime(self, cluster: str) -> float:
+        """When ``/tandem/cluster`` of ``cluster`` was last written (ZooKeeper's clock, seconds)."""
+        from kazoo.client import KazooClient
+
+        from tandem.failover.state import CLUSTER_PATH
+
+        assert self.topology is not None
+        zk = KazooClient(hosts=self.topology[cluster].zookeeper_hosts)
+        zk.start(timeout=10)
+        try:
+            return float(zk.exists(CLUSTER_PATH).mtime) / 1000.0
+        finally:
+            zk.stop()
+            zk.close()
+
+    def wait_alert(self, kind: str, after: int, timeout: float = 120.0) -> dict[str, Any]:
+        """The first alert of ``kind`` among those received after the first ``after``."""
+        assert self.alerts_path is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            for alert in read_alerts(self.alerts_path)[after:]:
+                if alert["event"]["health"]["kind"] == kind:
+                    return alert
+            if time.monotonic() > deadline:
+                log = self.airflow.log_tail() if self.airflow else ""
+                raise TandemError(f"no {kind} alert within {timeout:.0f} s:\n{log}")
+            time.sleep(0.2)
+
+    def wait_armed(self, timeout: float = 180.0) -> None:
+        assert self.airflow is not None
+        deadline = time.monotonic() + timeout
+        while not self.airflow.deferred_watch(WATCH_DAG):
+            if time.monotonic() > deadline:
+                raise TandemError(f"the watch DAG was not armed within {timeout:.0f} s")
+            time.sleep(0.5)
+
+
+def _parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _roles(topology: EmbeddedTopology) -> tuple[str, str]:
+    """(active, standby) names, or TandemError if the pair is not in a drillable state."""
+    views = read_views(topology, ("primary", "standby"))
+    active = [v for v in views if v.role == "active" and v.alive]
+    standby = [v for v in views if v.role == "standby" and v.alive]
+    if len(active) != 1 or len(standby) != 1:
+        said = "; ".join(v.describe() for v in views)
+        raise TandemError(f"the drill needs one active and one standby cluster, both alive: {said}")
+    return active[0].name, standby[0].name
+
+
+def run_steps(drill: Drill) -> dict[str, Any]:
+    """The drill itself; see the module docstring. Returns the result document."""
+    from tandem.client import ActiveClusterClient, embedded_access
+    from tandem.embedded import manager
+
+    began = time.monotonic()
+    drill.say("Starting the embedded clusters...")
+    topology = drill.topology = manager.up(drill.home)
+    old, new = _roles(topology)
+    include = drill.prepare_include()
+    embedded_access(topology, old).hdfs().write(f"{LEDGER}/seed.json", b'{"seed": true}', overwrite=True)
+    drill.say("Starting Airflow (standalone: scheduler, triggerer, API server; about a minute)...")
+    drill.start_airflow(include)
+    first = drill.backup("first")
+    drill.wait_armed()
+    drill.say(f"Watch armed; the application writes through ActiveClusterClient (now on {old}).")
+    with ActiveClusterClient.from_embedded(topology, unreachable_after=2.0) as clients:
+        writer = Writer(clients)
+        writer.start()
+        try:
+            result = _failover(drill, clients, writer, old, new, first)
+        finally:
+            writer.stop()
+        switched_after = result.pop("_switched_at")
+        after_switch = [a for a in writer.on(new) if a.at >= switched_after]
+        reverse = drill.backup("reverse")
+        lost = _lost(clients, new, after_switch)
+    roles = {v.name: v.role for v in read_views(topology, ("primary", "standby"))}
+    result.update(
+        {
+            "writes_acknowledged": len(writer.acks),
+            "writes_acknowledged_after_switch": len(after_switch),
+            "writes_lost_after_switch": lost,
+            "writes_failed_during_outage": writer.failures,
+            "reverse_restore_point": {k: reverse[k] for k in ("point", "source", "target", "mode")},
+            "roles": roles,
+            "seconds": round(time.monotonic() - began, 1),
+        }
+    )
+    return result
+
+
+def _failover(
+    drill: Drill,
+    clients: ActiveClusterClient,
+    writer: Writer,
+    old: str,
+    new: str,
+    first: dict[str, Any],
+) -> dict[str, Any]:
+    assert drill.alerts_path is not None
+    time.sleep(2.0)  # some writes land on the old primary after its last restore point
+    drill.say(f"{old} fails: its cluster process and its ZooKeeper are killed.")
+    failed_at = kill_cluster(drill.home, old)
+    alert = drill.wait_alert("primary_failed", 0)
+    detect_s = _parse_time(alert["event"]["detected_at"]) - failed_at
+    drill.say(f"Alert after {alert['received_at'] - failed_at:.1f} s: {alert['subject']}")
+    promoted_at = drill.promote(new)
+    if not clients.wait_for(new, 30):
+        raise TandemError(f"the application did not switch to {new}: {clients.decision}")
+    switch = clients.switches[-1]
+    switch_s = switch.at.timestamp() - promoted_at
+    drill.say(f"Promoted {new}; the application switched {switch_s:.2f} s later: {switch.reason}")
+    time.sleep(2.0)  # writes continue on the new primary
+    seen = len(read_alerts(drill.alerts_path))
+    switches_before = len(clients.switches)
+    drill.say(f"{old} comes back, still saying active (it could not be fenced): split brain.")
+    restart_cluster(drill.home, old)
+    split = drill.wait_alert("split_brain", seen)
+    time.sleep(3.0)  # the application must not move while both say active
+    split_brain_switched = len(clients.switches) != switches_before or clients.target != new
+    drill.say(f"Split brain alerted ({split['subject']}); application moved: {split_brain_switched}")
+    drill.promote(new)  # promoting the new primary again fences the old one
+    rpo_s = failed_at - max(_parse_time(t) for t in first["snapshot_times"].values())
+    at_risk = [a for a in writer.on(old) if a.at > _parse_time(first["point"])]
+    return {
+        "detect_s": round(detect_s, 2),
+        "alert_s": round(alert["received_at"] - failed_at, 2),
+        "switch_s": round(switch_s, 2),
+        "rpo_s": round(rpo_s, 2),
+        "writes_at_risk_on_old_primary": len(at_risk),
+        "split_brain_switched": split_brain_switched,
+        "reasons": {
+            "detection": alert["event"]["health"]["reason"],
+            "switch": switch.reason,
+            "split_brain": split["event"]["health"]["reason"],
+        },
+        "_switched_at": switch.at.timestamp(),
+    }
+
+
+def _lost(clients: ActiveClusterClient, cluster: str, acks: list[Ack]) -> int:
+    """How many acknowledged writes are missing, or changed, on ``cluster`` now."""
+    hdfs = clients.hdfs(cluster)
+    lost = 0
+    for ack in acks:
+        try:
+            if hdfs.read_bytes(ack.path) != ack.data:
+                lost += 1
+        except Exception:
+            lost += 1
+    return lost
+
+
+def run_drill(args: argparse.Namespace) -> int:
+    """``tandem drill [--json] [--home]``: exit 0 when every target is met, 1 otherwise."""
+    from tandem.embedded.manager import resolve_home
+    from tandem.policy import project_root
+
+    quiet = bool(args.json)
+    # kazoo logs every refused reconnection to the failed cluster; the drill says what happens
+    logging.getLogger("kazoo").setLevel(logging.ERROR)
+    logging.getLogger("tandem.client").setLevel(logging.ERROR if quiet else logging.WARNING)
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
+    drill = Drill(resolve_home(args.home), project_root(Path.cwd()), say)
+    try:
+        result = run_steps(drill)
+    finally:
+        if drill.airflow is not None:
+            drill.airflow.stop()
+    met = targets_met(result)
+    result["targets_met"] = met
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary(result))
+    return 0 if all(met.values()) else 1
+
+
+def targets_met(result: Mapping[str, Any]) -> dict[str, bool]:
+    """The drill's targets, each true or false. Pure."""
+    return {
+        "detection under 5 s": result["detect_s"] < 5.0,
+        "clients switched under 3 s after promotion": result["switch_s"] < 3.0,
+        "no acknowledged write lost after the switch": result["writes_lost_after_switch"] == 0,
+        "no switch during the split brain": not result["split_brain_switched"],
+    }
+
+
+def summary(result: Mapping[str, Any]) -> str:
+    """The drill's result for a human: one line per figure, then the targets."""
+    lines = [
+        f"Failover drill ({result['seconds']:.0f} s): roles now {result['roles']}",
+        f"  detected {result['detect_s']:.2f} s after the failure "
+        f"(alert delivered after {result['alert_s']:.1f} s)",
+        f"  clients switched {result['switch_s']:.2f} s after the promotion",
+        f"  writes acknowledged {result['writes_acknowledged']}, after the switch "
+        f"{result['writes_acknowledged_after_switch']}, "
+        f"lost after the switch {result['writes_lost_after_switch']}",
+        f"  RPO {result['rpo_s']:.1f} s: {result['writes_at_risk_on_old_primary']} writes on the old primary "
+        "after its last restore point",
+        f"  split brain: clients moved = {result['split_brain_switched']}",
+        f"  reverse restore point {result['reverse_restore_point']['point']} "
+        f"({result['reverse_restore_point']['source']} -> {result['reverse_restore_point']['target']})",
+    ]
+    lines += [f"  [{'ok' if ok else 'MISSED'}] {target}" for target, ok in result["targets_met"].items()]
+    return "\n".join(lines)

@@ -31,31 +31,43 @@ def _acl(hdfs: Hdfs, path: str, status: FileStatus) -> tuple[str, ...]:
 
 
 def sync_tree_metadata(src: Hdfs, src_top: str, dst: Hdfs, dst_top: str) -> dict[str, int]:
-    """Make owner, group, permission and ACL under ``dst_top`` equal those under ``src_top``."""
+    """Make owner, group, permission and ACL under ``dst_top`` equal those under ``src_top``.
+
+    Compares directory listings (one LISTSTATUS per directory on each side); ACLs are read
+    only where either side has one. Paths missing on the target are left to the copy.
+    """
     counts = {"owner_changes": 0, "permission_changes": 0, "acl_changes": 0}
-    pairs: list[tuple[str, FileStatus, str]] = []
-    top = src.status(src_top)
-    if top is not None:
-        pairs.append((src_top, top, dst_top))
-    pairs += [
-        (posixpath.join(src_top, e.relpath), e.status, posixpath.join(dst_top, e.relpath))
-        for e in src.walk(src_top)
-    ]
-    for src_path, want, dst_path in pairs:
-        have = dst.status(dst_path)
-        if have is None:
-            continue  # copies own existence; a missing path is reported by verification
-        if (have.owner, have.group) != (want.owner, want.group):
-            dst.set_owner(dst_path, want.owner, want.group)
+    want = _listing(src, src_top)
+    have = _listing(dst, dst_top)
+    for rel, wanted in want.items():
+        current = have.get(rel)
+        if current is None:
+            continue
+        dst_path = posixpath.join(dst_top, rel) if rel else dst_top
+        if (current.owner, current.group) != (wanted.owner, wanted.group):
+            dst.set_owner(dst_path, wanted.owner, wanted.group)
             counts["owner_changes"] += 1
-        if have.permission != want.permission:
-            dst.set_permission(dst_path, want.permission)
+        if current.permission != wanted.permission:
+            dst.set_permission(dst_path, wanted.permission)
             counts["permission_changes"] += 1
-        wanted_acl = _acl(src, src_path, want)
-        if wanted_acl != _acl(dst, dst_path, have):
-            dst.set_acl(dst_path, wanted_acl)
-            counts["acl_changes"] += 1
+        if wanted.acl_bit or current.acl_bit:
+            src_path = posixpath.join(src_top, rel) if rel else src_top
+            wanted_acl = _acl(src, src_path, wanted)
+            if wanted_acl != _acl(dst, dst_path, current):
+                dst.set_acl(dst_path, wanted_acl)
+                counts["acl_changes"] += 1
     return counts
+
+
+def _listing(hdfs: Hdfs, top: str) -> dict[str, FileStatus]:
+    """relpath -> status for ``top`` ("") and everything under it; empty if ``top`` is missing."""
+    status = hdfs.status(top)
+    if status is None:
+        return {}
+    out = {"": status}
+    if status.is_dir:
+        out.update((e.relpath, e.status) for e in hdfs.walk(top))
+    return out
 
 
 def sync_quotas(src: Hdfs, dst: Hdfs, dirs: Iterable[str]) -> dict[str, int]:

@@ -189,9 +189,7 @@ def test_watch_dag_alerts_with_how_to_promote_and_records_the_event(
     )
     assert result.ok, result.failure_reason()
     [alert] = alerts(sink)
-    assert alert["subject"] == (
-        "[tandem] pair main: primary failed: primary, the active cluster, is dead (no /tandem/alive)"
-    )
+    assert alert["subject"] == ("[tandem] pair main: primary, the active cluster, is dead (no /tandem/alive)")
     text = str(alert["text"])
     assert "standby is alive and can take over" in text
     assert (

@@ -10,7 +10,6 @@ fresh modification time, so the next run's comparison always copies it again.
 from __future__ import annotations
 
 import logging
-import posixpath
 import threading
 import time
 from collections.abc import Iterable
@@ -56,12 +55,20 @@ class CopyStats:
         return f"{self.files} files, {self.bytes / 1e6:.1f} MB in {self.elapsed:.1f} s ({rate:.1f} MB/s)"
 
 
-def apply_metadata(target: Hdfs, path: str, status: FileStatus, acl: Iterable[str] | None) -> None:
-    """Owner, group, permission, ACL and times of ``status`` onto ``path``. Idempotent."""
-    target.set_owner(path, status.owner, status.group)
-    target.set_permission(path, status.permission)
-    if acl is not None:
-        target.set_acl(path, acl)
+def apply_metadata(
+    target: Hdfs, path: str, status: FileStatus, acl: Iterable[str] | None, current: FileStatus | None = None
+) -> None:
+    """Owner, group, permission, ACL and times of ``status`` onto ``path``. Idempotent.
+
+    ``current`` (the path's status, when the caller has it) skips what already matches.
+    ``acl`` None leaves the ACL alone when neither side has one.
+    """
+    if current is None or (current.owner, current.group) != (status.owner, status.group):
+        target.set_owner(path, status.owner, status.group)
+    if current is None or current.permission != status.permission:
+        target.set_permission(path, status.permission)
+    if acl is not None or (current is not None and current.acl_bit):
+        target.set_acl(path, acl or ())
     target.set_times(path, status.modification_time, status.access_time or None)
 
 
@@ -82,7 +89,7 @@ class WebHdfsCopier:
     def copy_one(self, item: FileCopy, stats: CopyStats) -> None:
         """Copy, verify, then set metadata. Raises CopyError when the copy does not verify."""
         status = item.status
-        self.target.mkdirs(posixpath.dirname(item.dst))
+        # CREATE makes missing parent directories itself (WebHDFS semantics)
         with self.source.open(item.src) as chunks:
             self.target.write(
                 item.dst,
@@ -92,13 +99,13 @@ class WebHdfsCopier:
                 replication=status.replication or None,
                 blocksize=status.block_size or None,
             )
-        self.verify(item)
-        acl = self.source.acl_status(item.src).entries if status.acl_bit else ()
-        apply_metadata(self.target, item.dst, status, acl)
+        copied = self.verify(item)
+        acl = self.source.acl_status(item.src).entries if status.acl_bit else None
+        apply_metadata(self.target, item.dst, status, acl, current=copied)
         stats.add(status.length)
 
-    def verify(self, item: FileCopy) -> None:
-        """Length and checksum of the copy equal the source's."""
+    def verify(self, item: FileCopy) -> FileStatus:
+        """Length and checksum of the copy equal the source's; returns the copy's status."""
         copied = self.target.status(item.dst)
         if copied is None or copied.length != item.status.length:
             got = None if copied is None else copied.length
@@ -106,6 +113,7 @@ class WebHdfsCopier:
         src_sum, dst_sum = self.source.checksum(item.src), self.target.checksum(item.dst)
         if (src_sum.algorithm, src_sum.bytes) != (dst_sum.algorithm, dst_sum.bytes):
             raise CopyError(f"{item.dst}: checksum {dst_sum.bytes} differs from source {src_sum.bytes}")
+        return copied
 
     def copy_files(self, items: Iterable[FileCopy], label: str = "copy") -> CopyStats:
         """Copy every item; stops at the first failure and raises it after in-flight copies end."""

@@ -78,7 +78,7 @@ def build_alert(event: dict[str, Any], pair: str, members: tuple[str, str]) -> d
     views = (by_name[members[0]], by_name[members[1]])
     what = advice(health, views, pair, promote_dag_id(pair))
     state = "; ".join(v.describe() for v in views)
-    subject = f"[tandem] pair {pair}: {health.kind.replace('_', ' ')}: {health.reason}"
+    subject = f"[tandem] pair {pair}: {health.reason}"
     text = (
         f"{health.reason}.\nDetected at {event.get('detected_at')}. Clusters: {state}.\n"
         f"Applications using tandem.client.ActiveClusterClient stay where they are until a cluster "

@@ -266,7 +266,6 @@ class _Resolved:
     sid: int = LIVE
     node: Inode | None = None
     ancestors: list[Inode] = field(default_factory=list)
-    snap_root: int | None = None
     dot_snapshot: Inode | None = None
     blocker: Parts | None = None  # a path component that is a file, for ParentNotDirectory
 
@@ -533,10 +532,9 @@ class Namespace:
         snap = self._snapshot(node.id, result.parts[index + 1])
         result.ancestors.append(node)
         if snap is None:
-            result.snap_root = node.id
-            result.sid = -1
+            result.sid = -1  # no such snapshot: read-only and nothing found beneath
             return None
-        result.sid, result.snap_root = snap[0], node.id
+        result.sid = snap[0]
         root = self._row(snap[0], node.id)
         assert root is not None
         return root, index + 2
@@ -746,6 +744,7 @@ class Namespace:
 
     @staticmethod
     def home_directory(user: str) -> str:
+        """GETHOMEDIRECTORY: ``/user/<user>``, whether or not it exists (as in HDFS)."""
         return f"/user/{user}"
 
     # ------------------------------------------------------------------ directories
@@ -1309,12 +1308,6 @@ class Namespace:
         self._touch(new_parent.id, now)
 
     # ------------------------------------------------------------------ attributes
-
-    def _update_attr(self, parts: Parts, sql: str, values: tuple[object, ...]) -> Inode:
-        resolved = self._resolve_live(parts)
-        node = self._existing(resolved, "File does not exist: {path}")
-        self._db.execute(f"UPDATE inodes SET {sql} WHERE sid=0 AND id=?", (*values, node.id))
-        return node
 
     def set_owner(self, parts: Parts, owner: str | None, group: str | None) -> None:
         """SETOWNER: None leaves a field unchanged; idempotent."""

@@ -140,7 +140,9 @@ class BlobStore:
             if not shard.is_dir() or shard.is_symlink():
                 continue
             for entry in shard.iterdir():
-                if not entry.name.isdigit() or int(entry.name) not in referenced:
+                if entry.name.isdigit() and int(entry.name) in referenced:
+                    continue
+                with contextlib.suppress(OSError):  # a stray directory is left for a human to look at
                     entry.unlink()
                     removed += 1
         return removed

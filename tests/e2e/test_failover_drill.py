@@ -1,0 +1,74 @@
+"""`tandem drill --json` end to end: embedded clusters, a real `airflow standalone`, the REST API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tandem.embedded import manager
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("airflow"),
+    pytest.mark.timeout(1200),
+]
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def drill_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("drill-home")
+    yield home
+    manager.down(home)
+
+
+def drill(home: Path) -> tuple[dict[str, object], subprocess.CompletedProcess[str]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem.cli", "drill", "--json", "--home", str(home)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+        check=False,
+    )
+    assert done.stdout.strip(), f"no output (exit {done.returncode}):\n{done.stderr[-6000:]}"
+    return json.loads(done.stdout), done
+
+
+def test_drill_meets_every_target_and_fails_back_when_run_again(drill_home: Path) -> None:
+    result, done = drill(drill_home)
+    assert done.returncode == 0, json.dumps(result, indent=2) + done.stderr[-4000:]
+    assert result["targets_met"] == {
+        "detection under 5 s": True,
+        "clients switched under 3 s after promotion": True,
+        "no acknowledged write lost after the switch": True,
+        "no switch during the split brain": True,
+    }
+    assert 0 < result["detect_s"] < 5  # type: ignore[operator]
+    assert 0 <= result["switch_s"] < 3  # type: ignore[operator]
+    assert result["writes_lost_after_switch"] == 0
+    assert result["writes_acknowledged_after_switch"] > 0  # type: ignore[operator]
+    assert result["split_brain_switched"] is False
+    assert result["roles"] == {"primary": "standby", "standby": "active"}
+    reverse = result["reverse_restore_point"]
+    assert isinstance(reverse, dict) and (reverse["source"], reverse["target"]) == ("standby", "primary")
+    reasons = result["reasons"]
+    assert isinstance(reasons, dict)
+    assert reasons["detection"].startswith("primary, the active cluster, is unreachable")
+    assert reasons["switch"].endswith("standby is active and alive: switching to standby")
+    assert reasons["split_brain"].startswith("split brain: both primary (active, alive")
+    assert {"rpo_s", "writes_acknowledged"} <= set(result)
+
+    # the same drill the other way round: the standby fails and the primary takes over again
+    again, done = drill(drill_home)
+    assert done.returncode == 0, json.dumps(again, indent=2) + done.stderr[-4000:]
+    assert again["roles"] == {"primary": "active", "standby": "standby"}
+    reverse = again["reverse_restore_point"]
+    assert isinstance(reverse, dict) and (reverse["source"], reverse["target"]) == ("primary", "standby")

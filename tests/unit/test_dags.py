@@ -1,0 +1,83 @@
+"""The DAG folder as Airflow parses it: no import errors, contract task ids, no network."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+PROJECT = Path(__file__).resolve().parents[2]
+BACKUP_TASKS = [
+    "preflight",
+    "snapshot.resolve_hdfs",
+    "snapshot.resolve_hive",
+    "snapshot.resolve_sparksql",
+    "snapshot.take",
+    "copy_hdfs",
+    "copy_hive",
+    "copy_sparksql",
+    "snapshot_standby",
+    "sync_user_data",
+    "publish_restore_point",
+    "apply_retention",
+]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket connection during parsing fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network call during DAG parsing: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def parse(include: Path, monkeypatch: pytest.MonkeyPatch) -> DagBag:
+    monkeypatch.setenv("TANDEM_INCLUDE", str(include))
+    return DagBag(dag_folder=str(PROJECT / "dags"))
+
+
+def test_the_project_dag_folder_loads_without_errors(no_network, monkeypatch):
+    bag = parse(PROJECT / "include", monkeypatch)
+    assert bag.import_errors == {}
+    dag = bag.dags["tandem_backup__billing"]
+    assert [t.task_id for t in dag.tasks] == BACKUP_TASKS
+    assert "billing.customers" in (dag.doc_md or "")  # the effective policy is shown
+    assert dag.timetable.summary.startswith("every 1:00:00 from 2026-11-20T13:00:00")
+    assert dag.max_active_runs == 1
+    publish = dag.get_task("publish_restore_point")
+    assert [o.uri.rstrip("/") for o in publish.outlets] == ["tandem://billing"]  # Airflow appends "/"
+    standby_upstream = dag.get_task("snapshot_standby").upstream_task_ids
+    assert {"copy_hdfs", "copy_hive", "copy_sparksql"} <= standby_upstream
+
+
+def test_a_bad_policy_is_its_own_import_error_and_the_others_load(no_network, monkeypatch, tmp_path):
+    include = tmp_path / "include"
+    shutil.copytree(PROJECT / "include", include)
+    (include / "policies" / "ledger.yaml").write_text(
+        "business: ledger\npair: nowhere\nschedule: {start: '2026-11-20T13:00:00Z', every: 1 hour}\n"
+        "protection_group: [{hive: ledger}]\n"
+    )
+    bag = parse(include, monkeypatch)
+    assert "tandem_backup__billing" in bag.dags
+    assert "tandem_backup__ledger" not in bag.dags
+    [message] = bag.import_errors.values()
+    policy_file = include / "policies" / "ledger.yaml"
+    assert f"{policy_file}: pair: pair 'nowhere' is not defined" in message
+    assert f"{policy_file}: schedule.every:" in message
+    assert f"{policy_file}: protection_group[0].hive:" in message
+
+
+def test_the_plugin_registers_the_timetable():
+    from airflow import plugins_manager
+
+    from tandem.timetable import PolicyTimetable
+
+    plugins_manager.ensure_plugins_loaded()
+    assert PolicyTimetable in plugins_manager.get_timetables_plugins().values()
