@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tandem import catalog, plan
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
-from tandem.errors import ConsistencyError, PreflightError, SnapshotRootError
+from tandem.errors import ConsistencyError, CopyError, PreflightError, SnapshotRootError
 from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import DiffType, FileStatus
 from tandem.runtime import Clusters, Observation
@@ -277,33 +277,67 @@ def _base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
 class _Syncer:
     """Brings one (root, subtree) of the target to the source's snapshot, fully or by diff."""
 
-    def __init__(self, run: Run, src: Hdfs, dst: Hdfs) -> None:
+    def __init__(self, run: Run, src: Hdfs, dst: Hdfs, direction: Direction | None = None) -> None:
         self.run = run
         self.src = src
         self.dst = dst
+        pair = run.topology.pairs[run.policy.pair]
+        names = (direction.source, direction.target) if direction else (pair.primary, pair.standby)
+        self.clusters = tuple(run.topology.clusters[n] for n in names)
         self.copier = WebHdfsCopier(src, dst, run.policy.copy_options.parallelism)
 
     def quarantine_dir(self) -> str:
         return posixpath.join(QUARANTINE_ROOT, self.run.business, plan.point_id(self.run.instant))
 
     def quarantine(self, root: str, subtree: str, base: str) -> list[str]:
-        """Move what the target holds beyond ``base`` (created, modified or renamed-in paths)
-        out of the dataset into the quarantine directory, keeping their paths. Never deletes."""
-        moved = []
+        """Move what the target holds beyond ``base`` out of the dataset into the quarantine
+        directory, keeping its path. Never deletes.
+
+        Files that already equal this run's source point (same length, and the modification
+        time a copy sets only once verified) are a previous run's own work, not divergence:
+        they stay, and the full copy skips them.
+        """
+        moved: list[str] = []
         for entry in self.dst.snapshot_diff(root, base, "").entries:
             rel = entry.target if entry.type is DiffType.RENAME else entry.source
-            if rel is None or entry.type is DiffType.DELETE or not _within(rel, subtree):
+            if rel is None or not rel or entry.type is DiffType.DELETE or not _within(rel, subtree):
                 continue
-            current = _join(root, rel)
-            status = self.dst.status(current)
-            if status is None or (entry.type is DiffType.MODIFY and status.is_dir) or not rel:
+            status = self.dst.status(_join(root, rel))
+            if status is None or (entry.type is DiffType.MODIFY and status.is_dir):
                 continue
-            parked = posixpath.join(self.quarantine_dir(), root.lstrip("/"), rel)
-            self.dst.mkdirs(posixpath.dirname(parked))
-            self.dst.rename(current, parked)
-            moved.append(current)
-            log.warning("quarantined %s -> %s (changed on the target since %s)", current, parked, base)
+            if not status.is_dir:
+                if not self._matches_point(root, rel, status):
+                    moved.append(self._park(root, rel, base))
+            elif self.src.status(self.snap_path(root, rel)) is None:
+                moved.append(self._park(root, rel, base))  # a directory the point does not have
+            else:
+                stray = [
+                    _join(rel, e.relpath)
+                    for e in self.dst.walk(_join(root, rel))
+                    if not e.status.is_dir and not self._matches_point(root, _join(rel, e.relpath), e.status)
+                ]
+                moved += [self._park(root, r, base) for r in stray]
         return moved
+
+    def _matches_point(self, root: str, rel: str, status: FileStatus) -> bool:
+        theirs = self.src.status(self.snap_path(root, rel))
+        return (
+            theirs is not None
+            and not theirs.is_dir
+            and (theirs.length, theirs.modification_time)
+            == (
+                status.length,
+                status.modification_time,
+            )
+        )
+
+    def _park(self, root: str, rel: str, base: str) -> str:
+        current = _join(root, rel)
+        parked = posixpath.join(self.quarantine_dir(), root.lstrip("/"), rel)
+        self.dst.mkdirs(posixpath.dirname(parked))
+        self.dst.rename(current, parked)
+        log.warning("quarantined %s -> %s (changed on the target since %s)", current, parked, base)
+        return current
 
     def snap_path(self, root: str, rel: str) -> str:
         return _join(posixpath.join(root, ".snapshot", self.run.snapshot), rel)
@@ -348,11 +382,12 @@ class _Syncer:
         elif self.run.force_full:
             reason = "full copy requested"
         log.info("copy %s: %s (%s)", _join(root, subtree), mode, reason)
-        stats = (
-            self.incremental(root, subtree, base)
-            if mode == "incremental" and base
-            else self.full(root, subtree)
-        )
+        if self.run.policy.copy_options.engine == "distcp":
+            stats = self.distcp(root, subtree, base if mode == "incremental" else None)
+        elif mode == "incremental" and base:
+            stats = self.incremental(root, subtree, base)
+        else:
+            stats = self.full(root, subtree)
         return {
             "root": root,
             "subtree": subtree,
@@ -444,6 +479,44 @@ class _Syncer:
             else:
                 todo.append(self._file(root, subtree, child, entry.status))
 
+    def distcp(self, root: str, subtree: str, base: str | None) -> CopyStats:
+        """DistCp on YARN: the whole snapshot root, by ``-diff`` from ``base`` or in full.
+
+        ``pull`` runs the job with the target cluster's Hadoop configuration, ``push`` with
+        the source's. File counts come from the source snapshot, since DistCp reports its own.
+        """
+        from tandem.copy import distcp
+
+        if subtree:
+            raise CopyError(
+                f"engine distcp copies whole snapshot roots, but {_join(root, subtree)} shares the root "
+                f"{root}: protect the root itself or use engine webhdfs"
+            )
+        options = self.run.policy.copy_options
+        source, target = self.clusters[0], self.clusters[1]
+        driver = target if options.mode == "pull" else source
+        job = distcp.DistCpJob(
+            source=f"{source.nameservice}{root}",
+            target=f"{target.nameservice}{root}",
+            snapshot=self.run.snapshot,
+            base_snapshot=base,
+            bandwidth_mb=options.bandwidth_mb,
+            maps=options.maps,
+            config_dir=driver.hadoop_conf_dir,
+        )
+        if base is not None:
+            distcp.check_diff_preconditions(
+                job,
+                {s.name for s in self.src.snapshots(root)},
+                {s.name for s in self.dst.snapshots(root)},
+                False,
+            )
+        distcp.run(job)
+        stats = CopyStats()
+        summary = self.src.content_summary(self.snap_path(root, ""))
+        stats.files, stats.bytes = int(summary.get("fileCount", 0)), int(summary.get("length", 0))
+        return stats
+
     def _file(self, root: str, subtree: str, rel: str, status: FileStatus) -> FileCopy:
         return FileCopy(self.snap_path(root, _join(subtree, rel)), _join(_join(root, subtree), rel), status)
 
@@ -472,7 +545,7 @@ def copy_component(
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     base, base_point = _base_snapshot(run, dst)
-    syncer = _Syncer(run, src, dst)
+    syncer = _Syncer(run, src, dst, d)
     handler = COMPONENTS[component]
     datasets_out = []
     for ds in (ResolvedDataset.from_json(r) for r in resolved):

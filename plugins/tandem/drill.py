@@ -345,17 +345,26 @@ class AirflowServer:
         self._token = str(answer.json()["access_token"])
         return True
 
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One REST call; raises TandemError with Airflow's answer on an error status."""
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, attempts: int = 5) -> Any:
+        """One REST call; raises TandemError with Airflow's answer on an error status.
+
+        A 5xx is retried: with SQLite, the scheduler, triggerer and API server contend for one
+        database file and a write can fail with "database is locked" (rolled back, so a retry is
+        safe; runs are created with their own id, so a retried POST cannot create two).
+        """
         import requests
 
-        answer = requests.request(
-            method,
-            f"{self.url}/api/v2{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {self._token}"},
-            timeout=30,
-        )
+        for attempt in range(1, attempts + 1):
+            answer = requests.request(
+                method,
+                f"{self.url}/api/v2{path}",
+                json=body,
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=30,
+            )
+            if answer.status_code < 500 or attempt == attempts:
+                break
+            time.sleep(0.5 * attempt)
         if answer.status_code >= 400:
             raise TandemError(f"{method} {path}: HTTP {answer.status_code}: {answer.text[:500]}")
         return answer.json() if answer.content else None
@@ -376,8 +385,14 @@ class AirflowServer:
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         """POST a run with ``conf`` (what an operator does from the UI or a script); its run id."""
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
-        return str(run["dag_run_id"])
+        run_id = f"drill__{time.time_ns()}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        try:
+            self.api("POST", f"/dags/{dag_id}/dagRuns", body)
+        except TandemError as exc:
+            if "HTTP 409" not in str(exc):  # a retried POST whose first attempt did create the run
+                raise
+        return run_id
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -261,6 +261,9 @@ class ClusterConfig(_Frozen):
     webhdfs_conn_id: ConnId
     metastore_conn_id: ConnId
     zookeeper_conn_id: ConnId
+    # Hadoop client configuration of this cluster, for the distcp engine (`hadoop --config`);
+    # a `pull` copy runs DistCp on the target cluster, a `push` copy on the source.
+    hadoop_conf_dir: str | None = None
 
     @field_validator("nameservice", mode="before")
     @classmethod

@@ -43,3 +43,15 @@ def test_diff_preconditions_name_the_reason(src_snaps, dst_snaps, changed, reaso
 
 def test_diff_preconditions_pass_when_met():
     check_diff_preconditions(DistCpJob(SRC, DST, "s2", "s1"), {"s1", "s2"}, {"s1"}, False)
+
+
+def test_the_driving_cluster_configuration_comes_first():
+    job = DistCpJob(SRC, DST, "s2", base_snapshot="s1", config_dir="/etc/hadoop/standby")
+    assert build_command(job)[:4] == ["hadoop", "--config", "/etc/hadoop/standby", "distcp"]
+
+
+def test_without_a_hadoop_command_the_engine_says_what_to_do():
+    from tandem.copy.distcp import run
+
+    with pytest.raises(CopyError, match="needs a `hadoop` command on this worker; use engine: webhdfs"):
+        run(DistCpJob(SRC, DST, "s2"), hadoop="tandem-test-no-such-hadoop")

@@ -31,6 +31,7 @@ class DistCpJob:
     base_snapshot: str | None = None  # set: incremental with -diff base snapshot
     bandwidth_mb: int | None = None
     maps: int | None = None
+    config_dir: str | None = None  # the Hadoop configuration of the cluster that runs the job
 
 
 def build_command(job: DistCpJob, hadoop: str = "hadoop") -> list[str]:
@@ -40,7 +41,7 @@ def build_command(job: DistCpJob, hadoop: str = "hadoop") -> list[str]:
     Incremental: ``-update -diff <base> <snapshot>`` on the snapshot root, which DistCp turns
     into renames and deletes on the target followed by a copy of the changed files.
     """
-    cmd = [hadoop, "distcp", "-update", PRESERVE]
+    cmd = [hadoop, *(["--config", job.config_dir] if job.config_dir else []), "distcp", "-update", PRESERVE]
     if job.bandwidth_mb is not None:
         cmd += ["-bandwidth", str(job.bandwidth_mb)]
     if job.maps is not None:

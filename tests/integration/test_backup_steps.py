@@ -1,0 +1,126 @@
+"""The backup steps run in-process (backup.run_once) against the embedded clusters: retention,
+and a copy killed with SIGKILL halfway, then resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tandem import backup, catalog
+from tandem.hdfs.client import Hdfs
+from tandem.policy import Policy, load_policy, load_topology
+from tandem.runtime import Clusters
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+
+PROJECT = Path(__file__).resolve().parents[2]
+TOPOLOGY_FILE = PROJECT / "include" / "clusters.yaml"
+T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+
+
+def make_policy(tmp_path: Path, business: str, top: str, **overrides: object) -> Path:
+    body: dict[str, object] = {
+        "business": business,
+        "description": "integration test",
+        "pair": "main",
+        "schedule": {"start": "2026-11-20T13:00:00Z", "every": "1h"},
+        "protection_group": [{"hdfs": top}],
+        "consistency": {"max_skew": "1s", "max_clock_skew": "5s"},
+        "user_data": False,
+        **overrides,
+    }
+    path = tmp_path / f"{business}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def files(hdfs: Hdfs, top: str) -> dict[str, int]:
+    return {e.relpath: e.status.length for e in hdfs.walk(top) if not e.status.is_dir}
+
+
+@pytest.fixture
+def clusters(airflow_conns) -> Clusters:
+    return Clusters(load_topology(TOPOLOGY_FILE))
+
+
+def test_retention_removes_manifests_then_snapshots_on_both_sides(clusters, tmp_path):
+    top = "/data/retention/details"
+    policy: Policy = load_policy(
+        make_policy(tmp_path, "retention", top, retention={"keep_last": 2, "max_age": "3650d"}),
+        clusters.topology,
+    )
+    src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+    names = []
+    for k in range(3):
+        src.write(f"{top}/file-{k}", b"x" * (k + 1))
+        names.append(
+            backup.run_once(backup.Run(policy, clusters.topology, T0 + timedelta(hours=k)), clusters)[
+                "snapshot_name"
+            ]
+        )
+    for hdfs in (src, dst):
+        assert [p.snapshot_name for p in catalog.list_points(hdfs, "retention")] == names[1:]
+        assert {s.name for s in hdfs.snapshots(top)} == set(names[1:])
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime
+    from tandem import backup
+    from tandem.policy import load_policy, load_topology
+    from tandem.runtime import Clusters
+
+    from pathlib import Path
+    topology = load_topology(Path(sys.argv[1]))
+    policy = load_policy(Path(sys.argv[2]), topology)
+    clusters = Clusters(topology)
+    backup.run_once(backup.Run(policy, topology, datetime.fromisoformat(sys.argv[3])), clusters)
+    """
+)
+
+
+def test_a_copy_killed_halfway_is_resumed_by_the_next_run(clusters, tmp_path):
+    top = "/data/killed/details"
+    policy_file = make_policy(tmp_path, "killed", top, copy={"parallelism": 2})
+    policy = load_policy(policy_file, clusters.topology)
+    src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+    src.write(f"{top}/seed", b"seed")
+    first = backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)
+    for i in range(400):
+        src.write(f"{top}/batch/file-{i:03d}", os.urandom(20_000))
+
+    killed_at = T0 + timedelta(hours=1)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(TOPOLOGY_FILE), str(policy_file), killed_at.isoformat()],
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if dst.status(f"{top}/batch") is not None and len(dst.list(f"{top}/batch")) >= 20:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, "the copy finished before it could be killed: make it bigger"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    copied = len(dst.list(f"{top}/batch"))
+    assert 20 <= copied < 400
+    assert catalog.latest(dst, "killed").snapshot_name == first["snapshot_name"]  # untouched
+
+    resumed = backup.run_once(backup.Run(policy, clusters.topology, T0 + timedelta(hours=2)), clusters)
+    assert files(dst, top) == files(src, top)
+    assert dst.read_bytes(f"{top}/batch/file-399") == src.read_bytes(f"{top}/batch/file-399")
+    for hdfs in (src, dst):
+        assert {s.name for s in hdfs.snapshots(top)} == {first["snapshot_name"], resumed["snapshot_name"]}
+    assert resumed["mode"] == "full"  # the half-done copy changed the target since the last point
+    assert resumed["files_copied"] <= 400 - copied + 2  # files already copied whole are not copied again
