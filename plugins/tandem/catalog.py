@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tandem.errors import RemoteHdfsError
+from tandem.errors import ClusterError, RemoteHdfsError
 from tandem.hdfs.client import Hdfs
 from tandem.plan import point_id
 
@@ -136,8 +136,12 @@ def run_restore_points(args: argparse.Namespace) -> int:
     from tandem.runtime import cluster_clients_for_cli
 
     clients = cluster_clients_for_cli(args.home)
-    hdfs = clients.hdfs("standby")
-    points = list_points(hdfs, args.business)
+    try:
+        points = list_points(clients.hdfs("standby"), args.business)
+    except Exception as exc:  # the hook raises its own types when no NameNode answers
+        raise ClusterError(
+            f"cannot read the standby's manifests ({exc}); is it up? (`tandem status`, `tandem up`)"
+        ) from exc
     if args.json:
         print(json.dumps([p.model_dump(mode="json") for p in points], indent=2))
         return 0

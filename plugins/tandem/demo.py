@@ -387,8 +387,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from tandem.policy import project_root
 
     quiet = bool(args.json)
-    # Airflow reads its log level when first imported: hooks would log every probe at INFO
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _quiet_libraries()
     project = project_root(Path.cwd())
     started = time.monotonic()

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tandem.drill import summary, targets_met
 from tandem.failover.agent import AgentState, Health, next_step
 from tandem.failover.arbiter import ClusterView, PairHealth, PromoteHow, advice, arbitrate, assess_pair
 from tandem.failover.promote import check_request, check_target
@@ -293,3 +294,44 @@ def test_agent_thresholds_are_configurable_and_reasons_say_why() -> None:
     assert reason == "unhealthy (webhdfs down): dropping /tandem/alive"
     _state, action, reason = next_step(AgentState(started=True), Health(True, "webhdfs answers"))
     assert (action, reason) == ("stay_down", "healthy (webhdfs answers), 1/2 checks before taking")
+
+
+# --------------------------------------------------------------------------- the drill's verdict
+
+
+def drill_result(**changes: object) -> dict[str, object]:
+    result: dict[str, object] = {
+        "detect_s": 2.5,
+        "alert_s": 6.0,
+        "switch_s": 0.02,
+        "rpo_s": 10.0,
+        "writes_at_risk_on_old_primary": 20,
+        "split_brain_switched": False,
+        "writes_acknowledged": 190,
+        "writes_acknowledged_after_switch": 170,
+        "writes_lost_after_switch": 0,
+        "reverse_restore_point": {"point": "2026-11-21T10:00:00Z", "source": "standby", "target": "primary"},
+        "roles": {"primary": "standby", "standby": "active"},
+        "seconds": 90.0,
+    }
+    result.update(changes)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("changes", "missed"),
+    [
+        ({}, []),
+        ({"detect_s": 5.0}, ["detection under 5 s"]),
+        ({"switch_s": 3.1}, ["clients switched under 3 s after promotion"]),
+        ({"writes_lost_after_switch": 1}, ["no acknowledged write lost after the switch"]),
+        ({"split_brain_switched": True}, ["no switch during the split brain"]),
+    ],
+)
+def test_drill_targets(changes: dict[str, object], missed: list[str]) -> None:
+    met = targets_met(drill_result(**changes))
+    assert [target for target, ok in met.items() if not ok] == missed
+    text = summary({**drill_result(**changes), "targets_met": met})
+    for target in missed:
+        assert f"[MISSED] {target}" in text
+    assert "clients switched 0.02 s after the promotion" in summary({**drill_result(), "targets_met": met})
