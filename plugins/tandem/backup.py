@@ -706,6 +706,7 @@ def publish(
                 mode=ds["mode"],
                 files_copied=ds["files_copied"],
                 bytes_copied=ds["bytes_copied"],
+                quarantined=[q for part in ds["paths"] for q in part["quarantined"]],
             )
             for ds in datasets
         ],

@@ -47,6 +47,8 @@ class DatasetEntry(BaseModel):
     mode: str | None = None
     files_copied: int = 0
     bytes_copied: int = 0
+    # paths the target held beyond the base point, moved to /.tandem/quarantine by this run
+    quarantined: list[str] = []
 
 
 class Manifest(BaseModel):
