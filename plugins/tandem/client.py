@@ -28,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -457,8 +457,3 @@ def hms_client(uri: str, timeout: float) -> Any:
     sock = TSocket.TSocket(host, int(port))
     sock.setTimeout(timeout * 1000)
     return HMSClient(iprot=TBinaryProtocol.TBinaryProtocol(TTransport.TBufferedTransport(sock)))
-
-
-def views_by_name(views: Mapping[str, ClusterView]) -> dict[str, dict[str, Any]]:
-    """JSON of views, for logs and ``--json`` outputs."""
-    return {name: view.to_json() for name, view in views.items()}

@@ -186,76 +186,6 @@ def read_alerts(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-# --------------------------------------------------------------------------- one cluster fails
-# These manage one embedded cluster's processes through the manager's state file. They belong in
-# tandem.embedded.manager (kill_cluster/start_cluster); they live here until the manager has them.
-
-
-def kill_cluster(home: Path, name: str, timeout: float = 15.0) -> float:
-    """SIGKILL one embedded cluster's process and its ZooKeeper, as a power cut would.
-
-    Only processes verified as this home's are signalled. Returns the wall-clock time of the
-    kill. ``state.json`` keeps the ports, so :func:`restart_cluster` brings it back on them.
-    """
-    from tandem.embedded import manager
-
-    state = manager.read_state(home)
-    if state is None:
-        raise TandemError(f"no embedded clusters in {home}")
-    entry = next((c for c in state.clusters if c.name == name), None)
-    if entry is None:
-        raise TandemError(f"no cluster {name!r} in {home}")
-    pids = [pid for pid in (entry.process_pid, entry.zookeeper_pid) if pid]
-    ours = [pid for pid in pids if manager.process_state(pid, state.owner, home) == "ours"]
-    killed_at = time.time()
-    for pid in ours:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while any(not manager._is_gone(pid) for pid in ours):
-        if time.monotonic() > deadline:
-            raise TandemError(f"the {name} cluster's processes survived SIGKILL: {ours}")
-        time.sleep(0.02)
-    return killed_at
-
-
-def restart_cluster(home: Path, name: str, timeout: float = 60.0) -> None:
-    """Start a killed embedded cluster again on its ports and data; records the new pids."""
-    from tandem.embedded import manager, zookeeper
-
-    with manager._home_lock(home):
-        state = manager.read_state(home)
-        if state is None:
-            raise TandemError(f"no embedded clusters in {home}")
-        entry = next(c for c in state.clusters if c.name == name)
-        server = zookeeper.ZooKeeperServer(
-            home / name / "zookeeper",
-            port=entry.zookeeper_port,
-            log_path=manager.log_dir(home) / f"{name}-zookeeper.log",
-            tags={"owner": state.owner, "home": str(home)},
-        )
-        server.launch()
-        server.wait_ready(timeout)
-        if server.process is not None:
-            manager._CHILDREN[server.process.pid] = server.process
-        pid = manager._launch_cluster(home, state.owner, name, entry.role, server.hosts, entry)
-        ready = manager._wait_ready(home, {name: pid}, time.monotonic() + timeout)[name]
-        fresh = manager.ClusterState(
-            name,
-            entry.role,
-            server.port,
-            int(ready["webhdfs_port"]),
-            int(ready["data_port"]),
-            int(ready["metastore_port"]),
-            server.pid,
-            pid,
-        )
-        clusters = tuple(fresh if c.name == name else c for c in state.clusters)
-        manager._write_state(home, manager.HomeState(home, state.owner, True, clusters, state.started))
-        if fresh.endpoints() != entry.endpoints():
-            raise TandemError(f"{name} came back on other ports ({fresh.endpoints()}): a port was taken")
-
-
 # --------------------------------------------------------------------------- a real Airflow
 
 
@@ -684,10 +614,12 @@ def _failover(
     new: str,
     first: dict[str, Any],
 ) -> dict[str, Any]:
+    from tandem.embedded import manager
+
     assert drill.alerts_path is not None
     time.sleep(2.0)  # some writes land on the old primary after its last restore point
     drill.say(f"{old} fails: its cluster process and its ZooKeeper are killed.")
-    failed_at = kill_cluster(drill.home, old)
+    failed_at = manager.kill_cluster(drill.home, old)
     alert = drill.wait_alert("primary_failed", 0)
     detect_s = _parse_time(alert["event"]["detected_at"]) - failed_at
     drill.say(f"Alert after {alert['received_at'] - failed_at:.1f} s: {alert['subject']}")
@@ -701,7 +633,7 @@ def _failover(
     seen = len(read_alerts(drill.alerts_path))
     switches_before = len(clients.switches)
     drill.say(f"{old} comes back, still saying active (it could not be fenced): split brain.")
-    restart_cluster(drill.home, old)
+    manager.restart_cluster(drill.home, old)
     split = drill.wait_alert("split_brain", seen)
     time.sleep(3.0)  # the application must not move while both say active
     split_brain_switched = len(clients.switches) != switches_before or clients.target != new

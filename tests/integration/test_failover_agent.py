@@ -244,7 +244,9 @@ def test_agent_takes_the_node_once_zookeeper_comes_up(servers: Servers, tmp_path
     )
     server = ZooKeeperServer(zk_dir, port=port)
     try:
-        wait_for(lambda: "refused: retrying" in run.agent.last_reason, 15, "a refused take")
+        wait_for(
+            lambda: "but ZooKeeper refused (cannot reach ZooKeeper" in run.agent.last_reason, 15, "a refusal"
+        )
         assert not run.agent.held
         server.start()
         wait_for(lambda: run.agent.held, 20, "the agent to take the node")

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,5 +317,15 @@ def test_client_hands_out_real_clients_of_the_embedded_clusters(embedded: Topolo
         hdfs = clusters.hdfs()
         assert hdfs.url == embedded.primary.webhdfs_url
         assert hdfs.status("/") is not None
+        with clusters.metastore().session() as hms:
+            assert isinstance(hms.get_all_databases(), list)
+
+
+def test_client_from_airflow_connections(embedded: Topology, airflow_conns: dict[str, str]) -> None:
+    include = Path(__file__).resolve().parents[2] / "include"
+    with ActiveClusterClient.from_airflow("main", include_dir=include) as clusters:
+        assert clusters.target == "primary", clusters.decision
+        assert clusters.hdfs().url == embedded.primary.webhdfs_url
+        assert clusters.hdfs().status("/") is not None
         with clusters.metastore().session() as hms:
             assert isinstance(hms.get_all_databases(), list)

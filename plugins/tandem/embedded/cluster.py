@@ -176,7 +176,8 @@ class EmbeddedCluster:
         log.info("cluster %s: role %s, epoch %d", record.name, record.role, record.epoch)
         assert self.webhdfs is not None
         payload = json.dumps({"name": self.name, "pid": os.getpid(), "webhdfs": self.webhdfs.url})
-        alive = AliveHolder(self.zookeeper, self.name, payload.encode())
+        # a 3 s session: a killed cluster process loses /tandem/alive in about 3 s (failover detection < 5 s)
+        alive = AliveHolder(self.zookeeper, self.name, payload.encode(), session_timeout=3.0)
         alive.start(timeout=ZK_CONNECT_TIMEOUT)
         self._stops.append(alive.stop)
 

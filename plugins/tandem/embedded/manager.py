@@ -731,6 +731,70 @@ def bring_up(home: Path | None = None, timeout: float = START_TIMEOUT) -> UpResu
     return UpResult(topology, False, time.monotonic() - began)
 
 
+# --------------------------------------------------------------------------- one cluster (drills)
+
+
+def kill_cluster(home: Path, name: str, timeout: float = 15.0) -> float:
+    """SIGKILL one embedded cluster's process and its ZooKeeper, as a power cut would.
+
+    Only processes verified as this home's are signalled. Returns the wall-clock time of the
+    kill. ``state.json`` keeps the ports, so :func:`restart_cluster` brings it back on them.
+    """
+    state = read_state(home)
+    if state is None:
+        raise EmbeddedError(f"no embedded clusters in {home}")
+    entry = next((c for c in state.clusters if c.name == name), None)
+    if entry is None:
+        raise EmbeddedError(f"no cluster {name!r} in {home}")
+    pids = [pid for pid in (entry.process_pid, entry.zookeeper_pid) if pid]
+    ours = [pid for pid in pids if process_state(pid, state.owner, home) == "ours"]
+    killed_at = time.time()
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(not _is_gone(pid) for pid in ours):
+        if time.monotonic() > deadline:
+            raise EmbeddedError(f"the {name} cluster's processes survived SIGKILL: {ours}")
+        time.sleep(0.02)
+    return killed_at
+
+
+def restart_cluster(home: Path, name: str, timeout: float = 60.0) -> None:
+    """Start a killed embedded cluster again on its ports and data; records the new pids."""
+    with _home_lock(home):
+        state = read_state(home)
+        if state is None:
+            raise EmbeddedError(f"no embedded clusters in {home}")
+        entry = next(c for c in state.clusters if c.name == name)
+        server = zookeeper.ZooKeeperServer(
+            home / name / "zookeeper",
+            port=entry.zookeeper_port,
+            log_path=log_dir(home) / f"{name}-zookeeper.log",
+            tags={"owner": state.owner, "home": str(home)},
+        )
+        server.launch()
+        server.wait_ready(timeout)
+        if server.process is not None:
+            _CHILDREN[server.process.pid] = server.process
+        pid = _launch_cluster(home, state.owner, name, entry.role, server.hosts, entry)
+        ready = _wait_ready(home, {name: pid}, time.monotonic() + timeout)[name]
+        fresh = ClusterState(
+            name,
+            entry.role,
+            server.port,
+            int(ready["webhdfs_port"]),
+            int(ready["data_port"]),
+            int(ready["metastore_port"]),
+            server.pid,
+            pid,
+        )
+        clusters = tuple(fresh if c.name == name else c for c in state.clusters)
+        _write_state(home, HomeState(home, state.owner, True, clusters, state.started))
+        if fresh.endpoints() != entry.endpoints():
+            raise EmbeddedError(f"{name} came back on other ports ({fresh.endpoints()}): a port was taken")
+
+
 def up(home: Path | None = None) -> Topology:
     """Start (or find running) the embedded primary and standby clusters; see :func:`bring_up`."""
     return bring_up(home).topology

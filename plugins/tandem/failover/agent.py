@@ -197,9 +197,11 @@ class Agent:
         """One check and what follows from it. Returns the action taken."""
         health = self._runner.check()
         state, action, reason = next_step(self._state, health, self.fail_after, self.recover_after)
-        if action == "take" and not self._take():
-            action, reason = "stay_down", f"{reason}, but ZooKeeper {self.zk_hosts} refused: retrying"
-            state = replace(state, held=False)
+        if action == "take":
+            refused = self._take()
+            if refused is not None:
+                action, reason = "stay_down", f"{reason}, but ZooKeeper refused ({refused}): retrying"
+                state = replace(state, held=False)
         elif action == "drop":
             self._drop()
         self._state = state
@@ -210,16 +212,17 @@ class Agent:
         self.last_reason = reason
         return action
 
-    def _take(self) -> bool:
+    def _take(self) -> str | None:
+        """Hold the node; None, or why ZooKeeper did not let us (another holder: the embedded
+        cluster process holds its own node, so an agent there only takes over once it is gone)."""
         payload = json.dumps({"agent": self.name, "since": datetime.now(UTC).isoformat()}).encode()
         holder = AliveHolder(self.zk_hosts, self.name, payload, session_timeout=self.session_timeout)
         try:
             holder.start(timeout=max(self.interval * 3, 3.0))
         except ZooKeeperError as exc:
-            log.warning("agent of %s: %s", self.name, exc)
-            return False
+            return str(exc)
         self._holder = holder
-        return True
+        return None
 
     def _drop(self) -> None:
         if self._holder is not None:
