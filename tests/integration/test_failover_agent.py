@@ -131,11 +131,11 @@ def test_node_goes_when_webhdfs_stops_and_comes_back_when_it_restarts(
     run, zk = running
     servers.webhdfs.stop()
     gone = wait_for(lambda: zk.exists(ALIVE_PATH) is None, 10, "the node to go")
-    assert gone < 3 * INTERVAL + 1.5, f"took {gone:.2f} s"
+    assert gone < 3 * INTERVAL + 5, f"took {gone:.2f} s"  # a few checks, not a long poll
     assert "webhdfs: ConnectionError" in run.agent.last_reason or "webhdfs" in run.agent.last_reason
     servers.restart_webhdfs()
     back = wait_for(lambda: zk.exists(ALIVE_PATH) is not None, 10, "the node to come back")
-    assert back < 3 * INTERVAL + 1.5, f"took {back:.2f} s"
+    assert back < 3 * INTERVAL + 5, f"took {back:.2f} s"
     assert run.agent.last_reason.startswith("healthy (webhdfs answers and metastore answers)")
 
 

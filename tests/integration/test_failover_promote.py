@@ -85,7 +85,7 @@ def test_an_unreachable_target_is_refused(pair: ZkPair) -> None:
     result = promote("standby", "standby", pair.zk_hosts, timeout=2.0)
     assert result.outcome == "refused"
     assert result.reason.startswith("standby is unreachable (ZooKeeper")
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 15  # refuses instead of hanging on the dead ZooKeeper
     assert versions(pair) == before
 
 
