@@ -208,6 +208,12 @@ def take(
             src.allow_snapshot(root)
         log.info("take: root %s (%s)", root, decided.reason)
     keep = published_points((src, dst), run.business)
+    if run.snapshot in keep:
+        # a rerun of a published point redoes it: it stops existing until published again
+        log.warning("take: point %s was published before; this run replaces it", run.snapshot)
+        for hdfs in (dst, src):
+            catalog.remove(hdfs, run.business, run.instant)
+        keep.discard(run.snapshot)
     removed = _remove_unpublished(src, roots, run.business, keep)
     if removed:
         log.info("take: removed snapshots of unpublished points: %s", ", ".join(removed))
@@ -235,6 +241,7 @@ def take(
 def _snapshot_all(hdfs: Hdfs, roots: list[str], name: str) -> dict[str, int]:
     """CREATESNAPSHOT on every root at the same moment (one thread each, released together).
 
+    All or nothing: if any root fails, the others' snapshots of ``name`` are deleted again.
     Returns each snapshot's creation time (ms) as the NameNode recorded it.
     """
     if not roots:
@@ -246,8 +253,17 @@ def _snapshot_all(hdfs: Hdfs, roots: list[str], name: str) -> dict[str, int]:
         hdfs.create_snapshot(root, name)
 
     with ThreadPoolExecutor(len(roots)) as pool:
-        for future in [pool.submit(one, r) for r in roots]:
-            future.result()
+        futures = {root: pool.submit(one, root) for root in roots}
+    failed = {root: f.exception() for root, f in futures.items() if f.exception() is not None}
+    if failed:
+        # all at once or not at all: remove the snapshots that were taken before failing
+        for root in roots:
+            if root not in failed:
+                hdfs.delete_snapshot(root, name)
+        root, error = next(iter(failed.items()))
+        raise SnapshotRootError(
+            f"snapshot {name} failed on {root} ({error}); none of this point is kept"
+        ) from error
     times = {}
     for root in roots:
         found = [s for s in hdfs.snapshots(root) if s.name == name]
@@ -600,8 +616,12 @@ def snapshot_standby(
     run: Run, clusters: Clusters, direction: dict[str, Any], take_result: dict[str, Any]
 ) -> dict[str, Any]:
     """The same snapshot name on every target root (made snapshottable first). Idempotent."""
-    dst = clusters.hdfs(Direction.from_json(direction).target)
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     roots = sorted(take_result["roots"])
+    removed = _remove_unpublished(dst, roots, run.business, published_points((src, dst), run.business))
+    if removed:
+        log.info("snapshot_standby: removed snapshots of unpublished points: %s", ", ".join(removed))
     snapshottable = {s.path for s in dst.snapshottable_dirs()}
     for root in roots:
         dst.mkdirs(root)
@@ -610,8 +630,6 @@ def snapshot_standby(
             if nested:
                 raise SnapshotRootError(f"target root {root} cannot be snapshottable: {nested[0]} already is")
             dst.allow_snapshot(root)
-        if any(s.name == run.snapshot for s in dst.snapshots(root)):
-            dst.delete_snapshot(root, run.snapshot)
     times = _snapshot_all(dst, roots, run.snapshot)
     log.info("snapshot_standby: %s on %d target roots", run.snapshot, len(roots))
     return {

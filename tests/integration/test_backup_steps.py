@@ -124,3 +124,16 @@ def test_a_copy_killed_halfway_is_resumed_by_the_next_run(clusters, tmp_path):
         assert {s.name for s in hdfs.snapshots(top)} == {first["snapshot_name"], resumed["snapshot_name"]}
     assert resumed["mode"] == "full"  # the half-done copy changed the target since the last point
     assert resumed["files_copied"] <= 400 - copied + 2  # files already copied whole are not copied again
+
+
+def test_rerunning_a_published_point_redoes_it(clusters, tmp_path):
+    top = "/data/rerun/details"
+    policy = load_policy(make_policy(tmp_path, "rerun", top), clusters.topology)
+    src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+    src.write(f"{top}/a", b"first")
+    first = backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)
+    src.write(f"{top}/b", b"second")
+    again = backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)  # the same point, cleared
+    assert again["point"] == first["point"] and again["snapshot_name"] == first["snapshot_name"]
+    assert dst.read_bytes(f"{top}/.snapshot/{again['snapshot_name']}/b") == b"second"
+    assert [p.point for p in catalog.list_points(dst, "rerun")] == [first["point"]]
