@@ -110,17 +110,21 @@ def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
     """Roles, clock skew and target space; returns the direction. Read-only."""
     started = datetime.now(UTC)
     first, second = _pair_members(run)
-    direction = decide_direction(clusters.observe(first), clusters.observe(second))
+    seen = {name: clusters.observe(name) for name in (first, second)}
+    direction = decide_direction(seen[first], seen[second])
     limit = run.policy.consistency.max_clock_skew.total_seconds()
-    offsets = {}
+    offsets: dict[str, dict[str, float | None]] = {}
     for name in (direction.source, direction.target):
-        offset = clusters.hdfs(name).clock_offset_s()
-        offsets[name] = round(offset, 3)
-        # the Date header has 1 s resolution: only a skew beyond that resolution is evidence
-        if abs(offset) > limit + 1.0:
-            raise PreflightError(
-                f"clock of {name} is {offset:+.1f} s from this host, more than max_clock_skew {limit:g} s"
-            )
+        http = clusters.hdfs(name).clock_offset_s()
+        zk = seen[name].clock_offset_s
+        offsets[name] = {"namenode_s": round(http, 3), "zookeeper_s": None if zk is None else round(zk, 3)}
+        # ZooKeeper's ctime has ms resolution; the HTTP Date header only 1 s, so it gets 1 s more
+        for source, offset, slack in (("its ZooKeeper", zk, 0.0), ("its NameNode", http, 1.0)):
+            if offset is not None and abs(offset) > limit + slack:
+                raise PreflightError(
+                    f"clock of {name} ({source}) is {offset:+.3f} s from this host, more than "
+                    f"max_clock_skew {limit:g} s"
+                )
     _check_target_space(run, clusters.hdfs(direction.source), clusters.hdfs(direction.target))
     log.info("preflight: %s; clock offsets %s", direction.reason, offsets)
     return {**direction.to_json(), "clock_offsets_s": offsets, "started": catalog.iso(started)}

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tandem.errors import ZooKeeperError
-from tandem.failover.state import ALIVE_PATH, ClusterRecord, read_cluster_record
+from tandem.failover.state import ALIVE_PATH, ROOT_PATH, ClusterRecord, read_cluster_record
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore
 
 if TYPE_CHECKING:
     from tandem.policy import ClusterConfig, Topology
+
+
+CLOCK_PATH = f"{ROOT_PATH}/clock"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class Observation:
     alive: bool
     reachable: bool
     problem: str | None = None
+    # this host's clock minus ZooKeeper's (ms resolution), None when it could not be measured
+    clock_offset_s: float | None = None
 
     @property
     def role(self) -> str:
@@ -64,10 +69,28 @@ def observe(name: str, zk_hosts: str, timeout: float = 5.0) -> Observation:
         except ZooKeeperError as exc:
             record, problem = None, str(exc)
         alive = zk.exists(ALIVE_PATH) is not None
-        return Observation(name, record, alive, True, problem)
+        return Observation(name, record, alive, True, problem, _zk_clock_offset(zk))
     finally:
         zk.stop()
         zk.close()
+
+
+def _zk_clock_offset(zk: Any) -> float | None:
+    """This host's clock minus the ZooKeeper leader's, from the ctime of a throwaway ephemeral
+    node (ms resolution), compared with the midpoint of the create call. Best effort."""
+    import time
+
+    from kazoo.exceptions import KazooException
+
+    try:
+        before = time.time()
+        path = zk.create(f"{CLOCK_PATH}/probe-", ephemeral=True, sequence=True, makepath=True)
+        after = time.time()
+        stat = zk.exists(path)
+        zk.delete(path)
+    except KazooException:
+        return None
+    return None if stat is None else (before + after) / 2 - stat.ctime / 1000
 
 
 class Clusters:

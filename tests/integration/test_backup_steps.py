@@ -137,3 +137,11 @@ def test_rerunning_a_published_point_redoes_it(clusters, tmp_path):
     assert again["point"] == first["point"] and again["snapshot_name"] == first["snapshot_name"]
     assert dst.read_bytes(f"{top}/.snapshot/{again['snapshot_name']}/b") == b"second"
     assert [p.point for p in catalog.list_points(dst, "rerun")] == [first["point"]]
+
+
+def test_clocks_are_measured_against_zookeeper_and_the_namenode(clusters):
+    seen = clusters.observe("primary")
+    assert seen.reachable and seen.role == "active"
+    # same host, same clock: both measurements are near zero (ZooKeeper to the ms, HTTP Date to the s)
+    assert seen.clock_offset_s is not None and abs(seen.clock_offset_s) < 0.5
+    assert abs(clusters.hdfs("primary").clock_offset_s()) <= 1.0
