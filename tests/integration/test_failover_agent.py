@@ -29,14 +29,6 @@ pytestmark = pytest.mark.integration
 INTERVAL = 0.3
 
 
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start()
-    yield server
-    server.stop()
-
-
 class Servers:
     """A cluster's WebHDFS and metastore servers (the embedded ones), stoppable one at a time."""
 

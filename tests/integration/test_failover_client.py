@@ -17,25 +17,11 @@ from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.arbiter import ClusterView
 from tandem.failover.promote import promote
 from tandem.failover.state import CLUSTER_PATH
-from tests.integration.test_failover_support import ZkPair, expire_session, wait_for, zk_pair
+from tests.integration.test_failover_support import ZkPair, expire_session, wait_for
 
 pytestmark = pytest.mark.integration
 
 GRACE = 1.5
-
-
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pair(zk_server: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[ZkPair]:
-    with zk_pair(zk_server, request) as made:
-        yield made
 
 
 class Recorder:

@@ -7,30 +7,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.promote import PromotionResult, promote
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH
-from tests.integration.test_failover_support import ZkPair, zk_pair
+from tests.integration.test_failover_support import ZkPair
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pair(zk_server: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[ZkPair]:
-    with zk_pair(zk_server, request) as made:
-        yield made
 
 
 def versions(pair: ZkPair) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,25 +14,11 @@ from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.arbiter import ClusterView, assess_pair
 from tandem.failover.promote import promote
 from tandem.failover.watch import PairWatchTrigger
-from tests.integration.test_failover_support import ZkPair, expire_session, zk_pair
+from tests.integration.test_failover_support import ZkPair, expire_session
 
 pytestmark = pytest.mark.integration
 
 GRACE = 1.5
-
-
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pair(zk_server: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[ZkPair]:
-    with zk_pair(zk_server, request) as made:
-        yield made
 
 
 HEALTHY = "healthy:primary:1"
