@@ -154,7 +154,7 @@ def test_a_hung_metastore_counts_as_down(servers: Servers) -> None:
     try:
         began = time.monotonic()
         health = runner.check()
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < 4.0  # gives up at its 1 s timeout instead of hanging
         assert not health.healthy
         assert health.reason == "metastore did not answer within 1 s"
         # the hung probe is not piled up: the next check says it is still waiting

@@ -97,7 +97,7 @@ def test_an_unreachable_primary_is_detected_after_the_grace_period(pair: ZkPair)
     payload, took = run(first_event(trigger(pair), partition))
     assert payload["health"]["kind"] == "primary_failed"
     assert payload["health"]["reason"].startswith("primary, the active cluster, is unreachable")
-    assert GRACE - 0.1 <= took < GRACE + 2.0, took
+    assert GRACE - 0.1 <= took < GRACE + 5, took  # after the grace, not a long poll after it
 
 
 @pytest.mark.parametrize(
