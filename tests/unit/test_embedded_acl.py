@@ -37,7 +37,8 @@ def acl(text: str) -> list[AclEntry]:
 
 def named_users(count: int, *, default: bool = False, perm: str = "r--") -> str:
     prefix = "default:" if default else ""
-    return ",".join(f"{prefix}user:user{i}:{perm}" for i in range(count))
+    # zero-padded, so that spec order is also Hadoop's order (names compare as strings)
+    return ",".join(f"{prefix}user:user{i:02d}:{perm}" for i in range(count))
 
 
 # ---------------------------------------------------------------------------------- parsing
@@ -341,12 +342,6 @@ TRANSFORMATIONS = [
         "user:bruce:",
         "user::rwx,group::r--,mask::r--,other::---",
         id="remove-last-named-entry-keeps-recalculated-mask",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="divergence: Hadoop 3's calculateMasks recalculates the mask when the ACL had one "
-            "('maskNeeded || providedMask.containsKey(scope)'); _calculate_masks drops it and the ACL "
-            "turns minimal",
-        ),
     ),
     # ---- MODIFYACLENTRIES (mergeAclEntries)
     pytest.param(
@@ -471,11 +466,6 @@ TRANSFORMATIONS = [
         "group::r--",
         "user::rwx,group::r--,mask::r--,other::---",
         id="merge-group-keeps-recalculated-mask",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="divergence: Hadoop 3's calculateMasks recalculates an existing mask even without "
-            "named entries; _calculate_masks drops it and the ACL turns minimal",
-        ),
     ),
     # ---- SETACL (replaceAclEntries)
     pytest.param(
@@ -590,11 +580,6 @@ TRANSFORMATIONS = [
         + named_users(20, default=True)
         + ",default:group::r--,default:mask::r--,default:other::---",
         id="replace-32-limit-is-per-scope",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="divergence: Hadoop 3 (HDFS-7582) limits access and default entries to 32 each; "
-            "_build counts both scopes together (48 entries here are refused)",
-        ),
     ),
 ]
 
@@ -627,11 +612,6 @@ def test_a_required_mask_cannot_be_removed():
         acls.remove_entries(acl("user::rwx,user:bruce:r--,group::r--,mask::rwx,other::---"), acl("mask::"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="divergence: the message is Hadoop 2.4's 'mask is required, but it was deleted.'; Hadoop 3 "
-    "says 'mask is required and cannot be deleted.'",
-)
 def test_a_required_mask_cannot_be_removed_with_hadoop_3s_message():
     with pytest.raises(AclError) as info:
         acls.remove_entries(acl("user::rwx,user:bruce:r--,group::r--,mask::rwx,other::---"), acl("mask::"))
@@ -819,12 +799,6 @@ NAMENODE_CASES = [
         "group::r-x,default:user::rwx,default:group::r-x,default:mask::r-x,default:other::---",
         0o750,
         id="remove-entries",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="divergence (FSAclBaseTest.testRemoveAclEntries): Hadoop 3 keeps recalculated "
-            "access and default masks after the last named entries go; the module drops both, so "
-            "'group::r-x' and 'default:mask::r-x' are missing from getAclStatus",
-        ),
     ),
     pytest.param(
         0o640,

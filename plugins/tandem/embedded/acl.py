@@ -135,18 +135,22 @@ def _calculate_masks(
             if e.type == "group" or e.name:
                 union |= e.perm or 0
         if scope not in provided and needed and scope in mask_dirty:
-            raise AclError("Invalid ACL: mask is required, but it was deleted.")
+            raise AclError("Invalid ACL: mask is required and cannot be deleted.")
         if scope in provided and (scope not in scope_dirty or scope in mask_dirty):
             entries.append(provided[scope])
-        elif needed:
+        elif needed or scope in provided:
+            # Hadoop 3 (HDFS-7697) recalculates a mask the ACL had, even with no named entry left
             entries.append(AclEntry(scope, "mask", "", union))
 
 
 def _build(entries: list[AclEntry]) -> list[AclEntry]:
-    if len(entries) > MAX_ENTRIES:
-        raise AclError(
-            f"Invalid ACL: ACL has {len(entries)} entries, which exceeds maximum of {MAX_ENTRIES}."
-        )
+    # Hadoop 3 (HDFS-7582) allows MAX_ENTRIES access entries and as many default entries
+    for scope, label in ((False, "access"), (True, "default")):
+        count = sum(1 for e in entries if e.default == scope)
+        if count > MAX_ENTRIES:
+            raise AclError(
+                f"Invalid ACL: ACL has {count} {label} entries, which exceeds maximum of {MAX_ENTRIES}."
+            )
     entries.sort(key=AclEntry.key)
     for prev, cur in itertools.pairwise(entries):
         if prev.key() == cur.key():
