@@ -120,9 +120,21 @@ def test_a_dropped_upload_leaves_nothing(server: WebHdfsServer) -> None:
     assert client.status("/drop/new", strict=False) is None
     with client.read("/drop/kept") as reader:
         assert reader.read() == b"kept"
-    client.write("/drop/kept", data=b"+", append=True)
+    # the dropped APPEND is aborted by its own thread when its read fails: its lease goes then
+    wait_for(lambda: _append(client, "/drop/kept", b"+"))
     with client.read("/drop/kept") as reader:
         assert reader.read() == b"kept+"
+
+
+def _append(client: InsecureClient, path: str, data: bytes) -> bool:
+    """True once appended; False while another writer still holds the file's lease."""
+    try:
+        client.write(path, data=data, append=True)
+    except HdfsError as exc:
+        if "lease is currently owned by another client" in str(exc):
+            return False
+        raise
+    return True
 
 
 def attempt(write: Callable[..., None], path: str, data: Gate, append: bool) -> None:
