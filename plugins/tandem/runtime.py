@@ -6,6 +6,7 @@ Nothing here runs at DAG-parse time: tasks build a :class:`Clusters` when they s
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,6 @@ def observe(name: str, zk_hosts: str, timeout: float = 5.0) -> Observation:
 def _zk_clock_offset(zk: Any) -> float | None:
     """This host's clock minus the ZooKeeper leader's, from the ctime of a throwaway ephemeral
     node (ms resolution), compared with the midpoint of the create call. Best effort."""
-    import time
-
     from kazoo.exceptions import KazooException
 
     try:

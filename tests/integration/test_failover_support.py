@@ -215,14 +215,6 @@ def zk_pair(
 # --------------------------------------------------------------------------- the injectors work
 
 
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_cut_drops_a_kazoo_connection_and_restore_lets_it_back(zk_server: ZooKeeperServer) -> None:
     proxy = TcpProxy("127.0.0.1", zk_server.port)
     states: list[str] = []

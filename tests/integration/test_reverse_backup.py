@@ -28,7 +28,7 @@ TOP = "/data/reverse/details"
 
 
 @pytest.fixture
-def pair(
+def private_pair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Clusters, Policy, dict[str, str]]]:
     home = tmp_path / "home"
@@ -66,8 +66,8 @@ def files(clusters: Clusters, name: str, top: str = TOP) -> dict[str, bytes]:
     return {e.relpath: hdfs.read_bytes(f"{top}/{e.relpath}") for e in hdfs.walk(top) if not e.status.is_dir}
 
 
-def test_reverse_backup_is_incremental_from_the_shared_point(pair):
-    clusters, policy, zk = pair
+def test_reverse_backup_is_incremental_from_the_shared_point(private_pair):
+    clusters, policy, zk = private_pair
     primary, standby = clusters.hdfs("primary"), clusters.hdfs("standby")
     for i in range(5):
         primary.write(f"{TOP}/f{i}", bytes([i]) * 100)
@@ -86,8 +86,8 @@ def test_reverse_backup_is_incremental_from_the_shared_point(pair):
     assert primary.status("/.tandem/quarantine/reverse") is None
 
 
-def test_writes_the_old_primary_took_after_the_shared_point_are_quarantined(pair):
-    clusters, policy, zk = pair
+def test_writes_the_old_primary_took_after_the_shared_point_are_quarantined(private_pair):
+    clusters, policy, zk = private_pair
     primary = clusters.hdfs("primary")
     for i in range(3):
         primary.write(f"{TOP}/f{i}", bytes([i]) * 100)

@@ -38,14 +38,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def zk(zk_server: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[KazooClient]:
     """A client chrooted to a fresh path, so tests sharing the server never see each other."""
