@@ -1,4 +1,4 @@
-"""Airflow DAG file: one backup DAG per business policy in include/policies.
+"""Airflow DAG file: one backup DAG per business policy in include/policies, and tandem_restore.
 
 Thin on purpose: the factory lives in tandem.dags.backup. TANDEM_INCLUDE overrides where the
 policies and clusters.yaml are read from (default: the project's include/ beside this folder).

@@ -5,17 +5,31 @@ Guarantees, per step:
 
 - ``preflight`` reads only; it fails (with the reason) unless exactly one cluster of the pair is
   active and the other is alive and standby, clocks agree, and the target has room.
-- ``take`` snapshots every root of the business at once; on retry it first removes the snapshots
-  of this point (and any unpublished point) everywhere, so a point is all-or-nothing.
-- ``copy_component`` is idempotent: a rerun resumes (a changed target falls back to a full sync).
-- ``publish`` writes the manifest last and atomically: before it, the point does not exist.
+- ``take`` snapshots every root of the business at once and captures the metastore's
+  definitions of the protected tables around that instant (a capture taken before and one
+  after the snapshots must agree, else it tries again); on retry it first removes the snapshots
+  of any unpublished point everywhere, so a point is all-or-nothing. A point that is already
+  published is never redone: the run stops (:class:`PointAlreadyPublished`) and the point stays.
+- ``copy_component`` copies data only and is idempotent: a rerun resumes (a changed target falls
+  back to a full sync, moving what it held beyond the last point to the quarantine).
+- ``register_metadata`` runs only after every copy succeeded: the target's metastore is made to
+  match the capture, never the live source.
+- ``publish`` verifies the target's snapshot against the source's, then writes the per-file
+  records and the manifest, last and atomically: before it, the point does not exist.
 - ``apply_retention`` deletes manifests before snapshots, so no half-deleted point is ever listed.
+
+Every step that writes first checks that the pair's roles and epochs are still the ones
+``preflight`` saw (:func:`guard`): after a promotion a run stops instead of writing, and it never
+writes to (or quarantines on) a cluster that says active. A run killed anywhere leaves the
+standby's live data possibly between two points; ``tandem restore`` and every promotion put it
+back on the newest published point (tandem.restore).
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
+import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -24,10 +38,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tandem import catalog, plan
+from tandem import catalog, plan, verify
+from tandem.capture import Capture, apply_grants, apply_tables, capture
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
-from tandem.errors import ConsistencyError, CopyError, PreflightError, SnapshotRootError
+from tandem.errors import (
+    ConsistencyError,
+    CopyError,
+    PreflightError,
+    SnapshotRootError,
+    TandemError,
+    VerificationError,
+)
 from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import DiffType, FileStatus
 from tandem.runtime import Clusters, Observation
@@ -38,6 +60,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUARANTINE_ROOT = "/.tandem/quarantine"
+CAPTURE_ATTEMPTS = 5
+
+
+class PointAlreadyPublished(TandemError):
+    """This run's point is published already: it is kept as it is, never redone."""
+
+
+class RolesChanged(PreflightError):
+    """The pair's roles or epochs moved since preflight: the run stops before writing."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +158,29 @@ def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
                 )
     _check_target_space(run, clusters.hdfs(direction.source), clusters.hdfs(direction.target))
     log.info("preflight: %s; clock offsets %s", direction.reason, offsets)
-    return {**direction.to_json(), "clock_offsets_s": offsets, "started": catalog.iso(started)}
+    epochs = {name: o.record.epoch if o.record else None for name, o in seen.items()}
+    return {
+        **direction.to_json(),
+        "epochs": epochs,
+        "clock_offsets_s": offsets,
+        "started": catalog.iso(started),
+    }
+
+
+def guard(run: Run, clusters: Clusters, direction: dict[str, Any], step: str) -> None:
+    """Raise RolesChanged unless the pair still looks as preflight saw it: the same epochs, the
+    source active and the target standby. Every step that writes calls this first. Read-only."""
+    d = Direction.from_json(direction)
+    for name, role in ((d.source, "active"), (d.target, "standby")):
+        seen = clusters.observe(name)
+        epoch = seen.record.epoch if seen.record else None
+        then = direction.get("epochs", {}).get(name, epoch)
+        if not seen.reachable or seen.role != role or epoch != then:
+            now = f"{seen.role} at epoch {epoch}" if seen.reachable else f"unreachable ({seen.problem})"
+            raise RolesChanged(
+                f"{step}: {name} is {now}, but preflight saw it {role} at epoch {then}: the pair "
+                "changed (a promotion?), so this run stops without writing"
+            )
 
 
 def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
@@ -201,27 +254,45 @@ def _remove_unpublished(hdfs: Hdfs, roots: Iterable[str], business: str, keep: s
 def take(
     run: Run, clusters: Clusters, direction: dict[str, Any], resolved: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Snapshot every root of the business at once; record the actual times and the skew."""
+    """Snapshot every root of the business at once and capture the protected tables' metadata
+    at that instant; record the actual times and the skew.
+
+    The metastore is read before and after the snapshots: only if both reads agree is the
+    capture the metadata of the snapshot's instant (a partition added or dropped meanwhile
+    makes the snapshots be removed and taken again, up to CAPTURE_ATTEMPTS times). Tables'
+    data paths come from the capture, so a partition that appeared since ``resolve`` is
+    snapshotted too. Raises PointAlreadyPublished for a point that exists already.
+    """
+    guard(run, clusters, direction, "take")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
-    datasets = [ResolvedDataset.from_json(r) for r in resolved]
-    snapshottable = {s.path for s in src.snapshottable_dirs()}
-    roots = plan.plan_snapshot_roots({ds.name: ds.paths for ds in datasets}, snapshottable)
-    for root, decided in roots.items():
-        if decided.make_snapshottable:
-            src.allow_snapshot(root)
-        log.info("take: root %s (%s)", root, decided.reason)
     keep = published_points((src, dst), run.business)
     if run.snapshot in keep:
-        # a rerun of a published point redoes it: it stops existing until published again
-        log.warning("take: point %s was published before; this run replaces it", run.snapshot)
-        for hdfs in (dst, src):
-            catalog.remove(hdfs, run.business, run.instant)
-        keep.discard(run.snapshot)
-    removed = _remove_unpublished(src, roots, run.business, keep)
+        raise PointAlreadyPublished(
+            f"point {catalog.iso(run.instant)} of {run.business} is published already; it is kept as it "
+            "is (to land on it, use tandem restore; for a new point, run a backup at another instant)"
+        )
+    datasets = [ResolvedDataset.from_json(r) for r in resolved]
+    tables = [(ds.component, ds.name) for ds in datasets if ds.component != "hdfs"]
+    metastore = clusters.metastore(d.source) if tables else None
+    removed = _remove_unpublished(src, _known_roots(src, datasets), run.business, keep)
     if removed:
         log.info("take: removed snapshots of unpublished points: %s", ", ".join(removed))
-    times = _snapshot_all(src, sorted(roots), run.snapshot)
+    for attempt in range(1, CAPTURE_ATTEMPTS + 1):
+        before = capture(metastore, tables, user_data=run.policy.user_data) if metastore else None
+        roots = _decide_roots(src, datasets, before)
+        times = _snapshot_all(src, sorted(roots), run.snapshot)
+        after = capture(metastore, tables, user_data=run.policy.user_data) if metastore else None
+        if before is None or after is None or before.fingerprint() == after.fingerprint():
+            break
+        for root in roots:
+            src.delete_snapshot(root, run.snapshot)
+        log.warning("take: the metastore changed while the snapshots were taken (attempt %d); again", attempt)
+    else:
+        raise ConsistencyError(
+            f"the metastore kept changing while {run.snapshot} was taken ({CAPTURE_ATTEMPTS} attempts): "
+            "no point is kept; the next run tries again"
+        )
     stamps = sorted(times.values())
     skew_ms = int(stamps[-1] - stamps[0]) if stamps else 0
     limit_ms = run.policy.consistency.max_skew.total_seconds() * 1000
@@ -231,6 +302,11 @@ def take(
         raise ConsistencyError(
             f"snapshots of {run.snapshot} are {skew_ms} ms apart, more than max_skew {limit_ms:g} ms"
         )
+    metadata = None
+    if after is not None:
+        metadata = catalog.metadata_path(run.business, run.instant)
+        catalog.write_json(src, metadata, after.to_json())
+        log.info("take: metadata captured with the snapshots: %s (%s)", after.summary(), metadata)
     log.info("take: %s on %d roots, skew %d ms", run.snapshot, len(roots), skew_ms)
     return {
         "snapshot": run.snapshot,
@@ -239,7 +315,34 @@ def take(
             root: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for root, ms in times.items()
         },
         "skew_ms": skew_ms,
+        "metadata": metadata,
     }
+
+
+def _known_roots(hdfs: Hdfs, datasets: Sequence[ResolvedDataset]) -> list[str]:
+    """Snapshottable directories holding or above any dataset path (where stale snapshots of
+    an unpublished point can be)."""
+    paths = [p for ds in datasets for p in ds.paths]
+    return sorted(
+        s.path
+        for s in hdfs.snapshottable_dirs()
+        if any(_within(p, s.path) or _within(s.path, p) for p in paths)
+    )
+
+
+def _decide_roots(
+    src: Hdfs, datasets: Sequence[ResolvedDataset], captured: Capture | None
+) -> dict[str, plan.SnapshotRoot]:
+    """Snapshot roots of every dataset (tables' paths from the capture); made snapshottable."""
+    by_table = {t.name: t.data_paths() for t in captured.tables} if captured else {}
+    paths = {ds.name: tuple(dict.fromkeys((*ds.paths, *by_table.get(ds.name, ())))) for ds in datasets}
+    snapshottable = {s.path for s in src.snapshottable_dirs()}
+    roots = plan.plan_snapshot_roots(paths, snapshottable)
+    for root, decided in roots.items():
+        if decided.make_snapshottable:
+            src.allow_snapshot(root)
+        log.info("take: root %s (%s)", root, decided.reason)
+    return roots
 
 
 def _snapshot_all(hdfs: Hdfs, roots: list[str], name: str) -> dict[str, int]:
@@ -363,33 +466,19 @@ class _Syncer:
         return _join(posixpath.join(root, ".snapshot", self.run.snapshot), rel)
 
     def target_changed(self, root: str, subtree: str, base: str) -> bool:
-        """True when the target's data under the subtree changed since the base snapshot.
+        """True when the target's live data under the subtree differs from its base snapshot
+        by content (what a restore would change); times of directories do not count."""
+        from tandem.restore import differences
 
-        Directory MODIFY entries alone (times, metadata) do not count: they are what copies do.
-        """
-        report = self.dst.snapshot_diff(root, base, "")
-        for entry in report.entries:
-            paths = [entry.source] + ([entry.target] if entry.target else [])
-            if not any(_within(p, subtree) for p in paths):
-                continue
-            if entry.type is DiffType.MODIFY:
-                status = self.dst.status(_join(root, entry.source))
-                if status is not None and status.is_dir:
-                    continue
-            return True
-        return False
-
-    def has_snapshot(self, hdfs: Hdfs, root: str, name: str) -> bool:
-        status = hdfs.status(root)
-        return bool(status and status.snapshot_enabled and any(s.name == name for s in hdfs.snapshots(root)))
+        return bool(differences(self.dst, root, subtree, base))
 
     def sync(self, root: str, subtree: str, base: str | None) -> dict[str, Any]:
         mode, reason = "full", "no published point to start from"
         moved: list[str] = []
         if base is not None:
-            if not self.has_snapshot(self.src, root, base):
+            if not verify.has_snapshot(self.src, root, base):
                 reason = f"source {root} has no snapshot {base}"
-            elif not self.has_snapshot(self.dst, root, base):
+            elif not verify.has_snapshot(self.dst, root, base):
                 reason = f"target {root} has no snapshot {base}"
             elif self.target_changed(root, subtree, base):
                 moved = self.quarantine(root, subtree, base)
@@ -561,23 +650,16 @@ def copy_component(
     resolved: Sequence[dict[str, Any]],
     take_result: dict[str, Any],
 ) -> dict[str, Any]:
-    """Copy every dataset of a component, then register tables on the target. Idempotent."""
+    """Copy the data of every dataset of a component. Idempotent; the target's metastore is
+    not touched here (register_metadata does that once every copy succeeded)."""
+    guard(run, clusters, direction, f"copy_{component}")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     base, base_point = _base_snapshot(run, dst)
     syncer = _Syncer(run, src, dst, d)
-    handler = COMPONENTS[component]
     datasets_out = []
     for ds in (ResolvedDataset.from_json(r) for r in resolved):
         parts = [syncer.sync(root, subtree, base) for root, subtree in _subtrees_of(take_result, ds)]
-        registered = {}
-        if component != "hdfs":
-            registered = handler.register(
-                ds,
-                clusters.metastore(d.source),
-                clusters.metastore(d.target),
-                run.topology.clusters[d.target].nameservice,
-            )
         files, nbytes = _dataset_size(src, syncer, take_result, ds)
         datasets_out.append(
             {
@@ -590,7 +672,6 @@ def copy_component(
                 "files_copied": sum(p["files_copied"] for p in parts),
                 "bytes_copied": sum(p["bytes_copied"] for p in parts),
                 "paths": parts,
-                "registered": registered,
             }
         )
         log.info(
@@ -602,6 +683,32 @@ def copy_component(
             datasets_out[-1]["mode"],
         )
     return {"component": component, "base_point": base_point, "datasets": datasets_out}
+
+
+# -- metadata ------------------------------------------------------------------------------------
+def _read_capture(hdfs: Hdfs, path: str) -> Capture:
+    return Capture.from_json(catalog.read_json(hdfs, path))
+
+
+def register_metadata(
+    run: Run, clusters: Clusters, direction: dict[str, Any], take_result: dict[str, Any]
+) -> dict[str, int]:
+    """Store the point's capture on the target, then make the target's metastore match it
+    (databases, tables, partitions; locations rebased). Idempotent. Runs only after every
+    copy succeeded, so a failed copy never touches the target's metastore."""
+    path = take_result.get("metadata")
+    if not path:
+        log.info("register_metadata: no tables in this business")
+        return {}
+    guard(run, clusters, direction, "register_metadata")
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    captured = _read_capture(src, path)
+    catalog.write_json(dst, path, captured.to_json())
+    counts = apply_tables(captured, clusters.metastore(d.target), run.topology.clusters[d.target].nameservice)
+    changed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v) or "nothing to change"
+    log.info("register_metadata: %s as captured at the point: %s", captured.summary(), changed)
+    return counts
 
 
 def _dataset_size(
@@ -620,6 +727,7 @@ def snapshot_standby(
     run: Run, clusters: Clusters, direction: dict[str, Any], take_result: dict[str, Any]
 ) -> dict[str, Any]:
     """The same snapshot name on every target root (made snapshottable first). Idempotent."""
+    guard(run, clusters, direction, "snapshot_standby")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     roots = sorted(take_result["roots"])
@@ -659,13 +767,14 @@ def sync_user_data(
     resolved: Sequence[dict[str, Any]],
     take_result: dict[str, Any],
 ) -> dict[str, int]:
-    """Owners, permissions, ACLs; Hive roles, memberships and grants; tenant quotas. Idempotent."""
+    """Owners, permissions, ACLs (from the source snapshot); Hive roles, memberships and grants
+    (from the point's capture); tenant quotas. Idempotent."""
     from tandem import userdata
-    from tandem.metastore import TableRef
 
     if not run.policy.user_data:
         log.info("sync_user_data: disabled by the policy")
         return {}
+    guard(run, clusters, direction, "sync_user_data")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     counts: dict[str, int] = {}
@@ -678,11 +787,8 @@ def sync_user_data(
         for _name, subtree in members:
             snap_top = _join(posixpath.join(root, ".snapshot", run.snapshot), subtree)
             add(userdata.sync_tree_metadata(src, snap_top, dst, _join(root, subtree)))
-    tables = [TableRef.parse(r["name"]) for r in resolved if r["component"] in ("hive", "sparksql")]
-    if tables:
-        src_ms, dst_ms = clusters.metastore(d.source), clusters.metastore(d.target)
-        add(userdata.sync_roles(src_ms, dst_ms))
-        add(userdata.sync_privileges(src_ms, dst_ms, tables))
+    if take_result.get("metadata"):
+        add(apply_grants(_read_capture(dst, take_result["metadata"]), clusters.metastore(d.target)))
     add(userdata.sync_quotas(src, dst, run.policy.tenant_dirs))
     log.info(
         "sync_user_data: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to change"
@@ -691,6 +797,20 @@ def sync_user_data(
 
 
 # -- publish and retention -----------------------------------------------------------------------
+def _previous_records(dst: Hdfs, run: Run) -> verify.Records | None:
+    """The per-file records of the newest point before this one, if it has any."""
+    earlier = [p for p in catalog.list_points(dst, run.business) if p.instant < run.instant]
+    if not earlier or not earlier[-1].files_record:
+        return None
+    try:
+        return verify.records_from_body(catalog.read_json(dst, earlier[-1].files_record))
+    except (TandemError, ValueError, OSError) as exc:
+        log.warning(
+            "publish: records of %s unreadable (%s); every file is checksummed", earlier[-1].point, exc
+        )
+        return None
+
+
 def publish(
     run: Run,
     clusters: Clusters,
@@ -700,15 +820,36 @@ def publish(
     user_data: dict[str, int],
     started: datetime,
 ) -> dict[str, Any]:
-    """Write the manifest on the target (atomically, last), then a copy on the source."""
+    """Verify what the target holds for the point, write its per-file records, then the
+    manifest on the target (atomically, last), then a copy on the source.
+
+    Nothing is published when the check finds a mismatch (VerificationError lists them).
+    """
+    guard(run, clusters, direction, "publish_restore_point")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     for root in take_result["roots"]:
         if not any(s.name == run.snapshot for s in dst.snapshots(root)):
             raise SnapshotRootError(f"target root {root} lacks snapshot {run.snapshot}: not publishing")
+    subtrees = sorted({(root, sub) for root, members in take_result["roots"].items() for _, sub in members})
+    base_points = [c["base_point"] for c in copies if c.get("base_point")]
+    base = plan.snapshot_name(run.business, catalog.parse_iso(base_points[0])) if base_points else None
+    checked, records = verify.check_copy(src, dst, run.snapshot, subtrees, _previous_records(dst, run), base)
+    reports = [checked]
+    if take_result.get("metadata"):
+        captured = _read_capture(dst, take_result["metadata"])
+        nameservice = run.topology.clusters[d.target].nameservice
+        reports.append(verify.check_metadata(captured, clusters.metastore(d.target), nameservice))
+    report = verify.merge("target snapshot and metastore against the source's point", reports)
+    if not report.ok:
+        raise VerificationError(
+            f"{run.snapshot} does not verify on {d.target}; not publishing. "
+            f"{len(report.mismatches)} mismatch(es):\n" + "\n".join(report.lines())
+        )
+    records_at = catalog.records_path(run.business, run.instant)
+    catalog.write_json(dst, records_at, verify.records_body(run.snapshot, records))
     datasets = [ds for c in copies for ds in c["datasets"]]
     modes = {ds["mode"] for ds in datasets}
-    base_points = [c["base_point"] for c in copies if c.get("base_point")]
     manifest = catalog.Manifest(
         business=run.business,
         point=catalog.iso(run.instant),
@@ -739,17 +880,26 @@ def publish(
         duration_s=round((datetime.now(UTC) - started).total_seconds(), 3),
         user_data=user_data,
         verified=True,
+        verification=report.to_json(),
+        snapshot_roots=take_result["roots"],
+        metadata=take_result.get("metadata"),
+        files_record=records_at,
     )
     path = catalog.publish(dst, manifest)
+    catalog.write_json(src, records_at, verify.records_body(run.snapshot, records))
     catalog.publish(src, manifest)
     log.info(
-        "published %s %s: %s, %d files / %d bytes copied, skew %d ms, %.1f s (%s)",
+        "published %s %s: %s, %d files / %d bytes copied, skew %d ms, verified %d files (%d checksummed)%s, "
+        "%.1f s (%s)",
         run.business,
         manifest.point,
         manifest.mode,
         manifest.files_copied,
         manifest.bytes_copied,
         manifest.skew_ms,
+        report.files,
+        report.checksummed,
+        f" and {report.tables} table(s)" if report.tables else "",
         manifest.duration_s,
         path,
     )
@@ -758,6 +908,7 @@ def publish(
 
 def apply_retention(run: Run, clusters: Clusters, direction: dict[str, Any]) -> dict[str, Any]:
     """Expire points beyond keep_last or older than max_age: manifests first, then snapshots."""
+    guard(run, clusters, direction, "apply_retention")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
     points = catalog.list_points(dst, run.business)
@@ -787,7 +938,8 @@ def apply_retention(run: Run, clusters: Clusters, direction: dict[str, Any]) -> 
 
 def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
     """Every step in order, in this process: what the DAG does task by task, for benchmarks,
-    drills and tests that need many points quickly. Returns the published manifest."""
+    drills and tests that need many points quickly. Returns the published manifest (for a
+    point that was published already, that point's manifest, unchanged)."""
     started = datetime.now(UTC)
     direction = preflight(run, clusters)
     components = [
@@ -795,10 +947,70 @@ def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
     ]
     resolved = {c: resolve(run, clusters, direction["source"], c) for c in components}
     flat = [item for c in components for item in resolved[c]]
-    taken = take(run, clusters, direction, flat)
+    try:
+        taken = take(run, clusters, direction, flat)
+    except PointAlreadyPublished as exc:
+        log.info("%s", exc)
+        existing = catalog.find(clusters.hdfs(direction["target"]), run.business, run.instant)
+        assert existing is not None
+        return existing.model_dump(mode="json")
     copies = [copy_component(run, clusters, direction, c, resolved[c], taken) for c in components]
+    register_metadata(run, clusters, direction, taken)
     snapshot_standby(run, clusters, direction, taken)
     user_data = sync_user_data(run, clusters, direction, flat, taken)
     manifest = publish(run, clusters, direction, taken, copies, user_data, started)
     apply_retention(run, clusters, direction)
     return manifest
+
+
+# -- the command ----------------------------------------------------------------------------------
+def run_backup(args: Any) -> int:
+    """``tandem backup BUSINESS [--full]``: one run now, through Airflow's own task runner
+    (``airflow dags test``), against the clusters of the Airflow connections or, with a
+    running embedded home, its clusters and local Airflow."""
+    import json
+
+    from tandem.local_airflow import airflow_for_cli
+    from tandem.points import backup_target, load_business
+    from tandem.runtime import cluster_clients_for_cli
+
+    policy, topology = load_business(args.business)
+    clusters = cluster_clients_for_cli(args.home)
+    airflow = airflow_for_cli(args.home)
+    target = backup_target(policy, topology, clusters)
+    instant = _next_instant(clusters.hdfs(target), policy.business)
+    conf: dict[str, object] | None = {"full": True} if args.full else None
+    log.info("backup: %s at %s through Airflow (%s)", policy.dag_id, catalog.iso(instant), airflow.describe())
+    outcome = airflow.dags_test(policy.dag_id, instant, conf)
+    manifest = catalog.find(clusters.hdfs(target), policy.business, instant) if outcome.ok else None
+    result = {
+        "business": policy.business,
+        "dag_id": policy.dag_id,
+        "point": catalog.iso(instant),
+        "state": outcome.state,
+        "seconds": outcome.seconds,
+        "manifest": manifest.model_dump(mode="json") if manifest else None,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif manifest is not None:
+        print(
+            f"tandem backup {policy.business}: published {manifest.point} on {manifest.target} "
+            f"({manifest.mode}, {manifest.files_copied} files / {manifest.bytes_copied} bytes copied, "
+            f"skew {manifest.skew_ms} ms, verified {manifest.verification.get('files', 0)} files) "
+            f"in {outcome.seconds:.1f} s"
+        )
+    else:
+        print(f"tandem backup {policy.business}: run {outcome.state}; no point published", file=sys.stderr)
+        print(outcome.failure_reason(), file=sys.stderr)
+    return 0 if manifest is not None else 1
+
+
+def _next_instant(target: Hdfs, business: str) -> datetime:
+    """Now to the second, later than every published point (points are named to the second)."""
+    newest = catalog.latest(target, business)
+    while True:
+        instant = datetime.now(UTC).replace(microsecond=0)
+        if newest is None or instant > newest.instant:
+            return instant
+        time.sleep(0.2)

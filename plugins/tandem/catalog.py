@@ -3,13 +3,21 @@
 A restore point exists only once its manifest is at
 ``/.tandem/restore-points/<business>/<T>.json`` on the target (``T`` as ``%Y%m%dT%H%M%SZ``).
 The manifest is written to a dot-prefixed temporary name in the same directory and renamed
-into place, an atomic step in HDFS; readers skip temporary names and unreadable files, so a
-half-written manifest is never taken for a restore point.
+into place (RENAME with OVERWRITE, so replacing a manifest leaves no window without one), an
+atomic step in HDFS; readers skip temporary names and unreadable files, so a half-written
+manifest is never taken for a restore point.
+
+Beside each manifest, the directory ``<T>/`` holds what the point needs besides its
+snapshots: ``metadata.json`` (the metastore capture taken with the snapshots) and
+``files.json.gz`` (path, length, modification time and checksum of every file, written at
+publish, so a point can be verified when the other cluster is gone). Both are named in the
+manifest; retention removes the directory after the manifest.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
 import posixpath
@@ -34,6 +42,14 @@ def iso(instant: datetime) -> str:
     if instant.microsecond:
         text += f".{instant.microsecond // 1000:03d}"
     return text + "Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO-8601 instant (``Z`` or an offset) as an aware UTC datetime."""
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if instant.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return instant.astimezone(UTC)
 
 
 class DatasetEntry(BaseModel):
@@ -71,11 +87,26 @@ class Manifest(BaseModel):
     bytes_copied: int
     duration_s: float
     user_data: dict[str, Any] = {}
+    # True only when publish checked the point (what it checked is in ``verification``)
     verified: bool = False
+    verification: dict[str, Any] = {}
+    # snapshot root -> [[dataset, subtree], ...] as take decided them
+    snapshot_roots: dict[str, list[list[str]]] = {}
+    metadata: str | None = None  # path of the metastore capture, None without tables
+    files_record: str | None = None  # path of the per-file records
+
+    def subtrees(self) -> list[tuple[str, str]]:
+        """(root, subtree) of every protected tree; points without ``snapshot_roots`` (older
+        manifests) protect their dataset roots whole."""
+        if self.snapshot_roots:
+            return sorted(
+                {(root, sub) for root, members in self.snapshot_roots.items() for _, sub in members}
+            )
+        return sorted({(root, "") for ds in self.datasets for root in ds.roots})
 
     @property
     def instant(self) -> datetime:
-        return datetime.fromisoformat(self.point.replace("Z", "+00:00"))
+        return parse_iso(self.point)
 
     @property
     def point_id(self) -> str:
@@ -90,16 +121,54 @@ def manifest_path(business: str, instant: datetime) -> str:
     return posixpath.join(manifest_dir(business), point_id(instant) + ".json")
 
 
+def point_dir(business: str, instant: datetime) -> str:
+    """Where a point keeps its metadata capture and per-file records."""
+    return posixpath.join(manifest_dir(business), point_id(instant))
+
+
+def metadata_path(business: str, instant: datetime) -> str:
+    return posixpath.join(point_dir(business, instant), "metadata.json")
+
+
+def records_path(business: str, instant: datetime) -> str:
+    return posixpath.join(point_dir(business, instant), "files.json.gz")
+
+
+def write_atomically(hdfs: Hdfs, path: str, data: bytes) -> None:
+    """Temporary dot-name in the same directory, then RENAME with OVERWRITE: readers see the
+    old content or the new, never a partial file and never no file. Idempotent."""
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+    hdfs.mkdirs(posixpath.dirname(path))
+    hdfs.write(tmp, data, overwrite=True)
+    hdfs.replace(tmp, path)
+
+
 def publish(hdfs: Hdfs, manifest: Manifest) -> str:
-    """Write the manifest atomically: temporary name, then RENAME. Idempotent for one point
-    (an existing manifest of the same point is replaced)."""
+    """Write the manifest atomically (see :func:`write_atomically`). Idempotent for one point:
+    an existing manifest of the same point is replaced in one step."""
     final = manifest_path(manifest.business, manifest.instant)
-    tmp = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.tmp")
-    hdfs.mkdirs(posixpath.dirname(final))
-    hdfs.write(tmp, manifest.model_dump_json(indent=2).encode(), overwrite=True)
-    hdfs.delete(final)
-    hdfs.rename(tmp, final)
+    write_atomically(hdfs, final, manifest.model_dump_json(indent=2).encode())
     return final
+
+
+def write_json(hdfs: Hdfs, path: str, body: Any) -> None:
+    """A JSON document (gzipped when ``path`` ends in .gz), written atomically."""
+    data = json.dumps(body, separators=(",", ":")).encode()
+    write_atomically(hdfs, path, gzip.compress(data, 6) if path.endswith(".gz") else data)
+
+
+def read_json(hdfs: Hdfs, path: str) -> Any:
+    """A document written by :func:`write_json`; RemoteHdfsError when it is missing."""
+    data = hdfs.read_bytes(path)
+    return json.loads(gzip.decompress(data) if path.endswith(".gz") else data)
+
+
+def find(hdfs: Hdfs, business: str, instant: datetime) -> Manifest | None:
+    """The published manifest of one point, or None. Read-only."""
+    path = manifest_path(business, instant)
+    if hdfs.status(path) is None:
+        return None
+    return Manifest.model_validate_json(hdfs.read_bytes(path))
 
 
 def list_points(hdfs: Hdfs, business: str) -> list[Manifest]:
@@ -129,8 +198,11 @@ def latest(hdfs: Hdfs, business: str) -> Manifest | None:
 
 
 def remove(hdfs: Hdfs, business: str, instant: datetime) -> bool:
-    """Delete one manifest: from then on the point no longer exists. Idempotent."""
-    return hdfs.delete(manifest_path(business, instant))
+    """Delete one manifest, then the point's directory: from the first step on the point no
+    longer exists. Idempotent."""
+    removed = hdfs.delete(manifest_path(business, instant))
+    hdfs.delete(point_dir(business, instant), recursive=True)
+    return removed
 
 
 def run_restore_points(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,13 @@ _HANDLERS = {
     "restore-points": "tandem.catalog:run_restore_points",
     "agent": "tandem.failover.agent:run_agent",
     "drill": "tandem.drill:run_drill",
+    "verify": "tandem.verify:run_verify",
+    "restore": "tandem.restore:run_restore",
+    "backup": "tandem.backup:run_backup",
+    "promote": "tandem.failover.landing:run_promote",
 }
+# commands whose progress (the tandem loggers at INFO) goes to stderr while they work
+_PROGRESS = {"verify", "restore", "backup", "promote"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +74,33 @@ def _parser() -> argparse.ArgumentParser:
 
     drill = add("drill", "rehearse a failover on the embedded clusters")
     drill.add_argument("--home", type=Path, default=None)
+
+    def point_command(name: str, help_: str) -> argparse.ArgumentParser:
+        p = add(name, help_)
+        p.add_argument("business")
+        p.add_argument("--point", default=None, help="the point's instant (default: the newest published)")
+        p.add_argument("--cluster", default=None, help="default: the cluster that receives backups now")
+        p.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+        return p
+
+    verify = point_command("verify", "check that a cluster holds a restore point exactly")
+    verify.add_argument("--live", action="store_true", help="check the live data instead of the snapshot")
+    restore = point_command("restore", "bring a business on a cluster back to a restore point")
+    restore.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
+    restore.add_argument("--yes", action="store_true", help="go ahead without asking")
+
+    backup = add("backup", "run one backup of a business now, through Airflow (as `airflow dags test`)")
+    backup.add_argument("business")
+    backup.add_argument("--full", action="store_true", help="copy every dataset in full")
+    backup.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+
+    promote = add("promote", "make a cluster active, after landing every business of its pair on a point")
+    promote.add_argument("cluster")
+    promote.add_argument("--confirm", required=True, help="the cluster's name again, exactly")
+    promote.add_argument(
+        "--stop-backups", action="store_true", help="fence first so running backups stop, then wait for them"
+    )
+    promote.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
     return parser
 
 
@@ -75,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Airflow's hooks log each connection probe at INFO on stdout, which --json output cannot
     # carry; Airflow reads the level once, at import, so it is set before any handler runs.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    if args.command in _PROGRESS:
+        handler_ = logging.StreamHandler(sys.stderr)
+        handler_.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger = logging.getLogger("tandem")
+        logger.addHandler(handler_)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     module_name, func_name = _HANDLERS[args.command].split(":")
     handler = getattr(importlib.import_module(module_name), func_name)
     try:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tandem.catalog import Manifest
 from tandem.errors import TandemError
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore, TableRef
@@ -325,22 +326,14 @@ class Seeder:
 
 
 # -- verification ------------------------------------------------------------------------------
-def verify_point(
-    source: Hdfs, target: Hdfs, target_ms: Metastore, manifest: dict[str, Any]
-) -> dict[str, Any]:
-    """Check a restore point on the target against the same snapshot on the source."""
-    name = manifest["snapshot_name"]
-    roots = sorted({root for ds in manifest["datasets"] for root in ds["roots"]})
-    files = mismatched = 0
-    for root in roots:
-        snap = f"{root}/.snapshot/{name}"
-        want = {e.relpath: e.status for e in source.walk(snap) if not e.status.is_dir}
-        have = {e.relpath: e.status for e in target.walk(snap) if not e.status.is_dir}
-        mismatched += len(set(want) ^ set(have))
-        for rel in sorted(set(want) & set(have)):
-            files += 1
-            if source.checksum(f"{snap}/{rel}").bytes != target.checksum(f"{snap}/{rel}").bytes:
-                mismatched += 1
+def verify_point(source: Hdfs, target: Hdfs, target_ms: Metastore, manifest: Manifest) -> dict[str, Any]:
+    """Check a restore point on the target against the same snapshot on the source (tandem
+    verify's check), and the billing business's own rule: every bill's customer is there."""
+    from tandem.verify import check_snapshot
+
+    name = manifest.snapshot_name
+    report = check_snapshot(target, manifest, source, None)
+    files, mismatched = report.files, len(report.mismatches)
     bills = _rows_under(target, f"{BILLS_DIR}/.snapshot/{name}")
     info = target_ms.describe(CUSTOMERS)
     customers = _rows_under(target, f"{_path(info.location)}/.snapshot/{name}")
@@ -422,7 +415,7 @@ def run_demo(args: argparse.Namespace) -> int:
     newest = catalog.latest(standby, BUSINESS)
     if newest is None:
         raise TandemError("no restore point was published")
-    check = verify_point(primary, standby, clusters.metastore("standby"), newest.model_dump(mode="json"))
+    check = verify_point(primary, standby, clusters.metastore("standby"), newest)
     verified = check["files_mismatched"] == 0 and check["consistency_violations"] == 0
     result = {
         "business": BUSINESS,

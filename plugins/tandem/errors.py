@@ -65,3 +65,11 @@ class ConsistencyError(TandemError):
 
 class CopyError(TandemError):
     """A copied file does not match its source, or the copy could not complete."""
+
+
+class VerificationError(TandemError):
+    """A restore point does not check out: the message lists what differs."""
+
+
+class RestoreError(TandemError):
+    """A business cannot be brought back to a point; the message says why."""

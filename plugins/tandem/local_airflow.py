@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,15 +33,25 @@ def airflow_bin() -> Path:
 
 @dataclass(frozen=True)
 class LocalAirflow:
-    """An AIRFLOW_HOME with a migrated SQLite database, pointed at the project's DAGs."""
+    """An AIRFLOW_HOME with a migrated SQLite database, pointed at the project's DAGs.
 
-    home: Path
+    ``home`` None is the Airflow of the environment as it is configured (AIRFLOW_HOME, its DAG
+    folder and connections): what ``tandem backup`` uses against real clusters.
+    """
+
+    home: Path | None
     project: Path
     conn_env: tuple[tuple[str, str], ...] = ()
     extra_env: tuple[tuple[str, str], ...] = ()
 
+    def describe(self) -> str:
+        return f"AIRFLOW_HOME {self.home}" if self.home else "the configured Airflow"
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        if self.home is None:
+            env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"  # the run's final state is read from its log
+            return env
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -63,6 +74,8 @@ class LocalAirflow:
 
     def ensure_db(self) -> None:
         """``airflow db migrate`` once per home (about 20 s); later calls return at once."""
+        if self.home is None:
+            return
         marker = self.home / ".tandem-migrated"
         if marker.exists():
             return
@@ -87,6 +100,33 @@ class LocalAirflow:
             raise TandemError(f"airflow {' '.join(args)} exited {result.returncode}:\n{tail}")
         return result
 
+    def in_flight(self, dag_ids: Sequence[str]) -> list[str]:
+        """The DAGs of ``dag_ids`` with a queued or running run, from this Airflow's metadata
+        database (one short-lived interpreter with this Airflow's configuration)."""
+        return self._metadata_script(_IN_FLIGHT, dag_ids, "cannot read Airflow's runs")
+
+    def stop(self, dag_ids: Sequence[str]) -> list[str]:
+        """Mark the queued or running runs of ``dag_ids`` failed (and their unfinished tasks),
+        as "Mark failed" in the UI does; returns the run ids. A task still running is told by
+        Airflow at its next heartbeat and ends."""
+        return self._metadata_script(_STOP, dag_ids, "cannot stop Airflow's runs")
+
+    def _metadata_script(self, script: str, dag_ids: Sequence[str], failure: str) -> list[str]:
+        """Run ``script`` (which prints a JSON list last) with this Airflow's configuration."""
+        if not dag_ids:
+            return []
+        result = subprocess.run(
+            [sys.executable, "-c", script, *dag_ids],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise TandemError(f"{failure}:\n{result.stderr[-2000:]}")
+        return sorted(json.loads(result.stdout.strip().splitlines()[-1]))
+
     def dags_test(
         self, dag_id: str, logical_date: datetime, conf: dict[str, object] | None = None
     ) -> DagTestResult:
@@ -109,6 +149,96 @@ class LocalAirflow:
         if result.returncode != 0 and state == "success":
             state = "failed"
         return DagTestResult(dag_id, logical_date, state, output, round(time.monotonic() - started, 2))
+
+
+# A run counts as in flight while a task of it runs: on this host, its process must be alive; on
+# another, its heartbeat must be recent. A run between two tasks counts while its last task ended
+# recently. So a run whose process was killed (a zombie Airflow has not reaped yet, or a killed
+# `airflow dags test`, which no scheduler ever reaps) does not block a promotion forever.
+_IN_FLIGHT = """
+import json, os, sys
+from datetime import datetime, timedelta, timezone
+from airflow.configuration import conf
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.net import get_hostname
+from airflow.utils.session import create_session
+from airflow.utils.state import DagRunState, TaskInstanceState
+timeout = timedelta(seconds=conf.getint("scheduler", "task_instance_heartbeat_timeout", fallback=300))
+now, here = datetime.now(timezone.utc), get_hostname()
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+def recent(when):
+    return when is not None and now - (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) < timeout
+
+busy = set()
+with create_session() as session:
+    runs = session.query(DagRun).filter(DagRun.dag_id.in_(sys.argv[1:])).filter(
+        DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED])).all()
+    for run in runs:
+        tis = session.query(TaskInstance).filter(
+            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id).all()
+        running = [ti for ti in tis if ti.state == TaskInstanceState.RUNNING]
+        if running:
+            live = any(alive(ti.pid) if ti.hostname == here and ti.pid else recent(ti.last_heartbeat_at)
+                       for ti in running)
+        else:
+            ended = [ti.end_date for ti in tis if ti.end_date is not None]
+            live = run.state == DagRunState.QUEUED or recent(max(ended) if ended else run.start_date)
+        if live:
+            busy.add(run.dag_id)
+print(json.dumps(sorted(busy)))
+"""
+
+
+_STOP = """
+import json, sys
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
+from airflow.utils.state import DagRunState, TaskInstanceState
+live = [DagRunState.RUNNING, DagRunState.QUEUED]
+unfinished = [None, *[s for s in TaskInstanceState if s not in (
+    TaskInstanceState.SUCCESS, TaskInstanceState.FAILED, TaskInstanceState.SKIPPED,
+    TaskInstanceState.UPSTREAM_FAILED, TaskInstanceState.REMOVED)]]
+stopped = []
+with create_session() as session:
+    runs = session.query(DagRun).filter(DagRun.dag_id.in_(sys.argv[1:])).filter(DagRun.state.in_(live)).all()
+    for run in runs:
+        for ti in session.query(TaskInstance).filter(
+                TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id).all():
+            if ti.state in unfinished:
+                ti.state = TaskInstanceState.FAILED
+        run.state = DagRunState.FAILED
+        stopped.append(f"{run.dag_id}/{run.run_id}")
+print(json.dumps(stopped))
+"""
+
+
+def airflow_for_cli(home: Path | None) -> LocalAirflow:
+    """The embedded clusters' local Airflow when they run (connections set, DB migrated),
+    else the environment's own Airflow."""
+    from tandem.embedded import manager
+    from tandem.policy import project_root
+
+    project = project_root(Path.cwd())
+    running = manager.running_topology(home)
+    if running is None:
+        return LocalAirflow(None, project)
+    env = manager.connection_env(running)
+    airflow = LocalAirflow(
+        running.home / "airflow", project, tuple(sorted(env.items())), (("TANDEM_HOME", str(running.home)),)
+    )
+    airflow.ensure_db()
+    return airflow
 
 
 @dataclass(frozen=True)

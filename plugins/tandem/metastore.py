@@ -188,7 +188,7 @@ class Metastore:
             if current is None:
                 client.create_table(table)
                 return "created"
-            if _same_definition(current, table):
+            if same_definition(current, table):
                 return "unchanged"
             client.alter_table(table.dbName, table.tableName, table)
             return "altered"
@@ -237,7 +237,7 @@ def rebase_partition(source_part: Any, nameservice: str) -> Any:
     return part
 
 
-def _same_definition(a: Any, b: Any) -> bool:
+def same_definition(a: Any, b: Any) -> bool:
     # createTime/lastAccessTime differ between metastores and do not matter for a restore
     a2, b2 = copy.deepcopy(a), copy.deepcopy(b)
     for t in (a2, b2):

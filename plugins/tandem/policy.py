@@ -588,7 +588,11 @@ class PolicySet:
         return tuple(w for path in sorted(self.warnings) for w in self.warnings[path])
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: several times faster than the pure-Python one
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses repeated keys, which plain YAML loading silently overwrites."""
 
 
@@ -847,33 +851,61 @@ def load_policies(directory: Path, topology: Topology | None) -> PolicySet:
 
 
 def _shared_dataset_warnings(good: Mapping[Path, Policy]) -> list[tuple[Path, ConfigWarning]]:
-    """Datasets protected by two businesses are copied twice and restored at two instants."""
-    found = []
-    items = sorted(good.items())
-    for path, policy in items:
+    """Datasets protected by two businesses are copied twice and restored at two instants.
+
+    Indexed, not compared pairwise: tables by name, HDFS paths by every ancestor of each path,
+    so the cost grows with the number of datasets times the depth of their paths. A path nested
+    in another business's path warns on both sides.
+    """
+    order = {path: n for n, path in enumerate(sorted(good))}
+    hdfs: dict[str, list[tuple[Path, int]]] = {}
+    tables: dict[str, list[tuple[Path, int]]] = {}
+    for path, policy in good.items():
         for index, entry in enumerate(policy.protection_group):
-            for other_path, other in items:
-                if other_path == path:
-                    continue
-                if any(_same_or_nested(entry, o) for o in other.protection_group):
-                    found.append(
-                        (
-                            path,
-                            ConfigWarning(
-                                str(path),
-                                f"protection_group[{index}].{entry.component}",
-                                f"{entry.name} is also protected by business {other.business!r}: it will be "
-                                "copied by both and may be restored to two different instants",
-                            ),
-                        )
-                    )
+            index_of = hdfs if entry.component == "hdfs" else tables
+            index_of.setdefault(_normal(entry.name) if entry.component == "hdfs" else entry.name, []).append(
+                (path, index)
+            )
+    pairs: set[tuple[Path, int, Path]] = set()
+    for owners in tables.values():
+        for path, index in owners:
+            pairs |= {(path, index, other) for other, _ in owners if other != path}
+    for name, owners in hdfs.items():
+        for ancestor in _ancestors_or_self(name):
+            for other, other_index in hdfs.get(ancestor, ()):
+                for path, index in owners:
+                    if other == path:
+                        continue
+                    pairs.add((path, index, other))
+                    if ancestor != name:
+                        pairs.add((other, other_index, path))
+    found = []
+    for path, index, other in sorted(pairs, key=lambda t: (order[t[0]], t[1], order[t[2]])):
+        entry = good[path].protection_group[index]
+        found.append(
+            (
+                path,
+                ConfigWarning(
+                    str(path),
+                    f"protection_group[{index}].{entry.component}",
+                    f"{entry.name} is also protected by business {good[other].business!r}: it will be "
+                    "copied by both and may be restored to two different instants",
+                ),
+            )
+        )
     return found
 
 
-def _same_or_nested(a: DatasetEntry, b: DatasetEntry) -> bool:
-    if a.component == "hdfs" and b.component == "hdfs":
-        return a.name == b.name or _is_within(a.name, b.name) or _is_within(b.name, a.name)
-    return a.component != "hdfs" and b.component != "hdfs" and a.name == b.name
+def _normal(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _ancestors_or_self(path: str) -> list[str]:
+    out = [path]
+    while path not in ("/", ""):
+        path = path.rsplit("/", 1)[0] or "/"
+        out.append(path)
+    return out
 
 
 def check_topology_file(path: Path) -> tuple[Topology | None, tuple[ConfigError, ...]]:

@@ -5,8 +5,9 @@ Three syncs, each idempotent and each reporting what it changed:
 - HDFS metadata of every protected tree: owner, group, permission and ACL of each path on the
   target made equal to the source snapshot's (copies already carry them; this catches drift).
 - Hive authorization: roles, role memberships and privileges on the protected databases and
-  tables. Roles and memberships are only added (other businesses may use them); privileges on
-  protected objects follow the source exactly (added and revoked).
+  tables, as captured at the point (:func:`tandem.capture.apply_grants`). Roles and memberships
+  are only added (other businesses may use them); privileges on protected objects follow the
+  capture exactly (added and revoked).
 - Quotas of the business's tenant directories (namespace and space quotas).
 """
 
@@ -15,11 +16,9 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterable
-from typing import Any
 
 from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import FileStatus
-from tandem.metastore import Metastore, TableRef
 
 log = logging.getLogger(__name__)
 
@@ -84,68 +83,3 @@ def sync_quotas(src: Hdfs, dst: Hdfs, dirs: Iterable[str]) -> dict[str, int]:
             dst.set_quota(path, want.quota, want.space_quota)
             changes += 1
     return {"quota_changes": changes}
-
-
-def _grant_key(priv: Any) -> tuple[Any, ...]:
-    info = priv.grantInfo
-    return (priv.principalName, priv.principalType, info.privilege, bool(info.grantOption))
-
-
-def _object_refs(tables: Iterable[TableRef]) -> list[Any]:
-    from hmsclient.genthrift.hive_metastore.ttypes import HiveObjectRef, HiveObjectType
-
-    refs, dbs = [], []
-    for ref in tables:
-        if ref.db not in dbs:
-            dbs.append(ref.db)
-        refs.append(HiveObjectRef(objectType=HiveObjectType.TABLE, dbName=ref.db, objectName=ref.name))
-    return [HiveObjectRef(objectType=HiveObjectType.DATABASE, dbName=db) for db in dbs] + refs
-
-
-def sync_roles(src: Metastore, dst: Metastore) -> dict[str, int]:
-    """Roles and role memberships of the source exist on the target (added, never removed)."""
-    from hmsclient.genthrift.hive_metastore.ttypes import GetPrincipalsInRoleRequest, Role
-
-    counts = {"roles_created": 0, "role_grants_added": 0}
-    with src.session() as s, dst.session() as d:
-        target_roles = set(d.get_role_names())
-        for role in sorted(set(s.get_role_names()) - BUILTIN_ROLES):
-            if role not in target_roles:
-                d.create_role(Role(roleName=role, ownerName="tandem"))
-                counts["roles_created"] += 1
-            want = s.get_principals_in_role(GetPrincipalsInRoleRequest(roleName=role)).principalGrants or []
-            have = d.get_principals_in_role(GetPrincipalsInRoleRequest(roleName=role)).principalGrants or []
-            present = {(g.principalName, g.principalType) for g in have}
-            for grant in want:
-                if (grant.principalName, grant.principalType) not in present:
-                    d.grant_role(
-                        role,
-                        grant.principalName,
-                        grant.principalType,
-                        grant.grantorName,
-                        grant.grantorPrincipalType,
-                        grant.grantOption,
-                    )
-                    counts["role_grants_added"] += 1
-    return counts
-
-
-def sync_privileges(src: Metastore, dst: Metastore, tables: Iterable[TableRef]) -> dict[str, int]:
-    """Privileges on the protected databases and tables: the target's equal the source's."""
-    from hmsclient.genthrift.hive_metastore.ttypes import PrivilegeBag
-
-    counts = {"grants_added": 0, "grants_revoked": 0}
-    with src.session() as s, dst.session() as d:
-        for obj in _object_refs(tables):
-            # principal None lists every principal's grants on the object, as the metastore does
-            want = {_grant_key(p): p for p in s.list_privileges(None, None, obj)}
-            have = {_grant_key(p): p for p in d.list_privileges(None, None, obj)}
-            added = [p for k, p in want.items() if k not in have]
-            revoked = [p for k, p in have.items() if k not in want]
-            if added:
-                d.grant_privileges(PrivilegeBag(privileges=added))
-            if revoked:
-                d.revoke_privileges(PrivilegeBag(privileges=revoked))
-            counts["grants_added"] += len(added)
-            counts["grants_revoked"] += len(revoked)
-    return counts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,11 @@ from tandem.local_airflow import LocalAirflow
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
 from tests.e2e.conftest import write_policy
+from tests.instants import iso, recent_hour, stamp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("airflow"), pytest.mark.timeout(900)]
 
-T0 = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+T0 = recent_hour(12)
 
 
 def clients(include_dir: Path) -> tuple[Hdfs, Hdfs]:
@@ -55,7 +56,7 @@ def test_full_then_incremental_copies_only_what_changed(local_airflow, include_d
 
     first = catalog.latest(dst, business)
     assert first is not None and first.mode == "full" and first.files_copied == 12
-    assert first.verified and first.snapshot_name == "tandem-e2e_incr-20261121T000000Z"
+    assert first.verified and first.snapshot_name == f"tandem-e2e_incr-{stamp(T0)}"
     assert tree(dst, top) == tree(src, top)
     assert "user:auditor:r-x" in dst.acl_status(top).entries
     assert dst.acl_status(top) == src.acl_status(top)
@@ -89,7 +90,7 @@ def test_target_changed_falls_back_to_full_and_quarantines(local_airflow, includ
     second = catalog.latest(dst, business)
     assert second is not None and second.mode == "full"
     assert tree(dst, top) == tree(src, top)
-    quarantine = f"/.tandem/quarantine/{business}/20261121T010000Z"
+    quarantine = f"/.tandem/quarantine/{business}/{stamp(T0 + timedelta(hours=1))}"
     parked = f"{quarantine}/data/e2e_drift/details/part-0/written-on-standby.bin"
     assert dst.read_bytes(parked) == b"stray"
 
@@ -116,10 +117,11 @@ def test_failed_copy_leaves_last_point_and_rerun_cleans_up(local_airflow, includ
     dst.set_quota(top, -1, -1)
     run_ok(local_airflow, f"tandem_backup__{business}", T0 + timedelta(hours=2))
     third = catalog.latest(dst, business)
-    assert third is not None and third.point == "2026-11-21T02:00:00Z"
+    assert third is not None and third.point == iso(T0 + timedelta(hours=2))
     assert tree(dst, top) == tree(src, top)  # no half-copied file survives
     names = {s.name for s in src.snapshots(top)}
-    assert "tandem-e2e_crash-20261121T010000Z" not in names  # the failed point's snapshot is gone
+    failed_point = f"tandem-e2e_crash-{stamp(T0 + timedelta(hours=1))}"
+    assert failed_point not in names  # the failed point's snapshot is gone
     assert names == {first.snapshot_name, third.snapshot_name}
 
 
@@ -142,3 +144,31 @@ def test_target_out_of_quota_fails_preflight(local_airflow, include_dir, cluster
     assert result.state == "failed"
     assert "target out of quota" in result.output
     assert catalog.latest(dst, business) is None
+
+
+def test_the_restore_dag_lands_a_business_and_clearing_a_published_run_keeps_it(
+    local_airflow, include_dir, cluster_env
+):
+    business, top = "e2e_restore", "/data/e2e_restore/details"
+    write_policy(include_dir, business, [{"hdfs": top}])
+    src, dst = clients(include_dir)
+    seed(src, top, 6)
+    run_ok(local_airflow, f"tandem_backup__{business}", T0)
+    point = catalog.latest(dst, business)
+    assert point is not None and point.verified and point.verification["mismatches"] == 0
+    published = tree(dst, top)
+
+    # the same point again (a cleared run): skipped from snapshot.take on, the point stays as it was
+    again = local_airflow.dags_test(f"tandem_backup__{business}", T0)
+    assert again.ok, again.output[-3000:]
+    assert catalog.latest(dst, business) == point
+
+    dst.write(f"{top}/part-0/file-000.bin", b"damaged on the standby")
+    dst.write(f"{top}/stray.bin", b"not in any point")
+    wrong = local_airflow.dags_test("tandem_restore", T0, {"business": business, "confirmation": "nope"})
+    assert wrong.state == "failed" and "does not repeat the business name" in wrong.output
+    assert dst.read_bytes(f"{top}/stray.bin") == b"not in any point"
+
+    run_ok(local_airflow, "tandem_restore", T0, {"business": business, "confirmation": business})
+    assert tree(dst, top) == published
+    assert dst.status(f"{top}/stray.bin") is None

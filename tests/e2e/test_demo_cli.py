@@ -61,3 +61,74 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
         assert {d["component"] for d in points[1]["datasets"]} == {"hdfs", "hive", "sparksql"}
     finally:
         tandem("down", home=home)
+
+
+def test_a_killed_backup_is_detected_restored_and_promotion_lands_on_the_point(tmp_path):
+    """The issue's acceptance: after `tandem demo`, a backup SIGKILLed mid-copy is seen by
+    `verify --live`, undone by `restore`, and `promote` after another kill lands by itself."""
+    import signal
+    import time
+
+    from tandem.embedded import manager
+    from tandem.hdfs.client import Hdfs
+
+    home = tmp_path / "home"
+    try:
+        demo = tandem("demo", "--json", home=home)
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        running = manager.running_topology(home)
+        assert running is not None
+        env = manager.connection_env(running)
+        os.environ.update(env)
+        try:
+            src, dst = Hdfs.from_conn_id("webhdfs_primary"), Hdfs.from_conn_id("webhdfs_standby")
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
+
+        def kill_a_backup_mid_copy(batch: str) -> None:
+            for i in range(120):
+                src.write(f"/data/billing/details/{batch}/f-{i:03d}", os.urandom(20_000))
+            child = subprocess.Popen(
+                [TANDEM, "backup", "billing", "--home", str(home)],
+                cwd=PROJECT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and child.poll() is None:
+                copied = dst.status(f"/data/billing/details/{batch}")
+                if copied is not None and copied.children_num >= 10:
+                    break
+                time.sleep(0.05)
+            assert child.poll() is None, "the backup ended before it could be killed"
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+        kill_a_backup_mid_copy("bulk-1")
+        found = tandem("verify", "billing", "--live", "--cluster", "standby", home=home)
+        assert found.returncode == 1, found.stdout + found.stderr
+        assert "/data/billing/details/bulk-1: directory with" in found.stdout
+
+        restored = tandem("restore", "billing", "--cluster", "standby", "--yes", home=home)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert "verified: standby is at the point" in restored.stdout
+        again = tandem("verify", "billing", "--live", "--cluster", "standby", home=home)
+        assert again.returncode == 0, again.stdout + again.stderr
+
+        kill_a_backup_mid_copy("bulk-2")
+        promoted = tandem("promote", "standby", "--confirm", "standby", "--json", home=home)
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        result = json.loads(promoted.stdout)
+        assert result["outcome"] == "promoted"
+        [billing] = result["businesses"]
+        assert (
+            billing["restored"] and billing["point"] == json.loads(demo.stdout)["restore_points"][-1]["point"]
+        )
+        at_point = tandem("verify", "billing", "--live", "--cluster", "standby", "--json", home=home)
+        assert at_point.returncode == 0 and json.loads(at_point.stdout)["ok"]
+        status = tandem("status", "--json", home=home)
+        assert '"active"' in status.stdout
+    finally:
+        tandem("down", home=home)

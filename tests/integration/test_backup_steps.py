@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,12 +19,13 @@ from tandem import backup, catalog
 from tandem.hdfs.client import Hdfs
 from tandem.policy import Policy, load_policy, load_topology
 from tandem.runtime import Clusters
+from tests.instants import recent_hour
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PROJECT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILE = PROJECT / "include" / "clusters.yaml"
-T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+T0 = recent_hour(12)
 
 
 def make_policy(tmp_path: Path, business: str, top: str, **overrides: object) -> Path:
@@ -126,16 +127,18 @@ def test_a_copy_killed_halfway_is_resumed_by_the_next_run(clusters, tmp_path):
     assert resumed["files_copied"] <= 400 - copied + 2  # files already copied whole are not copied again
 
 
-def test_rerunning_a_published_point_redoes_it(clusters, tmp_path):
+def test_rerunning_a_published_point_keeps_it_as_it_was(clusters, tmp_path):
     top = "/data/rerun/details"
     policy = load_policy(make_policy(tmp_path, "rerun", top), clusters.topology)
     src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
     src.write(f"{top}/a", b"first")
     first = backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)
+    manifest_before = dst.read_bytes(catalog.manifest_path("rerun", T0))
     src.write(f"{top}/b", b"second")
     again = backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)  # the same point, cleared
-    assert again["point"] == first["point"] and again["snapshot_name"] == first["snapshot_name"]
-    assert dst.read_bytes(f"{top}/.snapshot/{again['snapshot_name']}/b") == b"second"
+    assert again == first
+    assert dst.read_bytes(catalog.manifest_path("rerun", T0)) == manifest_before  # not rewritten
+    assert dst.status(f"{top}/.snapshot/{first['snapshot_name']}/b") is None  # not redone
     assert [p.point for p in catalog.list_points(dst, "rerun")] == [first["point"]]
 
 

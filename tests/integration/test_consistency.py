@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from tandem import backup
 from tandem.hdfs.client import Hdfs
 from tandem.policy import load_policy, load_topology
 from tandem.runtime import Clusters
+from tests.instants import recent_hour
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -85,7 +86,7 @@ def test_restore_points_are_consistent_and_sequential_snapshots_are_not(airflow_
     workload.start()
     try:
         time.sleep(0.3)
-        start = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+        start = recent_hour(12)
         tandem_points = []
         for k in range(5):
             run = backup.Run(policy, topology, start + timedelta(minutes=k))

@@ -8,7 +8,7 @@ Roles change here, so these tests use a private pair of embedded clusters.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,12 @@ from tandem.embedded import manager
 from tandem.failover.promote import promote
 from tandem.policy import Policy, load_policy, load_topology
 from tandem.runtime import Clusters
+from tests.instants import recent_hour, stamp
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 PROJECT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+T0 = recent_hour(12)
 TOP = "/data/reverse/details"
 
 
@@ -102,7 +103,7 @@ def test_writes_the_old_primary_took_after_the_shared_point_are_quarantined(priv
     [dataset] = reverse["datasets"]
     assert sorted(dataset["quarantined"]) == [f"{TOP}/f0", f"{TOP}/late-bill"]  # the run says what it moved
     assert files(clusters, "primary") == files(clusters, "standby")  # back at the standby's state
-    parked = f"/.tandem/quarantine/reverse/20261123T010000Z{TOP}"
+    parked = f"/.tandem/quarantine/reverse/{stamp(T0 + timedelta(hours=1))}{TOP}"
     assert primary.read_bytes(f"{parked}/late-bill") == b"written on the primary after the last point"
     assert primary.read_bytes(f"{parked}/f0") == b"modified on the primary after the last point"
     assert shared["point"] in [p.point for p in catalog.list_points(primary, "reverse")]

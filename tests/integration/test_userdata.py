@@ -3,6 +3,7 @@ pass changes nothing."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from hmsclient.genthrift.hive_metastore.ttypes import (
 )
 
 from tandem import userdata
-from tandem.metastore import Metastore, TableRef
+from tandem.capture import Capture, apply_grants, capture
+from tandem.metastore import Metastore
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
 
@@ -123,17 +125,26 @@ def test_roles_memberships_and_grants_follow_the_source(clusters):
     _grant(src, table, "ud_analyst", PrincipalType.ROLE, "SELECT")
     _grant(dst, table, "mallory", PrincipalType.USER, "ALL")  # only on the standby: revoked
 
-    roles = userdata.sync_roles(src, dst)
-    assert roles == {"roles_created": 1, "role_grants_added": 1}
-    grants = userdata.sync_privileges(src, dst, [TableRef("udb", "orders")])
-    assert grants == {"grants_added": 1, "grants_revoked": 1}
+    # what a restore point stores: the capture, through its JSON form
+    captured = Capture.from_json(
+        json.loads(json.dumps(capture(src, [("hive", "udb.orders")], user_data=True).to_json()))
+    )
+    _grant(src, table, "eve", PrincipalType.USER, "ALL")  # granted after the point: not synced
+
+    assert apply_grants(captured, dst) == {
+        "roles_created": 1,
+        "role_grants_added": 1,
+        "grants_added": 1,
+        "grants_revoked": 1,
+    }
     with dst.session() as c:
         assert "ud_analyst" in c.get_role_names()
         privileges = {(p.principalName, p.grantInfo.privilege) for p in c.list_privileges(None, None, table)}
     assert privileges == {("ud_analyst", "SELECT")}
 
-    assert userdata.sync_roles(src, dst) == {"roles_created": 0, "role_grants_added": 0}
-    assert userdata.sync_privileges(src, dst, [TableRef("udb", "orders")]) == {
+    assert apply_grants(captured, dst) == {
+        "roles_created": 0,
+        "role_grants_added": 0,
         "grants_added": 0,
         "grants_revoked": 0,
     }

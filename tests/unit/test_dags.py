@@ -19,6 +19,7 @@ BACKUP_TASKS = [
     "copy_hdfs",
     "copy_hive",
     "copy_sparksql",
+    "register_metadata",
     "snapshot_standby",
     "sync_user_data",
     "publish_restore_point",
@@ -53,8 +54,9 @@ def test_the_project_dag_folder_loads_without_errors(no_network, monkeypatch):
     assert dag.max_active_runs == 1
     publish = dag.get_task("publish_restore_point")
     assert [o.uri.rstrip("/") for o in publish.outlets] == ["tandem://billing"]  # Airflow appends "/"
-    standby_upstream = dag.get_task("snapshot_standby").upstream_task_ids
-    assert {"copy_hdfs", "copy_hive", "copy_sparksql"} <= standby_upstream
+    # the target's metastore changes only once every copy succeeded, before the standby snapshot
+    assert {"copy_hdfs", "copy_hive", "copy_sparksql"} <= dag.get_task("register_metadata").upstream_task_ids
+    assert "register_metadata" in dag.get_task("snapshot_standby").upstream_task_ids
 
 
 def test_a_bad_policy_is_its_own_import_error_and_the_others_load(no_network, monkeypatch, tmp_path):

@@ -560,6 +560,31 @@ def test_a_dataset_shared_by_two_businesses_is_a_warning(tmp_path: Path, topolog
     assert [w.field for w in loaded.warnings[crm]] == ["protection_group[0].hdfs"]
 
 
+def test_overlaps_are_found_by_index_among_many_businesses(tmp_path: Path, topology: Topology) -> None:
+    directory = tmp_path / "policies"
+    for n in range(200):  # unrelated businesses, some with paths that share a prefix string only
+        _write(
+            directory,
+            f"b{n}.yaml",
+            _with("business", f"b{n}") | {"protection_group": [{"hdfs": f"/data/b{n}"}, {"hive": f"b{n}.t"}]},
+        )
+    table = _write(directory, "t.yaml", _with("business", "t") | {"protection_group": [{"hive": "b7.t"}]})
+    deep = _write(
+        directory, "deep.yaml", _with("business", "deep") | {"protection_group": [{"hdfs": "/data/b1/x/y"}]}
+    )
+    loaded = load_policies(directory, topology)
+    assert [w.reason.split(":")[0] for w in loaded.warnings[table]] == [
+        "b7.t is also protected by business 'b7'"
+    ]
+    assert [w.reason.split(":")[0] for w in loaded.warnings[deep]] == [
+        "/data/b1/x/y is also protected by business 'b1'"
+    ]
+    assert [w.reason.split(":")[0] for w in loaded.warnings[directory / "b1.yaml"]] == [
+        "/data/b1 is also protected by business 'deep'"
+    ]
+    assert directory / "b10.yaml" not in loaded.warnings  # /data/b10 is not inside /data/b1
+
+
 # --------------------------------------------------------------------------------------------
 # Topology
 

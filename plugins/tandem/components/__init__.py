@@ -1,5 +1,4 @@
-"""One module per component kind: how a dataset maps to HDFS paths, and how it is registered
-on the target after its data is copied."""
+"""One module per component kind: how a dataset maps to the HDFS paths that hold its data."""
 
 from __future__ import annotations
 

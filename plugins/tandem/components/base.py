@@ -30,8 +30,3 @@ class Component(Protocol):
 
     def resolve(self, name: str, hdfs: Hdfs, metastore: Metastore | None) -> ResolvedDataset:
         """Where the dataset's data is on the source. Read-only."""
-
-    def register(
-        self, dataset: ResolvedDataset, source: Metastore | None, target: Metastore | None, nameservice: str
-    ) -> dict[str, int]:
-        """Make the target's catalog describe the copied data (idempotent); counts of changes."""

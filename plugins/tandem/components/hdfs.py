@@ -1,4 +1,4 @@
-"""Plain HDFS directories: the dataset is its path; nothing to register."""
+"""Plain HDFS directories: the dataset is its path."""
 
 from __future__ import annotations
 
@@ -21,8 +21,3 @@ class HdfsComponent:
         if not status.is_dir:
             raise SnapshotRootError(f"hdfs dataset {path} is a file; protect its directory instead")
         return ResolvedDataset(self.kind, name, (path,))
-
-    def register(
-        self, dataset: ResolvedDataset, source: Metastore | None, target: Metastore | None, nameservice: str
-    ) -> dict[str, int]:
-        return {}

@@ -1,5 +1,6 @@
 """Hive and SparkSQL tables: data under the table and partition locations, found through the
-metastore; after the data is copied, the table and its partitions are replayed on the target.
+metastore. Their definitions are captured with the snapshots and registered on the target by
+:mod:`tandem.capture`.
 
 A SparkSQL table is a Spark datasource table kept in the metastore: its provider is in the
 table property ``spark.sql.sources.provider`` and its data path in the serde property ``path``.
@@ -32,24 +33,6 @@ class HiveComponent:
         if not info.location:
             raise SnapshotRootError(f"{info.ref} has no location in the metastore")
         return ResolvedDataset(self.kind, name, info.data_paths())
-
-    def register(
-        self, dataset: ResolvedDataset, source: Metastore | None, target: Metastore | None, nameservice: str
-    ) -> dict[str, int]:
-        """Database (if missing), table (created or altered) and partitions, locations rebased."""
-        src, dst = _need(source, self.kind), _need(target, self.kind)
-        ref = TableRef.parse(dataset.name)
-        table = src.get_table(ref)
-        if table is None:
-            raise MetastoreError(f"NoSuchObjectException: {ref} disappeared from the source metastore")
-        counts = {"databases_created": int(dst.ensure_database(src.get_database(ref.db), nameservice))}
-        outcome = dst.upsert_table(table, nameservice)
-        counts["tables_created"] = int(outcome == "created")
-        counts["tables_altered"] = int(outcome == "altered")
-        if table.partitionKeys:
-            for key, value in dst.sync_partitions(ref, src.get_partitions(ref), nameservice).items():
-                counts[f"partitions_{key}"] = value
-        return counts
 
 
 class SparkSqlComponent(HiveComponent):

@@ -5,8 +5,9 @@
 Parsing builds DAG objects only: no cluster, network or metadata-database call happens here
 (tasks build their clients when they run). Task ids are a contract (DESIGN.md):
 ``preflight`` -> ``snapshot.resolve_<component>``... -> ``snapshot.take`` -> ``copy_<component>``
-(in parallel) -> ``snapshot_standby`` -> ``sync_user_data`` -> ``publish_restore_point``
--> ``apply_retention``.
+(in parallel) -> ``register_metadata`` -> ``snapshot_standby`` -> ``sync_user_data`` ->
+``publish_restore_point`` -> ``apply_retention``. A run of a point that is published already
+skips from ``snapshot.take`` on: the point is kept, never redone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup, get_current_context, task
 
+from tandem.dags.restore import DAG_ID as RESTORE_DAG_ID
+from tandem.dags.restore import build_restore_dag
 from tandem.timetable import PolicyTimetable
 
 if TYPE_CHECKING:
@@ -46,6 +49,20 @@ def current_run(policy: Policy, topology: Topology) -> tuple[Run, Clusters]:
     conf = dag_run.conf or {}
     force_full = bool(conf.get("full", context["params"].get("full", False)))
     return Run(policy, topology, instant, force_full), Clusters(topology)
+
+
+def _take_or_skip(
+    run: Run, clusters: Clusters, direction: dict[str, Any], resolved: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``snapshot.take``; a point published already skips the rest of the run (it is kept)."""
+    from airflow.exceptions import AirflowSkipException
+
+    from tandem import backup
+
+    try:
+        return backup.take(run, clusters, direction, resolved)
+    except backup.PointAlreadyPublished as exc:
+        raise AirflowSkipException(str(exc)) from exc
 
 
 def _doc(policy: Policy, source: Path) -> str:
@@ -99,7 +116,7 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
             def take(direction: dict[str, Any], resolved_lists: list[list[dict[str, Any]]]) -> dict[str, Any]:
                 run, clusters = current_run(policy, topology)
                 flat = [item for group in resolved_lists for item in group]
-                return backup.take(run, clusters, direction, flat)
+                return _take_or_skip(run, clusters, direction, flat)
 
             taken = take(direction, [resolved[c] for c in components])
 
@@ -118,9 +135,16 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
 
             copies.append(copy(direction, resolved[component], taken))
 
+        @task(task_id="register_metadata")
+        def register_metadata(
+            direction: dict[str, Any], taken: dict[str, Any], copies: list[Any]
+        ) -> dict[str, int]:
+            run, clusters = current_run(policy, topology)
+            return backup.register_metadata(run, clusters, direction, taken)
+
         @task(task_id="snapshot_standby")
         def snapshot_standby(
-            direction: dict[str, Any], taken: dict[str, Any], copies: list[Any]
+            direction: dict[str, Any], taken: dict[str, Any], registered: Any
         ) -> dict[str, Any]:
             run, clusters = current_run(policy, topology)
             return backup.snapshot_standby(run, clusters, direction, taken)
@@ -152,7 +176,8 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
             run, clusters = current_run(policy, topology)
             return backup.apply_retention(run, clusters, direction)
 
-        standby = snapshot_standby(direction, taken, copies)
+        registered = register_metadata(direction, taken, copies)
+        standby = snapshot_standby(direction, taken, registered)
         user_data = sync_user_data(direction, [resolved[c] for c in components], taken, standby)
         published = publish_restore_point(direction, taken, copies, user_data)
         apply_retention(direction, published)
@@ -186,7 +211,8 @@ def _errors_dag(policies: PolicySet) -> DAG:
 
 
 def load_backup_dags(include_dir: Path, only_dag_id: str | None = None) -> dict[str, DAG]:
-    """Every good policy's DAG, keyed by dag id, plus one error stand-in if any file is bad.
+    """Every good policy's DAG, keyed by dag id, plus one error stand-in if any file is bad,
+    and the restore DAG (one for every business).
 
     A bad ``clusters.yaml`` makes every policy unusable: that raises (an import error of the
     whole DAG file, with the file, field and reason). ``only_dag_id`` (from Airflow's parsing
@@ -202,4 +228,7 @@ def load_backup_dags(include_dir: Path, only_dag_id: str | None = None) -> dict[
             dags[policy.dag_id] = build_backup_dag(policy, topology, path)
     if policies.errors and only_dag_id is None:
         dags["tandem_policy_errors"] = _errors_dag(policies)
+    if only_dag_id in (None, RESTORE_DAG_ID):
+        businesses = sorted(p.business for p in policies.files.values())
+        dags[RESTORE_DAG_ID] = build_restore_dag(businesses, include_dir)
     return dags

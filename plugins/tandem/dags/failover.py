@@ -101,7 +101,10 @@ def _promote_doc(pair: str, spec: PairConfig) -> str:
     return (
         f"### Promote a cluster of pair `{pair}` ({spec.primary} / {spec.standby})\n\n"
         "A human decision. Set `cluster` to the cluster that must become active and type its name "
-        "again in `confirmation`. The other cluster is set to standby first if it can be reached; "
+        "again in `confirmation`. Every business of the pair is first checked on that cluster "
+        "against its newest restore point and restored where it differs (beyond-point data goes to "
+        "the quarantine); refused while backups of the pair run unless `stop_backups` is set. "
+        "The other cluster is set to standby first if it can be reached; "
         "every write is a compare-and-set, so two promotions at once cannot both win. Refused, "
         "with the reason, for a dead or unreachable cluster or a wrong confirmation. Applications "
         "using `ActiveClusterClient` switch within seconds; backups then run the other way."
@@ -174,7 +177,7 @@ def build_watch_dag(pair: str, spec: PairConfig, topology: Topology, channels: A
     return dag
 
 
-def build_promote_dag(pair: str, spec: PairConfig, topology: Topology) -> DAG:
+def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_dir: Path) -> DAG:
     """The manual promotion DAG of one pair (pure construction; cheap)."""
     members = (spec.primary, spec.standby)
     conn_ids = {name: topology.cluster(name).zookeeper_conn_id for name in members}
@@ -202,22 +205,47 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology) -> DAG:
                 title="Confirmation",
                 description="type the name of the cluster to promote again, exactly",
             ),
+            "stop_backups": Param(
+                False,
+                type="boolean",
+                title="Stop running backups",
+                description="fence the active cluster first so running backups stop, then wait for them",
+            ),
         },
     )
     with dag:
 
         @task(task_id="promote")
         def promote_task() -> dict[str, Any]:
-            from tandem.failover.promote import PromotionRefused, promote
-            from tandem.runtime import connection_hosts
+            from tandem.failover.landing import promote_on_points
+            from tandem.failover.promote import PromotionRefused
+            from tandem.runtime import Clusters, connection_hosts
 
-            params = get_current_context()["params"]
+            context = get_current_context()
+            params, ti = context["params"], context["ti"]
+
+            def in_flight(dag_ids: Any) -> list[str]:
+                states = ["running", "queued"]
+                return [d for d in dag_ids if ti.get_dr_count(dag_id=d, states=states)]
+
             hosts = {name: connection_hosts(conn_ids[name]) for name in members}
-            result = promote(str(params["cluster"]), str(params.get("confirmation") or ""), hosts)
+            result, landed = promote_on_points(
+                str(params["cluster"]),
+                str(params.get("confirmation") or ""),
+                pair,
+                topology,
+                include_dir,
+                Clusters(topology),
+                hosts,
+                in_flight,
+                stop_backups=bool(params.get("stop_backups", False)),
+            )
+            for b in landed:
+                print(f"{b.business}: {b.point or 'no point'}: {b.note} {b.changes or ''}")
             print(f"promotion of {result.cluster}: {result.outcome}: {result.reason}")
             if not result.ok:
                 raise PromotionRefused(result.reason)
-            return result.to_json()
+            return {**result.to_json(), "businesses": [b.to_json() for b in landed]}
 
         promote_task()
     return dag
@@ -241,5 +269,5 @@ def load_failover_dags(
         if only_dag_id in (None, watch_dag_id(pair)):
             dags[watch_dag_id(pair)] = build_watch_dag(pair, spec, topology, channels or AlertChannels())
         if only_dag_id in (None, promote_dag_id(pair)):
-            dags[promote_dag_id(pair)] = build_promote_dag(pair, spec, topology)
+            dags[promote_dag_id(pair)] = build_promote_dag(pair, spec, topology, include_dir)
     return dags

@@ -211,6 +211,32 @@ def promote(
         )
 
 
+def fence(cluster: str, zk_hosts: Mapping[str, str], *, timeout: float = 5.0) -> str:
+    """Set ``cluster`` to standby (compare-and-set, epoch above both records) if it says active,
+    so that every backup run of its pair stops at its next step. Returns what happened; never
+    raises for an unreachable ZooKeeper (that cluster cannot be fenced, which the text says)."""
+    epochs: list[int] = []
+    for name, hosts in zk_hosts.items():
+        if name == cluster:
+            continue
+        with _session(hosts, timeout) as zk:
+            if zk is not None:
+                seen = _read(zk, name).view.epoch
+                epochs += [seen] if seen is not None else []
+    with _session(zk_hosts[cluster], timeout) as zk:
+        if zk is None:
+            return f"{cluster} is unreachable: it cannot be fenced (and no backup can read from it)"
+        read = _read(zk, cluster)
+        if read.view.role != "active":
+            return f"{read.view.describe()}: nothing to fence"
+        epoch = max([*epochs, read.view.epoch or 0]) + 1
+        conflict = _fence(zk, cluster, read, epoch)
+    if conflict:
+        raise PromotionRefused(conflict)
+    log.info("fenced %s: standby at epoch %d", cluster, epoch)
+    return f"{cluster} set to standby at epoch {epoch}"
+
+
 def _promote(
     cluster: str,
     other: str,

@@ -66,6 +66,7 @@ class _ExtendedClient(Client):  # type: ignore[misc]
     _get_snapshottable_directory_list = _Request("GET")
     _get_quota_usage = _Request("GET")
     _set_quota = _Request("PUT")
+    _rename = _Request("PUT")
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,12 @@ class Hdfs:
     def rename(self, src: str, dst: str) -> None:
         """RENAME; atomic on the NameNode. Fails when ``dst`` exists or its parent is missing."""
         self._client.rename(src, dst)
+
+    @_translate
+    def replace(self, src: str, dst: str) -> None:
+        """RENAME with ``renameoptions=OVERWRITE``: ``dst`` is replaced in one atomic step, so
+        readers see the old file or the new one, never neither. ``dst``'s parent must exist."""
+        self._ext._rename(src, destination=dst, renameoptions="OVERWRITE")
 
     # -- data --------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -1,0 +1,386 @@
+"""A backup run SIGKILLed in each step that writes leaves the standby between two points:
+``verify --live`` reports it, ``restore`` lands the standby back on the newest published point
+(HDFS bytes and Hive metadata both), and the next run resumes. Also: tables are point-in-time
+(a partition added or dropped after ``take`` is not in the point), a rerun of a published point
+keeps it, and a point verifies against its file records when the source is gone.
+
+Each test uses its own business on the shared clusters; roles never change here (promotion
+lands on a point in test_promote_lands.py, on a private pair).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tandem import backup, catalog, restore, verify
+from tandem.capture import Capture
+from tandem.hdfs.client import Hdfs
+from tandem.metastore import Metastore, TableRef
+from tandem.points import PointOnCluster, load_capture
+from tandem.policy import Policy, load_policy, load_topology
+from tandem.runtime import Clusters
+from tests.instants import recent_hour
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+
+PROJECT = Path(__file__).resolve().parents[2]
+TOPOLOGY_FILE = PROJECT / "include" / "clusters.yaml"
+T0 = recent_hour(12)
+
+
+@pytest.fixture
+def clusters(airflow_conns: dict[str, str]) -> Clusters:
+    return Clusters(load_topology(TOPOLOGY_FILE))
+
+
+class Business:
+    """A business with an HDFS directory and a partitioned Hive table, seeded on the primary."""
+
+    def __init__(self, clusters: Clusters, tmp_path: Path, name: str) -> None:
+        self.clusters = clusters
+        self.name = name
+        self.top = f"/data/{name}/details"
+        self.table = TableRef(name, "orders")
+        self.location = f"/warehouse/{name}.db/orders"
+        self.src, self.dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+        self.src_ms, self.dst_ms = clusters.metastore("primary"), clusters.metastore("standby")
+        self.policy_file = tmp_path / f"{name}.yaml"
+        self.policy_file.write_text(
+            yaml.safe_dump(
+                {
+                    "business": name,
+                    "description": "restore test",
+                    "pair": "main",
+                    "schedule": {"start": "2026-11-20T13:00:00Z", "every": "1h"},
+                    "protection_group": [{"hdfs": self.top}, {"hive": str(self.table)}],
+                    "consistency": {"max_skew": "1s", "max_clock_skew": "5s"},
+                    "copy": {"parallelism": 2},
+                    "user_data": True,
+                    "tenant_dirs": [f"/data/{name}"],
+                }
+            )
+        )
+        self.policy: Policy = load_policy(self.policy_file, clusters.topology)
+        self._create_table()
+
+    def _create_table(self) -> None:
+        from hmsclient.genthrift.hive_metastore.ttypes import (
+            Database,
+            FieldSchema,
+            SerDeInfo,
+            StorageDescriptor,
+            Table,
+        )
+
+        ns = self.clusters.spec("primary").nameservice
+        with self.src_ms.session() as c:
+            c.create_database(
+                Database(name=self.name, locationUri=f"{ns}/warehouse/{self.name}.db", parameters={})
+            )
+            sd = StorageDescriptor(
+                cols=[FieldSchema("id", "int", "")],
+                location=f"{ns}{self.location}",
+                serdeInfo=SerDeInfo(parameters={}),
+                parameters={},
+            )
+            c.create_table(
+                Table(
+                    tableName="orders",
+                    dbName=self.name,
+                    owner="o",
+                    sd=sd,
+                    partitionKeys=[FieldSchema("day", "string", "")],
+                    parameters={},
+                    tableType="MANAGED_TABLE",
+                )
+            )
+
+    def add_partition(self, day: str, payload: bytes = b"1,2,3\n") -> None:
+        """Data first, then the partition (Hive's order)."""
+        from hmsclient.genthrift.hive_metastore.ttypes import Partition
+
+        self.src.write(f"{self.location}/day={day}/part-0", payload)
+        with self.src_ms.session() as c:
+            table = c.get_table(self.name, "orders")
+            sd = table.sd
+            sd.location = f"{self.clusters.spec('primary').nameservice}{self.location}/day={day}"
+            c.add_partitions(
+                [Partition(values=[day], dbName=self.name, tableName="orders", sd=sd, parameters={})]
+            )
+
+    def drop_partition(self, day: str) -> None:
+        with self.src_ms.session() as c:
+            c.drop_partition(self.name, "orders", [day], False)
+
+    def backup(self, hours: int) -> dict[str, Any]:
+        return backup.run_once(
+            backup.Run(self.policy, self.clusters.topology, T0 + timedelta(hours=hours)), self.clusters
+        )
+
+    def partitions(self, ms: Metastore) -> set[str]:
+        return {p.values[0] for p in ms.get_partitions(self.table)}
+
+    def newest(self) -> PointOnCluster:
+        manifest = catalog.latest(self.dst, self.name)
+        assert manifest is not None
+        return PointOnCluster(self.policy, self.clusters.topology, "standby", manifest)
+
+    def live_check(self, landing: PointOnCluster) -> verify.Report:
+        captured = load_capture(self.dst, landing.manifest)
+        assert captured is not None
+        return verify.merge(
+            "live",
+            [
+                verify.check_live(self.dst, landing.manifest),
+                verify.check_metadata(captured, self.dst_ms, landing.nameservice),
+            ],
+        )
+
+    def restore(self, landing: PointOnCluster) -> restore.Outcome:
+        return restore.restore(landing, self.dst, self.dst_ms, load_capture(self.dst, landing.manifest))
+
+
+def tree(hdfs: Hdfs, top: str) -> dict[str, str]:
+    """relpath -> checksum of every file under ``top``."""
+    out = {}
+    for entry in hdfs.walk(top):
+        if not entry.status.is_dir:
+            cs = hdfs.checksum(f"{top}/{entry.relpath}")
+            out[entry.relpath] = f"{cs.length}:{cs.bytes}"
+    return out
+
+
+def assert_at_point(biz: Business, landing: PointOnCluster) -> None:
+    """Independently of verify: live bytes equal the standby's snapshot of the point, and the
+    standby's partitions equal the point's capture."""
+    name = landing.manifest.snapshot_name
+    for top in (biz.top, biz.location):
+        assert tree(biz.dst, top) == tree(biz.dst, f"{top}/.snapshot/{name}")
+    captured = Capture.from_json(catalog.read_json(biz.dst, landing.manifest.metadata or ""))
+    [table] = captured.tables
+    assert biz.partitions(biz.dst_ms) == {p.values[0] for p in table.partitions}
+
+
+# The child process runs one backup with a fault: it SIGKILLs itself inside ``step`` right after
+# that step's first write of the given kind went through.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from datetime import datetime
+    from pathlib import Path
+    from tandem import backup, catalog
+    from tandem.hdfs.client import Hdfs
+    from tandem.metastore import Metastore
+    from tandem.policy import load_policy, load_topology
+    from tandem.runtime import Clusters
+
+    topology_file, policy_file, instant, step = sys.argv[1:5]
+    current = {"step": None, "writes": 0}
+    WRITES = {
+        "copy_hdfs": (Hdfs, "write", 3),
+        "copy_hive": (Hdfs, "write", 1),
+        "register_metadata": (Metastore, "upsert_table", 1),
+        "snapshot_standby": (Hdfs, "create_snapshot", 1),
+        "sync_user_data": (Hdfs, "set_quota", 1),
+        "publish_restore_point": (catalog, "write_json", 1),
+    }
+    owner, method, after = WRITES[step]
+    real = getattr(owner, method)
+
+    def write_then_die(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if current["step"] == step:
+            current["writes"] += 1
+            if current["writes"] >= after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(owner, method, write_then_die)
+
+    def entering(name, func):
+        def wrapper(*args, **kwargs):
+            current["step"] = name
+            return func(*args, **kwargs)
+        return wrapper
+
+    copy_component = backup.copy_component
+    def copy(run, clusters, direction, component, *rest):
+        current["step"] = f"copy_{component}"
+        return copy_component(run, clusters, direction, component, *rest)
+    backup.copy_component = copy
+    backup.register_metadata = entering("register_metadata", backup.register_metadata)
+    backup.snapshot_standby = entering("snapshot_standby", backup.snapshot_standby)
+    backup.sync_user_data = entering("sync_user_data", backup.sync_user_data)
+    backup.publish = entering("publish_restore_point", backup.publish)
+
+    topology = load_topology(Path(topology_file))
+    policy = load_policy(Path(policy_file), topology)
+    backup.run_once(backup.Run(policy, topology, datetime.fromisoformat(instant)), Clusters(topology))
+    sys.exit(3)  # the fault never fired
+    """
+)
+
+STEPS = [
+    "copy_hdfs",
+    "copy_hive",
+    "register_metadata",
+    "snapshot_standby",
+    "sync_user_data",
+    "publish_restore_point",
+]
+
+
+def killed_run(biz: Business, hours: int, step: str) -> None:
+    instant = (T0 + timedelta(hours=hours)).isoformat()
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(TOPOLOGY_FILE), str(biz.policy_file), instant, step],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, f"the fault in {step} did not fire:\n{child.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_run_killed_in_a_writing_step_is_detected_and_restored(clusters, tmp_path, step):
+    biz = Business(clusters, tmp_path, f"rk_{step.split('_')[0]}_{step.split('_')[-1]}")
+    for i in range(6):
+        biz.src.write(f"{biz.top}/bill-{i}", os.urandom(5000))
+    biz.add_partition("d1")
+    biz.add_partition("d2")
+    biz.backup(0)
+    published = biz.newest()
+    assert biz.live_check(published).ok
+
+    # the next point differs in every component: files, a permission, partitions added and dropped
+    for i in range(6, 14):
+        biz.src.write(f"{biz.top}/bill-{i}", os.urandom(5000))
+    biz.src.write(f"{biz.top}/bill-0", b"rewritten")
+    biz.src.set_permission(f"{biz.top}/bill-1", "600")
+    biz.src.set_quota(f"/data/{biz.name}", 10_000, -1)
+    biz.add_partition("d3")
+    biz.drop_partition("d1")
+    killed_run(biz, 1, step)
+
+    assert biz.newest().manifest == published.manifest  # the last published point is untouched
+    found = biz.live_check(published)
+    assert not found.ok, f"killed in {step}, verify --live saw no difference"
+
+    outcome = biz.restore(published)
+    assert outcome.check is not None and outcome.check.ok, outcome.check.mismatches if outcome.check else None
+    assert biz.live_check(published).ok
+    assert_at_point(biz, published)
+    assert biz.partitions(biz.dst_ms) == {"d1", "d2"}
+    assert biz.dst.read_bytes(f"{biz.top}/bill-0") == biz.src.read_bytes(
+        f"{biz.top}/.snapshot/{published.manifest.snapshot_name}/bill-0"
+    )
+    if any(a.kind == "quarantine" for a in outcome.actions):
+        assert biz.dst.status(outcome.quarantine) is not None  # moved, never deleted
+
+    resumed = biz.backup(2)
+    assert resumed["verified"] and resumed["verification"]["mismatches"] == 0
+    assert tree(biz.dst, biz.top) == tree(biz.src, biz.top)
+    assert biz.partitions(biz.dst_ms) == {"d2", "d3"}
+    assert biz.live_check(biz.newest()).ok
+
+
+def test_restore_dry_run_changes_nothing(clusters, tmp_path):
+    biz = Business(clusters, tmp_path, "rk_dry")
+    biz.src.write(f"{biz.top}/a", b"a")
+    biz.add_partition("d1")
+    biz.backup(0)
+    point = biz.newest()
+    biz.dst.write(f"{biz.top}/stray", b"written on the standby")
+    biz.dst.write(f"{biz.top}/a", b"changed on the standby")
+    before = tree(biz.dst, biz.top)
+
+    outcome = restore.restore(point, biz.dst, biz.dst_ms, load_capture(biz.dst, point.manifest), dry_run=True)
+    assert {(a.kind, a.path) for a in outcome.actions} == {
+        ("quarantine", f"{biz.top}/stray"),
+        ("quarantine", f"{biz.top}/a"),
+        ("restore", f"{biz.top}/a"),
+    }
+    assert tree(biz.dst, biz.top) == before
+    outcome = biz.restore(point)
+    assert outcome.check is not None and outcome.check.ok
+    assert biz.dst.read_bytes(f"{outcome.quarantine}{biz.top}/stray") == b"written on the standby"
+    assert biz.dst.read_bytes(f"{outcome.quarantine}{biz.top}/a") == b"changed on the standby"
+    assert biz.dst.read_bytes(f"{biz.top}/a") == b"a"
+
+
+def test_partitions_are_those_registered_at_take(clusters, tmp_path):
+    biz = Business(clusters, tmp_path, "rk_pit")
+    biz.src.write(f"{biz.top}/a", b"a")
+    biz.add_partition("old")
+    biz.add_partition("kept")
+    run = backup.Run(biz.policy, clusters.topology, T0)
+    direction = backup.preflight(run, clusters)
+    resolved = {c: backup.resolve(run, clusters, direction["source"], c) for c in ("hdfs", "hive")}
+    flat = resolved["hdfs"] + resolved["hive"]
+    taken = backup.take(run, clusters, direction, flat)
+
+    biz.add_partition("new")  # after the instant: its data is not in the point
+    biz.drop_partition("old")  # after the instant: its data is in the point
+    copies = [
+        backup.copy_component(run, clusters, direction, c, resolved[c], taken) for c in ("hdfs", "hive")
+    ]
+    backup.register_metadata(run, clusters, direction, taken)
+    backup.snapshot_standby(run, clusters, direction, taken)
+    user = backup.sync_user_data(run, clusters, direction, flat, taken)
+    manifest = backup.publish(run, clusters, direction, taken, copies, user, T0)
+
+    assert biz.partitions(biz.dst_ms) == {"old", "kept"}
+    snap = f"{biz.location}/.snapshot/{manifest['snapshot_name']}"
+    assert biz.dst.read_bytes(f"{snap}/day=old/part-0") == b"1,2,3\n"
+    assert biz.dst.status(f"{snap}/day=new") is None
+    for part in biz.dst_ms.get_partitions(biz.table):  # every registered partition has its data
+        assert biz.dst.status(f"{part.sd.location.split('standby', 1)[1]}/part-0") is not None
+
+
+def test_a_rerun_of_a_published_point_leaves_it_published_and_verifiable(clusters, tmp_path):
+    biz = Business(clusters, tmp_path, "rk_rerun")
+    biz.src.write(f"{biz.top}/a", b"a")
+    biz.add_partition("d1")
+    first = biz.backup(0)
+    biz.src.write(f"{biz.top}/b", b"b")
+    biz.add_partition("d2")
+    again = biz.backup(0)  # the same instant: a cleared run
+    assert again == first
+    point = biz.newest()
+    assert point.manifest.point == first["point"]
+    report = verify.check_snapshot(biz.dst, point.manifest, biz.src, None)
+    assert report.ok and report.files == 2
+    assert biz.live_check(point).ok
+
+
+def test_a_point_verifies_against_its_file_records(clusters, tmp_path):
+    biz = Business(clusters, tmp_path, "rk_records")
+    for i in range(5):
+        biz.src.write(f"{biz.top}/f-{i}", os.urandom(3000))
+    biz.add_partition("d1")
+    biz.backup(0)
+    biz.src.write(f"{biz.top}/f-0", b"changed")
+    biz.backup(1)
+    point = biz.newest()
+    records = verify.records_from_body(catalog.read_json(biz.dst, point.manifest.files_record or ""))
+    assert verify.check_snapshot(biz.dst, point.manifest, None, records).ok
+
+    # the standby's copy of the point is damaged behind Tandem's back: the records see it
+    tampered = dict(records)
+    rows = dict(tampered[biz.top])
+    rows["f-1"] = [rows["f-1"][0], rows["f-1"][1], "MD5-of-0MD5-of-512CRC32:00"]
+    tampered[biz.top] = rows
+    report = verify.check_snapshot(biz.dst, point.manifest, None, tampered)
+    assert report.mismatches == [f"{biz.top}/f-1: checksum differs from the point"]
