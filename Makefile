@@ -49,6 +49,8 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/webhdfs.py
 	$(BIN)/python bench/incremental.py
+	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/throttle.py
 
 clean:
 	-$(BIN)/tandem down

@@ -407,7 +407,8 @@ class _Syncer:
         pair = run.topology.pairs[run.policy.pair]
         names = (direction.source, direction.target) if direction else (pair.primary, pair.standby)
         self.clusters = tuple(run.topology.clusters[n] for n in names)
-        self.copier = WebHdfsCopier(src, dst, run.policy.copy_options.parallelism)
+        options = run.policy.copy_options
+        self.copier = WebHdfsCopier(src, dst, options.parallelism, max_bandwidth=options.max_bandwidth)
 
     def quarantine_dir(self) -> str:
         return posixpath.join(QUARANTINE_ROOT, self.run.business, plan.point_id(self.run.instant))
@@ -609,7 +610,7 @@ class _Syncer:
             target=f"{target.nameservice}{root}",
             snapshot=self.run.snapshot,
             base_snapshot=base,
-            bandwidth_mb=options.bandwidth_mb,
+            bandwidth_mb=options.bandwidth_mb or _per_map_mb(options.max_bandwidth, options.maps),
             maps=options.maps,
             config_dir=driver.hadoop_conf_dir,
         )
@@ -749,6 +750,14 @@ def snapshot_standby(
         "roots": roots,
         "times": {r: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for r, ms in times.items()},
     }
+
+
+def _per_map_mb(max_bandwidth: int | None, maps: int | None) -> int | None:
+    """DistCp's ``-bandwidth`` is MB/s per map: the task's limit shared by its maps (DistCp's
+    default is 20 maps), at least 1."""
+    if max_bandwidth is None:
+        return None
+    return max(1, int(max_bandwidth / 1e6 / (maps or 20)))
 
 
 def _join(base: str, rel: str) -> str:

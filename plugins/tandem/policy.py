@@ -137,6 +137,39 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)/s\s*$")
+_RATE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def parse_rate(text: str) -> int:
+    """``100MB/s``, ``1.5GiB/s``, ``800KB/s`` -> bytes per second (decimal and binary units)."""
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a rate like 100MB/s (units B, KB, MB, GB, KiB, MiB, GiB per s)")
+    rate = int(float(match.group(1)) * _RATE_UNITS[match.group(2)])
+    if rate <= 0:
+        raise ValueError(f"{text!r}: a rate must be more than zero")
+    return rate
+
+
+def format_rate(value: int) -> str:
+    for unit in ("GB", "MB", "KB"):
+        if value % _RATE_UNITS[unit] == 0:
+            return f"{value // _RATE_UNITS[unit]}{unit}/s"
+    return f"{value}B/s"
+
+
+def _to_rate(value: object) -> int:
+    if isinstance(value, str):
+        try:
+            return parse_rate(value)
+        except ValueError as exc:
+            _fail(str(exc))
+    _fail(f"{value!r} is not a rate: write it with a unit, like 100MB/s")
+
+
+Rate = Annotated[int, BeforeValidator(_to_rate), PlainSerializer(format_rate, return_type=str)]
+
 
 # --------------------------------------------------------------------------------------------
 # Scalar types
@@ -274,10 +307,16 @@ class ClusterConfig(_Frozen):
 
 
 class PairConfig(_Frozen):
-    """Two clusters that back each other up; the roles here are the initial ones."""
+    """Two clusters that back each other up; the roles here are the initial ones.
+
+    ``pool``: the Airflow pool every copy task of the pair's businesses runs in, so the pair's
+    backups together never use more than its slots (create it in Airflow, e.g. in
+    airflow_settings.yaml; a task whose pool does not exist is never scheduled).
+    """
 
     primary: Name
     standby: Name
+    pool: str | None = None
 
 
 def _pair_problems(pairs: Mapping[str, PairConfig], clusters: Iterable[str]) -> list[tuple[str, str]]:
@@ -377,6 +416,8 @@ class CopyOptions(_Frozen):
     parallelism: int = Field(default=4, ge=1, le=64)
     bandwidth_mb: int | None = Field(default=None, ge=1, description="distcp -bandwidth, MB/s per map")
     maps: int | None = Field(default=None, ge=1, description="distcp -m")
+    # bytes per second for one copy task, all its threads together (webhdfs engine)
+    max_bandwidth: Rate | None = None
 
     # A field validator rather than a model one, so that it reports even when another key is bad.
     @field_validator("bandwidth_mb", "maps")

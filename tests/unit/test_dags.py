@@ -83,3 +83,25 @@ def test_the_plugin_registers_the_timetable():
 
     plugins_manager.ensure_plugins_loaded()
     assert PolicyTimetable in plugins_manager.get_timetables_plugins().values()
+
+
+def test_copies_run_in_the_pairs_pool_when_it_has_one(no_network, monkeypatch, tmp_path):
+    include = tmp_path / "include"
+    shutil.copytree(PROJECT / "include", include)
+    clusters = include / "clusters.yaml"
+    clusters.write_text(
+        clusters.read_text().replace(
+            "main: {primary: primary, standby: standby}",
+            "main: {primary: primary, standby: standby, pool: tandem_main}",
+        )
+    )
+    policy = include / "policies" / "billing.yaml"
+    policy.write_text(
+        policy.read_text().replace("parallelism: 8}", "parallelism: 8, max_bandwidth: 100MB/s}")
+    )
+    bag = parse(include, monkeypatch)
+    assert bag.import_errors == {}
+    dag = bag.dags["tandem_backup__billing"]
+    assert {dag.get_task(f"copy_{c}").pool for c in ("hdfs", "hive", "sparksql")} == {"tandem_main"}
+    assert dag.get_task("preflight").pool == "default_pool"
+    assert "max_bandwidth: 100MB/s" in (dag.doc_md or "")

@@ -260,7 +260,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "copy.speed",
             3,
             "copy.speed",
-            "unknown key; allowed keys: mode, engine, parallelism, bandwidth_mb, maps",
+            "unknown key; allowed keys: mode, engine, parallelism, bandwidth_mb, maps, max_bandwidth",
         ),
         ("protection_group[1]", {"hive": "a.b", "owner": "x"}, "protection_group[1].owner", "unknown key"),
         ("schedule.every", "1hour", "schedule.every", "'1hour' is not a duration"),
@@ -273,6 +273,8 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("copy.mode", "sideways", "copy.mode", "'pull' or 'push'"),
         ("copy.engine", "rsync", "copy.engine", "'webhdfs' or 'distcp'"),
         ("copy.maps", 20, "copy.maps", "maps applies to engine distcp only, this policy copies with webhdfs"),
+        ("copy.max_bandwidth", "fast", "copy.max_bandwidth", "'fast' is not a rate like 100MB/s"),
+        ("copy.max_bandwidth", 100, "copy.max_bandwidth", "write it with a unit, like 100MB/s"),
         (
             "pair",
             "backup",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -30,6 +30,41 @@ class FileCopy:
     src: str
     dst: str
     status: FileStatus
+
+
+class Throttle:
+    """At most ``rate`` bytes per second through :meth:`pace`, shared by every copy thread.
+
+    Each chunk is given the next free slot of the link, ``len(chunk) / rate`` seconds long,
+    and waits for its start: over a copy the bytes take their size over the rate, however many
+    threads send them. ``clock`` and ``sleep`` are injectable for tests. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"a bandwidth must be more than zero, got {rate}")
+        self.rate = rate
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._free_at: float | None = None
+
+    def pace(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.wait(len(chunk))
+            yield chunk
+
+    def wait(self, nbytes: int) -> None:
+        with self._lock:
+            now = self._clock()
+            start = now if self._free_at is None else max(now, self._free_at)
+            self._free_at = start + nbytes / self.rate
+        if start > now:
+            self._sleep(start - now)
 
 
 @dataclass
@@ -79,12 +114,18 @@ class WebHdfsCopier:
     """
 
     def __init__(
-        self, source: Hdfs, target: Hdfs, parallelism: int = 8, progress_every_s: float = 5.0
+        self,
+        source: Hdfs,
+        target: Hdfs,
+        parallelism: int = 8,
+        progress_every_s: float = 5.0,
+        max_bandwidth: float | None = None,
     ) -> None:
         self.source = source
         self.target = target
         self.parallelism = max(1, parallelism)
         self.progress_every_s = progress_every_s
+        self.throttle = Throttle(max_bandwidth) if max_bandwidth else None
 
     def copy_one(self, item: FileCopy, stats: CopyStats) -> None:
         """Copy, verify, then set metadata. Raises CopyError when the copy does not verify."""
@@ -93,7 +134,7 @@ class WebHdfsCopier:
         with self.source.open(item.src) as chunks:
             self.target.write(
                 item.dst,
-                chunks,
+                self.throttle.pace(chunks) if self.throttle else chunks,
                 overwrite=True,
                 permission=status.permission,
                 replication=status.replication or None,

@@ -121,9 +121,12 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
             taken = take(direction, [resolved[c] for c in components])
 
         copies = []
+        # the pair's pool (clusters.yaml) bounds how many copies of its businesses run at once
+        pool = topology.pairs[policy.pair].pool
+        copy_pool: dict[str, Any] = {"pool": pool} if pool else {}
         for component in components:
 
-            @task(task_id=f"copy_{component}")
+            @task(task_id=f"copy_{component}", **copy_pool)
             def copy(
                 direction: dict[str, Any],
                 items: list[dict[str, Any]],
