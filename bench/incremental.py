@@ -36,10 +36,10 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 import yaml
 
 from tandem import backup
-from tandem.embedded import manager
 from tandem.hdfs.client import Hdfs
 from tandem.policy import load_policy, load_topology
 from tandem.runtime import Clusters
+from tandem_dev.embedded import manager
 
 PROJECT = Path(__file__).resolve().parents[1]
 TOP = "/bench/business"

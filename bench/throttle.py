@@ -21,9 +21,9 @@ from pathlib import Path
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from tandem.copy.webhdfs import FileCopy, WebHdfsCopier
-from tandem.embedded import manager
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
+from tandem_dev.embedded import manager
 
 PROJECT = Path(__file__).resolve().parents[1]
 FILES, SIZE, LIMIT = 8, 4 << 20, 8_000_000

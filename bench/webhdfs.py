@@ -64,7 +64,7 @@ def log(message: str) -> None:
 def webhdfs(root: Path) -> Iterator[str]:
     """A server in its own process over ``root``; yields its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tandem.embedded.webhdfs", "--root", str(root)],
+        [sys.executable, "-m", "tandem_dev.embedded.webhdfs", "--root", str(root)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -162,7 +162,7 @@ def bench_small(client: InsecureClient, work: Path, sizes: Sizes) -> dict[str, f
 
 def populate_tree(root: Path, sizes: Sizes) -> None:
     """Load the 10,000-file tree straight into a namespace (fast); it is served afterwards."""
-    from tandem.embedded.namespace import Namespace
+    from tandem_dev.embedded.namespace import Namespace
 
     namespace = Namespace(root)
     try:

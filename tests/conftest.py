@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tandem.embedded import manager
-from tandem.embedded.manager import Topology
+from tandem_dev.embedded import manager
+from tandem_dev.embedded.manager import Topology
 
 _HOME_KEY = pytest.StashKey[Path]()
 

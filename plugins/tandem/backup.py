@@ -975,17 +975,19 @@ def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
 # -- the command ----------------------------------------------------------------------------------
 def run_backup(args: Any) -> int:
     """``tandem backup BUSINESS [--full]``: one run now, through Airflow's own task runner
-    (``airflow dags test``), against the clusters of the Airflow connections or, with a
-    running embedded home, its clusters and local Airflow."""
+    (``airflow dags test``) of the configured Airflow (or the one of ``--home``'s environment
+    file), against the clusters of its connections."""
     import json
 
-    from tandem.local_airflow import airflow_for_cli
+    from tandem import environment
+    from tandem.airflow_cli import AirflowCommand
     from tandem.points import backup_target, load_business
     from tandem.runtime import cluster_clients_for_cli
 
-    policy, topology = load_business(args.business)
+    environment.use(args.home, with_airflow=True)
     clusters = cluster_clients_for_cli(args.home)
-    airflow = airflow_for_cli(args.home)
+    policy, topology = load_business(args.business)
+    airflow = AirflowCommand()
     target = backup_target(policy, topology, clusters)
     instant = _next_instant(clusters.hdfs(target), policy.business)
     conf: dict[str, object] | None = {"full": True} if args.full else None

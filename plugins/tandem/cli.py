@@ -13,21 +13,18 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from tandem.errors import TandemError
 
 # sub-command -> "module:function"; the function takes the parsed namespace and returns the exit code
 _HANDLERS = {
-    "up": "tandem.embedded.manager:run_up",
-    "down": "tandem.embedded.manager:run_down",
-    "status": "tandem.embedded.manager:run_status",
+    "status": "tandem.status:run_status",
     "settings": "tandem.settings:run_settings",
     "policy": "tandem.policy:run_policy",
-    "demo": "tandem.demo:run_demo",
     "restore-points": "tandem.catalog:run_restore_points",
     "agent": "tandem.failover.agent:run_agent",
-    "drill": "tandem.drill:run_drill",
     "verify": "tandem.verify:run_verify",
     "restore": "tandem.restore:run_restore",
     "backup": "tandem.backup:run_backup",
@@ -46,12 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
-    for name, help_ in (
-        ("up", "start the embedded primary and standby clusters"),
-        ("down", "stop the embedded clusters (data is kept)"),
-        ("status", "show the embedded clusters and whether each server answers"),
-    ):
-        add(name, help_).add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+    add(
+        "status", "each pair's roles, liveness and newest restore points, from the Airflow connections"
+    ).add_argument("--home", type=Path, default=None, help="use the clusters of this home's environment file")
 
     settings = add("settings", "Airflow connections, pools and variables")
     settings.add_argument("action", choices=["apply"])
@@ -62,18 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument("dir", nargs="?", type=Path, default=None, help="default: include/policies")
     policy.add_argument("--strict", action="store_true", help="also fail on warnings")
 
-    demo = add("demo", "the main job: back the billing business up twice and verify it")
-    demo.add_argument("--home", type=Path, default=None)
-
     points = add("restore-points", "list a business's published restore points")
     points.add_argument("business")
     points.add_argument("--home", type=Path, default=None)
     agent = add("agent", "keep /tandem/alive in a cluster's ZooKeeper while the cluster is healthy")
     agent.add_argument("--cluster", required=True, help="cluster name from include/clusters.yaml")
     agent.add_argument("--home", type=Path, default=None, help="embedded clusters' home (embedded only)")
-
-    drill = add("drill", "rehearse a failover on the embedded clusters")
-    drill.add_argument("--home", type=Path, default=None)
 
     def point_command(name: str, help_: str) -> argparse.ArgumentParser:
         p = add(name, help_)
@@ -101,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
         "--stop-backups", action="store_true", help="fence first so running backups stop, then wait for them"
     )
     promote.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+    # commands of installed extensions (the harness: up, down, servers, demo, drill)
+    for entry in entry_points(group="tandem.commands"):
+        _HANDLERS.update(entry.load()(add))
     return parser
 
 
@@ -108,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Airflow's hooks log each connection probe at INFO on stdout, which --json output cannot
     # carry; Airflow reads the level once, at import, so it is set before any handler runs.
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    # `status` reports unreachable clusters itself, one line each: the hooks' warnings would repeat it
+    level = "ERROR" if args.command == "status" else "WARNING"
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", level)
     if args.command in _PROGRESS:
         handler_ = logging.StreamHandler(sys.stderr)
         handler_.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

@@ -44,7 +44,6 @@ from tandem.failover.arbiter import ClusterView, Decision, arbitrate
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH
 
 if TYPE_CHECKING:
-    from tandem.embedded.manager import Topology as EmbeddedTopology
     from tandem.hdfs.client import Hdfs
     from tandem.metastore import Metastore
 
@@ -265,12 +264,13 @@ class ActiveClusterClient:
         cls, pair: str = "main", include_dir: Path | None = None, **kwargs: Any
     ) -> ActiveClusterClient:
         """From ``include/clusters.yaml`` and Airflow connections (``AIRFLOW_CONN_*`` work too)."""
+        from tandem import environment
         from tandem.hdfs.client import Hdfs
         from tandem.metastore import Metastore
-        from tandem.policy import load_topology, project_root
+        from tandem.policy import load_topology
         from tandem.runtime import connection_hosts
 
-        include = include_dir or project_root(Path.cwd()) / "include"
+        include = include_dir or environment.include_dir()
         topology = load_topology(include / "clusters.yaml")
         members = topology.pair(pair)
 
@@ -284,18 +284,6 @@ class ActiveClusterClient:
             )
 
         return cls(access(members.primary), access(members.standby), **kwargs)
-
-    @classmethod
-    def from_embedded(
-        cls,
-        topology: EmbeddedTopology,
-        names: tuple[str, str] = ("primary", "standby"),
-        user: str = "hdfs",
-        **kwargs: Any,
-    ) -> ActiveClusterClient:
-        """For the embedded clusters of ``tandem up`` (their endpoints, no Airflow needed)."""
-        first, second = (embedded_access(topology, name, user) for name in names)
-        return cls(first, second, **kwargs)
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> ActiveClusterClient:
@@ -421,39 +409,3 @@ class ActiveClusterClient:
             level = logging.WARNING if decision.switched or decision.split_brain else logging.INFO
             log.log(level, "clusters: %s", decision.reason)
         return switch
-
-
-# --------------------------------------------------------------------------- embedded endpoints
-
-
-def embedded_access(
-    topology: EmbeddedTopology, name: str, user: str = "hdfs", timeout: float = 10.0
-) -> ClusterAccess:
-    """Access to one embedded cluster through its WebHDFS URL and metastore URI."""
-    endpoints = topology[name]
-
-    def hdfs() -> Hdfs:
-        from hdfs import InsecureClient
-
-        from tandem.hdfs.client import Hdfs
-
-        return Hdfs(InsecureClient(endpoints.webhdfs_url, user=user, timeout=timeout))
-
-    def metastore() -> Metastore:
-        from tandem.metastore import Metastore
-
-        return Metastore(hms_client(endpoints.metastore_uri, timeout))
-
-    return ClusterAccess(name, endpoints.zookeeper_hosts, hdfs, metastore)
-
-
-def hms_client(uri: str, timeout: float) -> Any:
-    """An hmsclient for ``thrift://host:port`` whose socket gives up after ``timeout`` seconds."""
-    from hmsclient.hmsclient import HMSClient
-    from thrift.protocol import TBinaryProtocol
-    from thrift.transport import TSocket, TTransport
-
-    host, port = uri.removeprefix("thrift://").rsplit(":", 1)
-    sock = TSocket.TSocket(host, int(port))
-    sock.setTimeout(timeout * 1000)
-    return HMSClient(iprot=TBinaryProtocol.TBinaryProtocol(TTransport.TBufferedTransport(sock)))

@@ -9,22 +9,16 @@ that says standby in its ZooKeeper).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tandem import catalog, plan, verify
 from tandem.capture import Capture
+from tandem.environment import include_dir
 from tandem.errors import RestoreError, TandemError
 from tandem.hdfs.client import Hdfs
-from tandem.policy import Policy, Topology, load_policies, load_topology, project_root
+from tandem.policy import Policy, Topology, load_policies, load_topology
 from tandem.runtime import Clusters
-
-
-def include_dir() -> Path:
-    """``TANDEM_INCLUDE``, or the include/ directory of the project around the working directory."""
-    configured = os.environ.get("TANDEM_INCLUDE")
-    return Path(configured) if configured else project_root(Path.cwd()) / "include"
 
 
 def load_business(business: str, include: Path | None = None) -> tuple[Policy, Topology]:

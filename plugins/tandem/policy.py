@@ -979,15 +979,6 @@ def load_topology(path: Path) -> Topology:
 # `tandem policy validate`
 
 
-def project_root(start: Path) -> Path:
-    """The nearest directory at or above ``start`` holding pyproject.toml; ``start`` if none."""
-    start = start.resolve()
-    for candidate in (start, *start.parents):
-        if (candidate / "pyproject.toml").is_file():
-            return candidate
-    return start
-
-
 def _display(path: Path) -> Path:
     """Relative to the working directory when inside it, so messages stay short."""
     try:
@@ -1052,6 +1043,8 @@ def run_policy(args: Any, out: Callable[[str], None] | None = None) -> int:
     if args.action != "validate":
         write(f"unknown policy action {args.action!r}")
         return 2
+    from tandem.environment import project_root
+
     root = project_root(Path(os.getcwd()))
     policy_dir = _display(args.dir if args.dir is not None else root / "include" / "policies")
     report = validate_directory(policy_dir, _display(clusters_file_for(policy_dir, root)))

@@ -131,15 +131,10 @@ class Clusters:
 
 
 def cluster_clients_for_cli(home: Any = None) -> Clusters:
-    """Clients for a CLI command: Airflow connections, or those of the running embedded clusters."""
-    import os
-    from pathlib import Path
+    """Clients for a CLI command: the Airflow connections of ``clusters.yaml``, after taking
+    those of an environment file when one applies (tandem.environment)."""
+    from tandem import environment
+    from tandem.policy import load_topology
 
-    from tandem.embedded.manager import connection_env, running_topology
-    from tandem.policy import load_topology, project_root
-
-    running = running_topology(home)
-    if running is not None:
-        for key, value in connection_env(running).items():
-            os.environ.setdefault(key, value)
-    return Clusters(load_topology(project_root(Path.cwd()) / "include" / "clusters.yaml"))
+    environment.use(home)
+    return Clusters(load_topology(environment.include_dir() / "clusters.yaml"))

@@ -28,8 +28,6 @@ from tandem.errors import ConfigError, TandemError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from tandem.embedded.manager import Topology
-
 DEFAULT_FILE = "airflow_settings.yaml"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", ""})
 
@@ -96,7 +94,8 @@ class AirflowSettings:
 
 @dataclass(frozen=True)
 class ApplyReport:
-    """What :func:`apply_settings` wrote, and which connections it re-pointed at embedded ports."""
+    """What :func:`apply_settings` wrote, and which connections it re-pointed at the ports that
+    clusters started here publish (tandem.environment)."""
 
     connections: tuple[str, ...]
     pools: tuple[str, ...]
@@ -306,11 +305,21 @@ def with_overrides(
     return replace(settings, connections=tuple(connections)), tuple(changed)
 
 
-def embedded_overrides(topology: Topology) -> dict[str, dict[str, Any]]:
-    """Host and port of each embedded connection id for the running ``topology``."""
-    from tandem.embedded.manager import embedded_connections
-
-    return {cid: {"host": f["host"], "port": f["port"]} for cid, f in embedded_connections(topology).items()}
+def environment_overrides(settings: AirflowSettings) -> dict[str, dict[str, Any]]:
+    """Host and port of each connection of ``settings`` that an ``AIRFLOW_CONN_<ID>`` variable
+    (Airflow's JSON form) defines in this environment: clusters started here publish theirs so."""
+    out: dict[str, dict[str, Any]] = {}
+    for conn in settings.connections:
+        raw = os.environ.get(f"AIRFLOW_CONN_{conn.conn_id.upper()}", "")
+        if not raw.startswith("{"):
+            continue
+        try:
+            fields = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(fields, dict) and fields.get("host") and fields.get("port"):
+            out[conn.conn_id] = {"host": fields["host"], "port": int(fields["port"])}
+    return out
 
 
 # --------------------------------------------------------------------------- the Airflow DB
@@ -421,20 +430,14 @@ def apply_settings(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None
     )
 
 
-def sync_embedded_connections(topology: Topology, path: Path | None = None) -> str | None:
-    """After ``tandem up``: point the DB's embedded connections at the ports actually bound.
-
-    Skipped silently (returns None) when no Airflow metadata DB exists for AIRFLOW_HOME; the
-    ``AIRFLOW_CONN_*`` variables of :func:`tandem.embedded.manager.connection_env` are the way then.
-    Only the embedded connections are written (taken from the settings file when it defines
-    them, else built from the topology), never pools or variables. Idempotent.
+def point_connections(conns: Mapping[str, Mapping[str, Any]], file: Path) -> str | None:
+    """Point an existing Airflow DB's connections ``conns`` (id -> Airflow connection fields) at
+    their hosts and ports: after clusters started on ports of their own. Skipped (None) when no
+    metadata DB exists for AIRFLOW_HOME. Only these connections are written (as the settings
+    ``file`` declares them when it does), never pools or variables. Idempotent.
     """
     if not metadata_db_present():
         return None
-    from tandem.embedded.manager import embedded_connections, project_root
-
-    conns = embedded_connections(topology)
-    file = path or project_root() / DEFAULT_FILE
     declared = {c.conn_id: c for c in load_settings(file).connections} if file.is_file() else {}
     wanted = [
         declared.get(cid)
@@ -464,22 +467,19 @@ def sync_embedded_connections(topology: Topology, path: Path | None = None) -> s
 
 
 def _default_file() -> Path:
-    here = Path.cwd() / DEFAULT_FILE
-    if here.is_file():
-        return here
-    from tandem.embedded.manager import project_root
+    from tandem.environment import project_root
 
-    return project_root() / DEFAULT_FILE
+    here = Path.cwd() / DEFAULT_FILE
+    return here if here.is_file() else project_root() / DEFAULT_FILE
 
 
 def run_settings(args: argparse.Namespace) -> int:
     """``tandem settings apply [FILE]``: exit 0 when applied, 1 on an invalid file or DB."""
-    from tandem.embedded.manager import running_topology
+    from tandem import environment
 
+    environment.use(None, strict=False)
     path: Path = args.file or _default_file()
-    topology = running_topology()
-    overrides = embedded_overrides(topology) if topology is not None else {}
-    report = apply_settings(path, overrides)
+    report = apply_settings(path, environment_overrides(load_settings(path)))
     if args.json:
         print(
             json.dumps(

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tandem.embedded import manager
-from tandem.embedded.manager import Topology
-from tandem.local_airflow import LocalAirflow
+from tandem_dev.embedded import manager
+from tandem_dev.embedded.manager import Topology
+from tandem_dev.local_airflow import LocalAirflow
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ import pytest
 
 from tandem import catalog
 from tandem.hdfs.client import Hdfs
-from tandem.local_airflow import LocalAirflow
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
+from tandem_dev.local_airflow import LocalAirflow
 from tests.e2e.conftest import write_policy
 from tests.instants import iso, recent_hour, stamp
 

@@ -69,8 +69,8 @@ def test_a_killed_backup_is_detected_restored_and_promotion_lands_on_the_point(t
     import signal
     import time
 
-    from tandem.embedded import manager
     from tandem.hdfs.client import Hdfs
+    from tandem_dev.embedded import manager
 
     home = tmp_path / "home"
     try:

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.state import CLUSTER_PATH, AliveHolder, ClusterRecord, Role
-from tandem.local_airflow import LocalAirflow, airflow_bin
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
+from tandem_dev.local_airflow import LocalAirflow, airflow_bin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("airflow"), pytest.mark.timeout(600)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.embedded import manager
+from tandem_dev.embedded import manager
 
 pytestmark = [
     pytest.mark.e2e,

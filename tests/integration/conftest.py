@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tandem.embedded.zookeeper import ZooKeeperServer
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
 from tests.integration.test_failover_support import ZkPair, zk_pair
 
 

@@ -21,9 +21,10 @@ from hmsclient.genthrift.hive_metastore.ttypes import Database
 from hmsclient.hmsclient import HMSClient
 from kazoo.client import KazooClient
 
-from tandem.embedded import manager, zookeeper
-from tandem.embedded.manager import Topology
+from tandem.environment import project_root
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH, ClusterRecord
+from tandem_dev.embedded import manager, zookeeper
+from tandem_dev.embedded.manager import Topology
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +147,7 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
     assert "already running" in again and primary["webhdfs"] in again
     assert recorded_pids(home) == pids
 
-    report = json.loads(ok(tandem("status", "--json", home=home), home))
+    report = json.loads(ok(tandem("servers", "--json", home=home), home))
     assert report["running"] is True
     for name in ("primary", "standby"):
         entry = report["clusters"][name]
@@ -158,7 +159,7 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
         "active",
     )
     assert report["clusters"]["standby"]["epoch"] == 1
-    assert "primary  active" in ok(tandem("status", home=home), home)
+    assert "primary  active" in ok(tandem("servers", home=home), home)
 
     # down stops exactly the four recorded processes, by pid, and keeps the data
     began = time.monotonic()
@@ -169,7 +170,7 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
     for address in (*primary.values(), *standby.values()):
         assert zookeeper.port_is_free(port_of(address))
     assert (home / "primary" / "metastore.db").is_file()
-    stopped_status = tandem("status", "--json", home=home)
+    stopped_status = tandem("servers", "--json", home=home)
     assert stopped_status.returncode == 1
     assert json.loads(stopped_status.stdout)["running"] is False
     assert "nothing to stop" in ok(tandem("down", home=home), home)
@@ -273,7 +274,7 @@ def test_embedded_fixture_serves_airflow_hooks(airflow_conns: dict[str, str], em
 def test_cluster_process_registers_and_withdraws_alive_on_sigterm(tmp_path: Path) -> None:
     with zookeeper.ZooKeeperServer(tmp_path / "zk") as zk_server:
         cmd = [
-            sys.executable, "-m", "tandem.embedded.cluster", "--home", str(tmp_path), "--name", "standby",
+            sys.executable, "-m", "tandem_dev.embedded.cluster", "--home", str(tmp_path), "--name", "standby",
             "--role", "standby", "--zookeeper", zk_server.hosts,
         ]  # fmt: skip
         log_path = tmp_path / "cluster.log"
@@ -318,4 +319,4 @@ def test_default_home_is_the_project_root_unless_tandem_home_says_otherwise(
     assert manager.resolve_home(tmp_path / "explicit") == tmp_path / "explicit"
     monkeypatch.delenv("TANDEM_HOME")
     monkeypatch.chdir(tmp_path)
-    assert manager.project_root() == tmp_path
+    assert project_root() == tmp_path

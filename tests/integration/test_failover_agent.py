@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,15 +15,15 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from tandem.client import embedded_access, hms_client
-from tandem.embedded.manager import Topology
-from tandem.embedded.metastore import MetastoreServer
-from tandem.embedded.webhdfs import WebHdfsServer
-from tandem.embedded.zookeeper import ZooKeeperServer
-from tandem.failover.agent import Agent, ProbeRunner, embedded_target, metastore_probe, webhdfs_probe
+from tandem.failover.agent import Agent, ProbeRunner, airflow_target, metastore_probe, webhdfs_probe
 from tandem.failover.state import ALIVE_PATH
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore
+from tandem_dev.embedded.access import embedded_access, hms_client
+from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.metastore import MetastoreServer
+from tandem_dev.embedded.webhdfs import WebHdfsServer
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
 from tests.integration.test_failover_support import TcpProxy, expire_session, wait_for
 
 pytestmark = pytest.mark.integration
@@ -222,7 +224,7 @@ def test_dropped_connections_keep_or_restore_the_node(
 
 def test_agent_takes_the_node_once_zookeeper_comes_up(servers: Servers, tmp_path: Path) -> None:
     zk_dir = tmp_path / "late-zk"
-    from tandem.embedded.zookeeper import free_port
+    from tandem_dev.embedded.zookeeper import free_port
 
     port = free_port()
     run = Running(
@@ -247,10 +249,18 @@ def test_agent_takes_the_node_once_zookeeper_comes_up(servers: Servers, tmp_path
         server.stop()
 
 
-def test_embedded_target_probes_the_real_embedded_servers(embedded: Topology) -> None:
-    target = embedded_target("primary", embedded.home)
-    assert target is not None
+def test_the_target_comes_from_the_connections_and_probes_the_real_servers(
+    embedded: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tandem import environment
+
+    published = json.loads((embedded.home / environment.FILE).read_text())
+    for key in published:  # use() writes them into the environment: restored after the test
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+    environment.use(embedded.home)
+    target = airflow_target("primary")
     assert target.zk_hosts == embedded.primary.zookeeper_hosts
+    assert target.source == "connections webhdfs_primary, metastore_primary, zookeeper_primary"
     runner = ProbeRunner(target.probes, timeout=5.0)
     try:
         health = runner.check()
@@ -269,4 +279,4 @@ def test_cli_refuses_a_home_without_running_clusters(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 1
-    assert f"no embedded clusters run in {tmp_path}: start them with `tandem up`" in result.stderr
+    assert f"{tmp_path}/environment.json: file: no clusters run in this home" in result.stderr

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from tandem.client import ActiveClusterClient, ClusterAccess, ClusterWatcher, Switch
-from tandem.embedded.manager import Topology
-from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.arbiter import ClusterView
 from tandem.failover.promote import promote
 from tandem.failover.state import CLUSTER_PATH
+from tandem_dev.embedded.access import active_client
+from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
 from tests.integration.test_failover_support import ZkPair, expire_session, wait_for
 
 pytestmark = pytest.mark.integration
@@ -303,7 +304,7 @@ def test_client_start_with_both_zookeepers_down_decides_quickly() -> None:
 
 
 def test_client_hands_out_real_clients_of_the_embedded_clusters(embedded: Topology) -> None:
-    with ActiveClusterClient.from_embedded(embedded) as clusters:
+    with active_client(embedded) as clusters:
         assert clusters.target == "primary", clusters.decision
         hdfs = clusters.hdfs()
         assert hdfs.url == embedded.primary.webhdfs_url

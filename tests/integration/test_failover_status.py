@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from tandem import catalog
-from tandem.client import embedded_access
-from tandem.drill import format_pairs, pairs_report
-from tandem.embedded.manager import Topology
+from tandem.policy import load_topology
+from tandem.runtime import Clusters
+from tandem.status import format_pairs, pairs_report
+from tandem_dev.embedded.access import embedded_access
+from tandem_dev.embedded.manager import Topology
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +64,7 @@ def manifest(business: str, point: datetime, source: str, target: str) -> catalo
 
 
 def test_pairs_report_shows_roles_liveness_and_the_newest_point_on_either_cluster(
-    embedded: Topology, tmp_path: Path
+    embedded: Topology, airflow_conns: dict[str, str], tmp_path: Path
 ) -> None:
     business = f"status_{datetime.now(UTC):%H%M%S%f}"
     include = include_with(tmp_path, business)
@@ -70,13 +72,14 @@ def test_pairs_report_shows_roles_liveness_and_the_newest_point_on_either_cluste
     older, newer = now - timedelta(hours=2), now - timedelta(minutes=5)
     standby = embedded_access(embedded, "standby").hdfs()
     primary = embedded_access(embedded, "primary").hdfs()
-    before = pairs_report(embedded, include, now)["main"]
+    clusters_from_connections = Clusters(load_topology(include / "clusters.yaml"))
+    before = pairs_report(clusters_from_connections, include, now)["main"]
     assert before["businesses"][business] == {"point": None, "problems": []}
     catalog.publish(standby, manifest(business, older, "primary", "standby"))
     # after a failover, points are published on the old primary: the newest one wins
     catalog.publish(primary, manifest(business, newer, "standby", "primary"))
     try:
-        report = pairs_report(embedded, include, now)["main"]
+        report = pairs_report(clusters_from_connections, include, now)["main"]
     finally:
         catalog.remove(standby, business, older)
         catalog.remove(primary, business, newer)
@@ -116,5 +119,33 @@ def test_status_json_has_the_pairs(embedded: Topology, tmp_path: Path) -> None:
     pair = report["pairs"]["main"]
     assert set(pair["clusters"]) == {"primary", "standby"}
     assert pair["businesses"] == {"status_cli": {"point": None, "problems": []}}
-    # the per-cluster view the command always had is still there
-    assert report["clusters"]["primary"]["role"] == pair["clusters"]["primary"]["role"]
+    assert report["reachable"] is True
+
+
+def test_status_of_clusters_that_do_not_answer_is_one_line_each(tmp_path: Path) -> None:
+    include = include_with(tmp_path, "status_down")
+    dead = {
+        f"AIRFLOW_CONN_{kind.upper()}_{name.upper()}": json.dumps(
+            {"conn_type": conn_type, "host": "127.0.0.1", "port": 1, "login": "hdfs"}
+        )
+        for name in ("primary", "standby")
+        for kind, conn_type in (
+            ("webhdfs", "webhdfs"),
+            ("metastore", "hive_metastore"),
+            ("zookeeper", "zookeeper"),
+        )
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "TANDEM_HOME"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem.cli", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={**env, **dead, "TANDEM_INCLUDE": str(include)},
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0].startswith("pair main: primary (unreachable: ZooKeeper 127.0.0.1:1")
+    assert "status_down: no restore point yet" in done.stdout
+    assert len(done.stderr.splitlines()) <= 2, done.stderr  # no retry chatter from the clients

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 from kazoo.client import KazooClient, KazooState
 
-from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.state import CLUSTER_PATH, AliveHolder, ClusterRecord, Role
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
 
 pytestmark = pytest.mark.integration
 

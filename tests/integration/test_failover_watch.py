@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.failover.arbiter import ClusterView, assess_pair
 from tandem.failover.promote import promote
 from tandem.failover.watch import PairWatchTrigger
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
 from tests.integration.test_failover_support import ZkPair, expire_session
 
 pytestmark = pytest.mark.integration

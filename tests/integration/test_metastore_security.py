@@ -9,7 +9,7 @@ import pytest
 from hmsclient import HMSClient
 from hmsclient.genthrift.hive_metastore import ttypes
 
-from tandem.embedded.metastore import MetastoreServer
+from tandem_dev.embedded.metastore import MetastoreServer
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from hmsclient.genthrift.hive_metastore import ttypes
 from thrift.Thrift import TApplicationException
 from thrift.transport.TTransport import TTransportException
 
-from tandem.embedded.metastore import MetastoreServer
 from tandem.errors import EmbeddedError
+from tandem_dev.embedded.metastore import MetastoreServer
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from tandem import backup
-from tandem.embedded import manager
 from tandem.failover.landing import promote_on_points
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
+from tandem_dev.embedded import manager
 from tests.integration.test_restore import PROJECT, T0, Business, assert_at_point, killed_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]

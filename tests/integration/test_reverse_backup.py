@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from tandem import backup, catalog
-from tandem.embedded import manager
 from tandem.failover.promote import promote
 from tandem.policy import Policy, load_policy, load_topology
 from tandem.runtime import Clusters
+from tandem_dev.embedded import manager
 from tests.instants import recent_hour, stamp
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]

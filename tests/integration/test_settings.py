@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tandem.embedded import manager
-from tandem.embedded.manager import Topology
 from tandem.errors import ConfigError
 from tandem.settings import ConnectionSetting, load_settings, with_overrides
+from tandem_dev.embedded import manager
+from tandem_dev.embedded.manager import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -19,7 +19,7 @@ import pytest
 import requests
 from hdfs import HdfsError, InsecureClient
 
-from tandem.embedded.webhdfs import WebHdfsServer
+from tandem_dev.embedded.webhdfs import WebHdfsServer
 
 pytestmark = pytest.mark.integration
 
@@ -397,7 +397,7 @@ def _peak_rss_kib(pid: int) -> int:
 @pytest.mark.slow
 def test_large_file_streams_in_bounded_memory(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tandem.embedded.webhdfs", "--root", str(tmp_path / "root")],
+        [sys.executable, "-m", "tandem_dev.embedded.webhdfs", "--root", str(tmp_path / "root")],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -20,8 +20,8 @@ import pytest
 import requests
 from hdfs import HdfsError, InsecureClient
 
-from tandem.embedded.webhdfs import WebHdfsServer
 from tandem.errors import EmbeddedError
+from tandem_dev.embedded.webhdfs import WebHdfsServer
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +145,7 @@ def attempt(write: Callable[..., None], path: str, data: Gate, append: bool) -> 
 
 def _start(root: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tandem.embedded.webhdfs", "--root", str(root)],
+        [sys.executable, "-m", "tandem_dev.embedded.webhdfs", "--root", str(root)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -16,8 +16,8 @@ import pytest
 import requests
 from hdfs import HdfsError, InsecureClient
 
-from tandem.embedded.webhdfs import WebHdfsServer
 from tandem.hdfs.types import DiffType, SnapshotDiffReport, SnapshotInfo, SnapshottableDir
+from tandem_dev.embedded.webhdfs import WebHdfsServer
 
 pytestmark = pytest.mark.integration
 

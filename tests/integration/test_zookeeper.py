@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient, KazooState
 
-from tandem.embedded import zookeeper
-from tandem.embedded.zookeeper import ZooKeeperServer
 from tandem.errors import EmbeddedError, ZooKeeperError
 from tandem.failover.state import (
     ALIVE_PATH,
@@ -26,6 +24,8 @@ from tandem.failover.state import (
     init_cluster_record,
     read_cluster_record,
 )
+from tandem_dev.embedded import zookeeper
+from tandem_dev.embedded.zookeeper import ZooKeeperServer
 
 pytestmark = pytest.mark.integration
 

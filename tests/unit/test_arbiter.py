@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from tandem.drill import summary, targets_met
 from tandem.failover.agent import AgentState, Health, next_step
 from tandem.failover.arbiter import ClusterView, PairHealth, PromoteHow, advice, arbitrate, assess_pair
 from tandem.failover.promote import check_request, check_target
 from tandem.failover.state import ClusterRecord
+from tandem_dev.drill import summary, targets_met
 
 # The seven states a cluster can be seen in: role x liveness, and unreachable (role unknown).
 STATES = ("AA", "AD", "SA", "SD", "UA", "UD", "X")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from tandem.embedded import acl as acls
-from tandem.embedded.acl import AclEntry
-from tandem.embedded.hdfs_exceptions import AclError, HadoopIllegalArgument
+from tandem_dev.embedded import acl as acls
+from tandem_dev.embedded.acl import AclEntry
+from tandem_dev.embedded.hdfs_exceptions import AclError, HadoopIllegalArgument
 
 _BITS = {"r": 4, "w": 2, "x": 1}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.embedded.checksum import ChecksumCache, FileChecksum, compute
+from tandem_dev.embedded.checksum import ChecksumCache, FileChecksum, compute
 
 MiB = 1 << 20
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tandem.embedded.snapshots import (
+from tandem_dev.embedded.snapshots import (
     DiffEntry,
     DiffListing,
     ListingEntry,

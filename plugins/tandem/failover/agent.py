@@ -8,8 +8,9 @@ cluster). While it holds the node, :class:`~tandem.failover.state.AliveHolder` k
 dropped connections and session expiry. If the agent itself dies, ZooKeeper removes the node
 when its session times out (``session_timeout``), so a dead agent never vouches for a cluster.
 
-Endpoints: the running embedded clusters' (``--home``, or the default home when its clusters
-run), else the Airflow connections that ``include/clusters.yaml`` names for the cluster.
+Endpoints: always the Airflow connections that ``include/clusters.yaml`` names for the cluster
+(with ``--home``, those of that home's environment file), so an agent vouches for exactly the
+cluster the backups and the applications use.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
@@ -258,31 +258,15 @@ class AgentTarget:
     source: str
 
 
-def embedded_target(name: str, home: Path | None) -> AgentTarget | None:
-    """The target from the running embedded clusters of ``home`` (None if none run)."""
-    from tandem.client import embedded_access
-    from tandem.embedded.manager import resolve_home, running_topology
-
-    topology = running_topology(home)
-    if topology is None:
-        return None
-    if name not in topology.names:
-        raise TandemError(
-            f"no cluster {name!r} in the embedded home {topology.home}: {', '.join(topology.names)}"
-        )
-    access = embedded_access(topology, name, timeout=3.0)
-    probes = {"webhdfs": webhdfs_probe(access.hdfs), "metastore": metastore_probe(access.metastore)}
-    return AgentTarget(name, access.zookeeper_hosts, probes, f"embedded home {resolve_home(home)}")
-
-
 def airflow_target(name: str) -> AgentTarget:
     """The target from ``include/clusters.yaml`` and the Airflow connections it names."""
+    from tandem.environment import include_dir
     from tandem.hdfs.client import Hdfs
     from tandem.metastore import Metastore
-    from tandem.policy import load_topology, project_root
+    from tandem.policy import load_topology
     from tandem.runtime import connection_hosts
 
-    path = project_root(Path.cwd()) / "include" / "clusters.yaml"
+    path = include_dir() / "clusters.yaml"
     topology = load_topology(path)
     if name not in topology.clusters:
         raise TandemError(
@@ -299,11 +283,10 @@ def airflow_target(name: str) -> AgentTarget:
 
 def run_agent(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT; exit 0. ``--json`` prints one JSON line per change."""
-    target = embedded_target(args.cluster, args.home)
-    if target is None:
-        if args.home is not None:
-            raise TandemError(f"no embedded clusters run in {args.home}: start them with `tandem up`")
-        target = airflow_target(args.cluster)
+    from tandem import environment
+
+    environment.use(args.home)
+    target = airflow_target(args.cluster)
 
     def report(action: Action, reason: str) -> None:
         if args.json:

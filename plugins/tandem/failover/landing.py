@@ -185,11 +185,14 @@ def promote_on_points(
 # -- the command -----------------------------------------------------------------------------------
 def run_promote(args: Any) -> int:
     """``tandem promote CLUSTER --confirm CLUSTER [--stop-backups]``."""
-    from tandem.local_airflow import airflow_for_cli
-    from tandem.points import include_dir
+    from tandem import environment
+    from tandem.airflow_cli import AirflowCommand
+    from tandem.environment import include_dir
     from tandem.policy import load_topology
     from tandem.runtime import cluster_clients_for_cli
 
+    environment.use(args.home, with_airflow=True)
+    clusters = cluster_clients_for_cli(args.home)
     include = include_dir()
     topology = load_topology(include / "clusters.yaml")
     pairs = [name for name, spec in topology.pairs.items() if args.cluster in (spec.primary, spec.standby)]
@@ -198,10 +201,9 @@ def run_promote(args: Any) -> int:
             f"{args.cluster!r} belongs to {len(pairs)} pairs of {include / 'clusters.yaml'}"
         )
     pair = pairs[0]
-    clusters = cluster_clients_for_cli(args.home)
     spec = topology.pairs[pair]
     hosts = {name: clusters.zk_hosts(name) for name in (spec.primary, spec.standby)}
-    airflow = airflow_for_cli(args.home)
+    airflow = AirflowCommand()
     result, landed = promote_on_points(
         args.cluster,
         args.confirm,

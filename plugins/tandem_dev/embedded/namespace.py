@@ -1,8 +1,8 @@
 """The filesystem model of the embedded NameNode: tree, metadata, snapshots, quotas, ACLs.
 
 :class:`Namespace` is what a NameNode is to HDFS, over a local directory (see
-:mod:`tandem.embedded.store` for the layout). It knows nothing about HTTP; the WebHDFS layer in
-:mod:`tandem.embedded.webhdfs` maps requests onto it and its exceptions onto HTTP errors.
+:mod:`tandem_dev.embedded.store` for the layout). It knows nothing about HTTP; the WebHDFS layer in
+:mod:`tandem_dev.embedded.webhdfs` maps requests onto it and its exceptions onto HTTP errors.
 
 Guarantees, shared by every method:
 
@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from tandem.embedded import acl as acls
-from tandem.embedded import store
-from tandem.embedded.checksum import ChecksumCache, FileChecksum, compute
-from tandem.embedded.hdfs_exceptions import (
+from tandem.errors import EmbeddedError
+from tandem_dev.embedded import acl as acls
+from tandem_dev.embedded import store
+from tandem_dev.embedded.checksum import ChecksumCache, FileChecksum, compute
+from tandem_dev.embedded.hdfs_exceptions import (
     READ_ONLY_SNAPSHOT,
     AlreadyBeingCreated,
     DSQuotaExceeded,
@@ -61,8 +62,7 @@ from tandem.embedded.hdfs_exceptions import (
     SnapshotAccessControl,
     SnapshotError,
 )
-from tandem.embedded.snapshots import DiffEntry, DiffListing, Tree, TreeNode, diff_listing, diff_trees
-from tandem.errors import EmbeddedError
+from tandem_dev.embedded.snapshots import DiffEntry, DiffListing, Tree, TreeNode, diff_listing, diff_trees
 
 LOG = logging.getLogger(__name__)
 

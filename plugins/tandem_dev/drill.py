@@ -1,4 +1,4 @@
-"""``tandem drill``: rehearse a failover on the embedded clusters, and the pair report of ``status``.
+"""``tandem drill``: rehearse a failover on the embedded clusters.
 
 The drill runs the whole story with real parts: the embedded clusters, a real Airflow
 (``airflow standalone``: scheduler, triggerer, API server), the failover DAGs and an
@@ -17,9 +17,6 @@ application writing through :class:`~tandem.client.ActiveClusterClient`:
 
 The clusters stay up afterwards in their new roles; running the drill again fails back.
 
-:func:`pairs_report` is what ``tandem status`` shows per pair: both clusters' roles, epochs and
-liveness, what the watch and the arbiter say, and per business the newest restore point and
-its age. Read-only; an unreachable cluster or a missing manifest is reported, never raised.
 """
 
 from __future__ import annotations
@@ -36,17 +33,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tandem.errors import TandemError
-from tandem.failover.arbiter import ClusterView, arbitrate, assess_pair
+from tandem.failover.arbiter import ClusterView
 
 if TYPE_CHECKING:
     from tandem.client import ActiveClusterClient
-    from tandem.embedded.manager import Topology as EmbeddedTopology
-    from tandem.runtime import Observation
+    from tandem_dev.embedded.manager import Topology as EmbeddedTopology
 
 BUSINESS = "drill"
 LEDGER = "/data/drill/ledger"
@@ -56,15 +52,6 @@ BACKUP_DAG = f"tandem_backup__{BUSINESS}"
 ALERTS_ENV = "TANDEM_DRILL_ALERTS"
 
 
-def view_of(observation: Observation) -> ClusterView:
-    """A one-shot :class:`~tandem.runtime.Observation` as the arbiter's :class:`ClusterView`."""
-    if not observation.reachable:
-        return ClusterView.unreachable(observation.name, observation.problem or "no answer")
-    return ClusterView.from_record(
-        observation.name, observation.record, observation.alive, observation.problem
-    )
-
-
 def read_views(
     topology: EmbeddedTopology, names: tuple[str, str], timeout: float = 3.0
 ) -> tuple[ClusterView, ClusterView]:
@@ -72,109 +59,18 @@ def read_views(
     from concurrent.futures import ThreadPoolExecutor
 
     from tandem.runtime import observe
+    from tandem.status import view_of
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         first, second = pool.map(lambda n: view_of(observe(n, topology[n].zookeeper_hosts, timeout)), names)
     return first, second
 
 
-def newest_point(
-    topology: EmbeddedTopology, names: tuple[str, str], business: str, now: datetime
-) -> dict[str, Any] | None:
-    """The newest published restore point of ``business`` on either cluster, with its age."""
-    from tandem import catalog
-    from tandem.client import embedded_access
-
-    found = []
-    problems = []
-    for name in names:
-        try:
-            manifest = catalog.latest(embedded_access(topology, name, timeout=5.0).hdfs(), business)
-        except Exception as exc:  # a cluster that is down must not hide the other's points
-            problems.append(f"{name}: {type(exc).__name__}")
-            continue
-        if manifest is not None:
-            found.append((manifest, name))
-    if not found:
-        return {"point": None, "problems": problems}
-    manifest, on = max(found, key=lambda item: item[0].instant)
-    return {
-        "point": manifest.point,
-        "age_s": round((now - manifest.instant).total_seconds(), 1),
-        "on": on,
-        "source": manifest.source,
-        "target": manifest.target,
-        "mode": manifest.mode,
-        "problems": problems,
-    }
-
-
-def pairs_report(
-    topology: EmbeddedTopology, include_dir: Path | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """Per pair of ``clusters.yaml``: roles, epochs, liveness, health, clients, restore points."""
-    from tandem.policy import load_policies, load_topology, project_root
-
-    include = include_dir or project_root(Path.cwd()) / "include"
-    config = load_topology(include / "clusters.yaml")
-    policies = load_policies(include / "policies", config).policies if (include / "policies").is_dir() else ()
-    moment = now or datetime.now(UTC)
-    report: dict[str, Any] = {}
-    for pair, spec in sorted(config.pairs.items()):
-        names = (spec.primary, spec.standby)
-        if any(name not in topology.names for name in names):
-            report[pair] = {"problem": f"not an embedded pair: {', '.join(names)}"}
-            continue
-        views = read_views(topology, names)
-        health = assess_pair(views[0], views[1], None)
-        clients = arbitrate(views[0], views[1], spec.primary)
-        report[pair] = {
-            "clusters": {v.name: v.to_json() for v in views},
-            "health": health.to_json(),
-            "clients": {"target": clients.target, "reason": clients.reason},
-            "businesses": {
-                p.business: newest_point(topology, names, p.business, moment)
-                for p in policies
-                if p.pair == pair
-            },
-        }
-    return report
-
-
-def format_pairs(report: Mapping[str, Any]) -> list[str]:
-    """The pair report as lines of text for ``tandem status``."""
-    lines = []
-    for pair, entry in report.items():
-        if "problem" in entry:
-            lines.append(f"pair {pair}: {entry['problem']}")
-            continue
-        said = "; ".join(ClusterView.from_json(v).describe() for v in entry["clusters"].values())
-        lines.append(f"pair {pair}: {said}")
-        lines.append(f"  watch: {entry['health']['reason']}; clients -> {entry['clients']['target']}")
-        for business, point in entry["businesses"].items():
-            if not point or not point.get("point"):
-                lines.append(f"  {business}: no restore point yet")
-                continue
-            lines.append(
-                f"  {business}: newest restore point {point['point']} ({_age(point['age_s'])} old), "
-                f"{point['source']} -> {point['target']}, {point['mode']}"
-            )
-    return lines
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 # --------------------------------------------------------------------------- the drill's alerts
 
 
 def record_alert(alert: dict[str, Any]) -> None:
-    """Alert callback of the drill's Airflow (``TANDEM_ALERT_CALLBACK=tandem.drill:record_alert``)."""
+    """Alert callback of the drill's Airflow (``TANDEM_ALERT_CALLBACK=tandem_dev.drill:record_alert``)."""
     line = json.dumps({**alert, "received_at": time.time()})
     with open(os.environ[ALERTS_ENV], "a", encoding="utf-8") as sink:
         sink.write(line + "\n")
@@ -202,7 +98,7 @@ class AirflowServer:
         self._token: str | None = None
 
     def start(self) -> None:
-        from tandem.local_airflow import airflow_bin
+        from tandem_dev.local_airflow import airflow_bin
 
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -450,8 +346,8 @@ class Drill:
         return include
 
     def start_airflow(self, include: Path) -> AirflowServer:
-        from tandem.embedded import manager, zookeeper
-        from tandem.local_airflow import LocalAirflow
+        from tandem_dev.embedded import manager, zookeeper
+        from tandem_dev.local_airflow import LocalAirflow
 
         assert self.topology is not None
         airflow_home = self.work / "airflow"
@@ -466,7 +362,7 @@ class Drill:
                 "TANDEM_INCLUDE": str(include),
                 "TANDEM_TASK_RETRIES": "0",
                 "TANDEM_HOME": str(self.home),
-                "TANDEM_ALERT_CALLBACK": "tandem.drill:record_alert",
+                "TANDEM_ALERT_CALLBACK": "tandem_dev.drill:record_alert",
                 ALERTS_ENV: str(self.alerts_path),
                 "AIRFLOW__API__PORT": str(port),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -487,7 +383,7 @@ class Drill:
     def backup(self, label: str) -> dict[str, Any]:
         """Trigger the drill business's backup through the REST API; the published manifest."""
         from tandem import catalog
-        from tandem.client import embedded_access
+        from tandem_dev.embedded.access import embedded_access
 
         assert self.airflow is not None and self.topology is not None
         run_id = self.airflow.trigger(BACKUP_DAG, {})
@@ -566,8 +462,8 @@ def _roles(topology: EmbeddedTopology) -> tuple[str, str]:
 
 def run_steps(drill: Drill) -> dict[str, Any]:
     """The drill itself; see the module docstring. Returns the result document."""
-    from tandem.client import ActiveClusterClient, embedded_access
-    from tandem.embedded import manager
+    from tandem_dev.embedded import manager
+    from tandem_dev.embedded.access import active_client, embedded_access
 
     began = time.monotonic()
     drill.say("Starting the embedded clusters...")
@@ -580,7 +476,7 @@ def run_steps(drill: Drill) -> dict[str, Any]:
     first = drill.backup("first")
     drill.wait_armed()
     drill.say(f"Watch armed; the application writes through ActiveClusterClient (now on {old}).")
-    with ActiveClusterClient.from_embedded(topology, unreachable_after=2.0) as clients:
+    with active_client(topology, unreachable_after=2.0) as clients:
         writer = Writer(clients)
         writer.start()
         try:
@@ -614,7 +510,7 @@ def _failover(
     new: str,
     first: dict[str, Any],
 ) -> dict[str, Any]:
-    from tandem.embedded import manager
+    from tandem_dev.embedded import manager
 
     assert drill.alerts_path is not None
     time.sleep(2.0)  # some writes land on the old primary after its last restore point
@@ -672,8 +568,8 @@ def _lost(clients: ActiveClusterClient, cluster: str, acks: list[Ack]) -> int:
 
 def run_drill(args: argparse.Namespace) -> int:
     """``tandem drill [--json] [--home]``: exit 0 when every target is met, 1 otherwise."""
-    from tandem.embedded.manager import resolve_home
-    from tandem.policy import project_root
+    from tandem.environment import project_root
+    from tandem_dev.embedded.manager import resolve_home
 
     quiet = bool(args.json)
     # kazoo logs every refused reconnection to the failed cluster; the drill says what happens

@@ -5,7 +5,7 @@ the provider's ``HiveMetastoreHook`` and ``HivePartitionSensor``. The wire forma
 provider's NOSASL default speaks: buffered transport, binary protocol, no SASL.
 
 The server is Hive's generated ``ThriftHiveMetastore.Processor`` in front of
-:class:`~tandem.embedded.metastore_handler.MetastoreHandler`. It accepts connections in its own
+:class:`~tandem_dev.embedded.metastore_handler.MetastoreHandler`. It accepts connections in its own
 loop (``TThreadedServer`` spins once its socket is closed) and runs one thread per connection.
 Calls the handler does not implement are refused at once with a ``TApplicationException``
 naming the call, so a client never waits for an answer that will not come.
@@ -35,9 +35,9 @@ from thrift.protocol.TBinaryProtocol import TBinaryProtocolAccelerated
 from thrift.Thrift import TApplicationException, TException, TMessageType, TType
 from thrift.transport import TSocket, TTransport
 
-from tandem.embedded.metastore_handler import MetastoreHandler
-from tandem.embedded.metastore_store import MetastoreStore
 from tandem.errors import EmbeddedError
+from tandem_dev.embedded.metastore_handler import MetastoreHandler
+from tandem_dev.embedded.metastore_store import MetastoreStore
 
 log = logging.getLogger(__name__)
 

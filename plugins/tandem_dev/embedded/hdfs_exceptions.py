@@ -7,7 +7,7 @@ Each class names the Java class it stands for and the HTTP status Hadoop's
 ``{"RemoteException": {...}}`` body, so a client sees exactly what a real cluster would say.
 
 They derive from :class:`tandem.errors.RemoteHdfsError` because that is what they are: a remote
-HDFS refusing an operation; Python code that drives :class:`~tandem.embedded.namespace.Namespace`
+HDFS refusing an operation; Python code that drives :class:`~tandem_dev.embedded.namespace.Namespace`
 directly can catch them like any error coming back from a real cluster.
 """
 

@@ -375,9 +375,9 @@ def _say(quiet: bool, text: str) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from tandem import catalog
-    from tandem.embedded import manager
-    from tandem.local_airflow import LocalAirflow
-    from tandem.policy import project_root
+    from tandem.environment import project_root
+    from tandem_dev.embedded import manager
+    from tandem_dev.local_airflow import LocalAirflow
 
     quiet = bool(args.json)
     _quiet_libraries()

@@ -14,7 +14,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from tandem.embedded.hdfs_exceptions import AclError, HadoopIllegalArgument
+from tandem_dev.embedded.hdfs_exceptions import AclError, HadoopIllegalArgument
 
 MAX_ENTRIES = 32
 _TYPES = ("user", "group", "mask", "other")

@@ -1,14 +1,14 @@
-"""A local Airflow for the demo and the end-to-end tests: real Airflow, SQLite metadata DB.
+"""The ``airflow`` command of an environment, as ``tandem backup`` and ``tandem promote`` use it.
 
-Backup DAGs run through ``airflow dags test`` (the scheduler's own task runner, in process),
-with the project's DAG folder and include/ directory. Nothing here is needed in production,
-where Tandem runs inside an existing Airflow deployment.
+``dags_test`` runs a whole DAG run through ``airflow dags test`` (Airflow's own task runner, in
+one process, against the metadata DB); ``in_flight`` and ``stop`` read and mark the runs of
+given DAGs in that DB. Each call is a subprocess with the environment's configuration
+(``AIRFLOW_HOME``, connections), so nothing here depends on how this process imported Airflow.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -21,8 +21,6 @@ from pathlib import Path
 
 from tandem.errors import TandemError
 
-log = logging.getLogger(__name__)
-
 _STATE = re.compile(r"state=(?P<state>success|failed)", re.IGNORECASE)
 
 
@@ -31,59 +29,16 @@ def airflow_bin() -> Path:
     return Path(sys.executable).parent / "airflow"
 
 
-@dataclass(frozen=True)
-class LocalAirflow:
-    """An AIRFLOW_HOME with a migrated SQLite database, pointed at the project's DAGs.
-
-    ``home`` None is the Airflow of the environment as it is configured (AIRFLOW_HOME, its DAG
-    folder and connections): what ``tandem backup`` uses against real clusters.
-    """
-
-    home: Path | None
-    project: Path
-    conn_env: tuple[tuple[str, str], ...] = ()
-    extra_env: tuple[tuple[str, str], ...] = ()
+class AirflowCommand:
+    """The configured Airflow of this environment; subclasses change :meth:`env`."""
 
     def describe(self) -> str:
-        return f"AIRFLOW_HOME {self.home}" if self.home else "the configured Airflow"
+        return f"AIRFLOW_HOME {os.environ.get('AIRFLOW_HOME', '~/airflow')}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        if self.home is None:
-            env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"  # the run's final state is read from its log
-            return env
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__PARALLELISM": "4",
-                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                # the run's final state is read from its INFO log
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "TANDEM_INCLUDE": str(self.project / "include"),
-                "PATH": f"{airflow_bin().parent}{os.pathsep}{env.get('PATH', '')}",
-                "DO_NOT_TRACK": "1",
-                "SCARF_NO_ANALYTICS": "1",
-            }
-        )
-        env.update(dict(self.conn_env))
-        env.update(dict(self.extra_env))
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"  # the run's final state is read from its log
         return env
-
-    def ensure_db(self) -> None:
-        """``airflow db migrate`` once per home (about 20 s); later calls return at once."""
-        if self.home is None:
-            return
-        marker = self.home / ".tandem-migrated"
-        if marker.exists():
-            return
-        self.home.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        self.run(["db", "migrate"], timeout=600)
-        marker.write_text("ok\n")
-        log.info("airflow db migrate: %.1f s", time.monotonic() - started)
 
     def run(self, args: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run an ``airflow`` sub-command; raises TandemError with its output on failure."""
@@ -221,24 +176,6 @@ with create_session() as session:
         stopped.append(f"{run.dag_id}/{run.run_id}")
 print(json.dumps(stopped))
 """
-
-
-def airflow_for_cli(home: Path | None) -> LocalAirflow:
-    """The embedded clusters' local Airflow when they run (connections set, DB migrated),
-    else the environment's own Airflow."""
-    from tandem.embedded import manager
-    from tandem.policy import project_root
-
-    project = project_root(Path.cwd())
-    running = manager.running_topology(home)
-    if running is None:
-        return LocalAirflow(None, project)
-    env = manager.connection_env(running)
-    airflow = LocalAirflow(
-        running.home / "airflow", project, tuple(sorted(env.items())), (("TANDEM_HOME", str(running.home)),)
-    )
-    airflow.ensure_db()
-    return airflow
 
 
 @dataclass(frozen=True)

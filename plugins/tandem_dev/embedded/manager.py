@@ -1,7 +1,7 @@
 """``tandem up|status|down``: the embedded primary and standby clusters and their ZooKeepers.
 
 ``up`` starts four detached processes per home: a ZooKeeper JVM and a cluster process
-(:mod:`tandem.embedded.cluster`: WebHDFS + metastore) for each of ``primary`` and ``standby``.
+(:mod:`tandem_dev.embedded.cluster`: WebHDFS + metastore) for each of ``primary`` and ``standby``.
 They outlive the command; ``H/state.json`` records their pids, ports and an owner token. The
 token is also on every process's command line, so ``down`` signals a pid only after checking,
 in ``/proc/<pid>/cmdline``, that it is still the process this home launched.
@@ -31,9 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from tandem.embedded import zookeeper
-from tandem.embedded.cluster import READY_FILE, SUPERUSER, read_ready
+from tandem import environment
+from tandem.environment import project_root
 from tandem.errors import ConfigError, EmbeddedError, TandemError
+from tandem_dev.embedded import zookeeper
+from tandem_dev.embedded.cluster import READY_FILE, SUPERUSER, read_ready
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
@@ -121,15 +123,6 @@ class Topology:
 
 
 # --------------------------------------------------------------------------- homes and conn ids
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The nearest directory upward from ``start`` (default: cwd) holding pyproject.toml, else cwd."""
-    here = (start or Path.cwd()).absolute()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file():
-            return candidate
-    return here
 
 
 def default_home() -> Path:
@@ -575,7 +568,7 @@ def _launch_cluster(
     cmd = [
         sys.executable,
         "-m",
-        "tandem.embedded.cluster",
+        "tandem_dev.embedded.cluster",
         "--home",
         str(home),
         "--name",
@@ -723,12 +716,25 @@ def bring_up(home: Path | None = None, timeout: float = START_TIMEOUT) -> UpResu
             if state.running and len(found["ours"]) == 2 * len(CLUSTERS):
                 topology = state.topology(home)
                 if all(all(kinds.values()) for kinds in probe(topology).values()):
+                    publish_environment(topology)
                     return UpResult(topology, True, time.monotonic() - began)
             if found["ours"]:
                 _stop_ours(home, state)
         zookeeper.check_requirements()
         topology = _start(home, state, timeout)
+        publish_environment(topology)
     return UpResult(topology, False, time.monotonic() - began)
+
+
+def publish_environment(topology: Topology) -> Path:
+    """``<home>/environment.json``: the connections (and the local Airflow) through which the
+    product's commands reach these clusters (tandem.environment); removed by :func:`down`."""
+    from tandem import environment
+    from tandem_dev.local_airflow import LocalAirflow
+
+    airflow = LocalAirflow(topology.home / "airflow", project_root()).overrides()
+    keep = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES")
+    return environment.write(topology.home, {**{k: airflow[k] for k in keep}, **connection_env(topology)})
 
 
 # --------------------------------------------------------------------------- one cluster (drills)
@@ -870,6 +876,7 @@ def down(home: Path | None = None) -> list[str]:
         if state is None:
             return []
         found = _classify(home, state)
+        environment.remove(home)
         stopped = _stop_ours(home, state)
         stopped += [
             f"left {what} (pid {pid}) alone: it is not a process this home started"
@@ -908,20 +915,24 @@ def run_up(args: argparse.Namespace) -> int:
 
 def _sync_airflow(topology: Topology) -> str | None:
     """Point the Airflow DB's embedded connections at the actual ports, if such a DB exists."""
-    from tandem import settings
-
     try:
-        return settings.sync_embedded_connections(topology)
+        return sync_embedded_connections(topology)
     except TandemError as exc:
         return f"warning: Airflow connections not updated: {exc}"
 
 
-def run_status(args: argparse.Namespace) -> int:
-    """Exit 0 when every server answers, 1 otherwise (so scripts can test it)."""
+def sync_embedded_connections(topology: Topology) -> str | None:
+    """After ``tandem up``: point an existing Airflow DB's embedded connections at the ports
+    actually bound (nothing when no DB exists yet: the environment file serves then)."""
+    from tandem import settings
+
+    return settings.point_connections(embedded_connections(topology), project_root() / settings.DEFAULT_FILE)
+
+
+def run_servers(args: argparse.Namespace) -> int:
+    """``tandem servers``: each embedded server and whether it answers. Exit 0 when every one
+    does, 1 otherwise (so scripts can test it). ``tandem status`` reports the pairs."""
     report = status(args.home)
-    pairs = _pairs(report)
-    if pairs is not None:
-        report["pairs"] = pairs
     if args.json:
         print(json.dumps(report))
         return 0 if report["running"] else 1
@@ -948,30 +959,10 @@ def run_status(args: argparse.Namespace) -> int:
             ]
         )
     print(_table(rows))
-    if pairs:
-        from tandem.drill import format_pairs
-
-        print("\n".join(format_pairs(pairs)))
     if not report["running"]:
         home = report["home"]
         print(f"run `tandem up --home {home}` to start them; server logs are in {log_dir(Path(home))}")
     return 0 if report["running"] else 1
-
-
-def _pairs(report: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Each pair's roles, epochs, liveness and newest restore points (tandem.drill.pairs_report)."""
-    if not report["clusters"]:
-        return None
-    from tandem.drill import pairs_report
-
-    state = read_state(Path(report["home"]))
-    if state is None:
-        return None
-    include = os.environ.get("TANDEM_INCLUDE")
-    try:
-        return pairs_report(state.topology(Path(report["home"])), Path(include) if include else None)
-    except TandemError as exc:
-        return {"*": {"problem": str(exc)}}
 
 
 def run_down(args: argparse.Namespace) -> int:

@@ -12,13 +12,13 @@ Everything follows Hadoop's WebHDFS.md and the server code (``JsonUtil``, ``Exce
 ``NamenodeWebHdfsMethods``), not any one client: JSON shapes, parameter names (case-insensitive,
 as Hadoop's ``ParamFilter`` makes them), ``RemoteException`` bodies and HTTP codes (404
 FileNotFoundException, 400 IllegalArgumentException and bad parameters, 403 other IOExceptions).
-The filesystem semantics live in :class:`tandem.embedded.namespace.Namespace`.
+The filesystem semantics live in :class:`tandem_dev.embedded.namespace.Namespace`.
 
 Not a security boundary: there is no authentication (``user.name``/``doas`` are trusted, as on a
 cluster with security off) and permissions are recorded but not enforced
 (``dfs.permissions.enabled=false``). Paths are still confined: ``..``, ``.``, encoded slashes,
 NUL and the other names HDFS refuses are rejected with 400, and no HDFS path ever maps to a
-local path (see :mod:`tandem.embedded.store`).
+local path (see :mod:`tandem_dev.embedded.store`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from tandem.embedded.checksum import FileChecksum
-from tandem.embedded.hdfs_exceptions import (
+from tandem.errors import EmbeddedError
+from tandem_dev.embedded.checksum import FileChecksum
+from tandem_dev.embedded.hdfs_exceptions import (
     FileNotFound,
     HdfsException,
     IllegalArgument,
@@ -52,7 +53,7 @@ from tandem.embedded.hdfs_exceptions import (
     ServerRuntimeError,
     UnsupportedOperation,
 )
-from tandem.embedded.namespace import (
+from tandem_dev.embedded.namespace import (
     QUOTA_DONT_SET,
     ContentSummary,
     DiffReport,
@@ -66,7 +67,6 @@ from tandem.embedded.namespace import (
     SnapshottableInfo,
     path_str,
 )
-from tandem.errors import EmbeddedError
 
 LOG = logging.getLogger(__name__)
 
@@ -1151,7 +1151,7 @@ class WebHdfsServer:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a server in the foreground: prints one JSON line with the ports, stops on SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m tandem.embedded.webhdfs", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tandem_dev.embedded.webhdfs", description=main.__doc__)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -25,8 +25,8 @@ from hmsclient.genthrift.fb303 import ttypes as fb303_types
 from hmsclient.genthrift.hive_metastore import ttypes
 from thrift.Thrift import TApplicationException
 
-from tandem.embedded.metastore_filter import FilterError, compile_filter, parse_filter
-from tandem.embedded.metastore_names import (
+from tandem_dev.embedded.metastore_filter import FilterError, compile_filter, parse_filter
+from tandem_dev.embedded.metastore_names import (
     PartitionSpecError,
     is_valid_name,
     join_location,
@@ -38,8 +38,8 @@ from tandem.embedded.metastore_names import (
     spec_from_name,
     values_from_name,
 )
-from tandem.embedded.metastore_security import SecurityHandler, meta_error, now_seconds
-from tandem.embedded.metastore_store import MetastoreStore, PartitionRow, Transaction
+from tandem_dev.embedded.metastore_security import SecurityHandler, meta_error, now_seconds
+from tandem_dev.embedded.metastore_store import MetastoreStore, PartitionRow, Transaction
 
 DDL_TIME = "transient_lastDdlTime"
 DEFAULT_DB = "default"

@@ -1,8 +1,8 @@
 """One embedded cluster as a process: WebHDFS + Hive metastore, registered in its ZooKeeper.
 
-Run by :mod:`tandem.embedded.manager` (``tandem up``)::
+Run by :mod:`tandem_dev.embedded.manager` (``tandem up``)::
 
-    python -m tandem.embedded.cluster --home H --name primary --role active \\
+    python -m tandem_dev.embedded.cluster --home H --name primary --role active \\
         --webhdfs-port 0 --data-port 0 --metastore-port 0 --zookeeper 127.0.0.1:2181
 
 Port 0 lets the server pick a free port; the ports actually bound are written to the ready
@@ -36,10 +36,10 @@ from tandem.errors import TandemError, ZooKeeperError
 from tandem.failover.state import AliveHolder, Role, init_cluster_record
 
 if TYPE_CHECKING:
-    from tandem.embedded.metastore import MetastoreServer
-    from tandem.embedded.webhdfs import WebHdfsServer
+    from tandem_dev.embedded.metastore import MetastoreServer
+    from tandem_dev.embedded.webhdfs import WebHdfsServer
 
-log = logging.getLogger("tandem.embedded.cluster")
+log = logging.getLogger("tandem_dev.embedded.cluster")
 
 # The HDFS superuser of the embedded clusters, as the `hdfs` account is on a real cluster:
 # snapshots, ACL and quota changes need it, so the embedded connections log in as this user.
@@ -88,7 +88,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tandem.embedded.cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tandem_dev.embedded.cluster", description=__doc__)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument(
@@ -135,8 +135,8 @@ class EmbeddedCluster:
     def start(self) -> dict[str, object]:
         """Start WebHDFS and the metastore, register the cluster in ZooKeeper, write the marker."""
         # imported here so that `tandem status` and the manager never load the servers
-        from tandem.embedded.metastore import MetastoreServer
-        from tandem.embedded.webhdfs import WebHdfsServer
+        from tandem_dev.embedded.metastore import MetastoreServer
+        from tandem_dev.embedded.webhdfs import WebHdfsServer
 
         self.paths.ready_marker.unlink(missing_ok=True)
         self.paths.hdfs_root.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 from hmsclient.genthrift.hive_metastore import ttypes
 
-from tandem.embedded.metastore_names import PartitionSpecError, make_part_name, normalize_identifier
-from tandem.embedded.metastore_store import MetastoreStore, PrivilegeKey, PrivilegeRow, Transaction
+from tandem_dev.embedded.metastore_names import PartitionSpecError, make_part_name, normalize_identifier
+from tandem_dev.embedded.metastore_store import MetastoreStore, PrivilegeKey, PrivilegeRow, Transaction
 
 ADMIN = "admin"
 PUBLIC = "public"

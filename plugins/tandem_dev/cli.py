@@ -1,0 +1,28 @@
+"""The harness's commands, joined to ``tandem`` through the ``tandem.commands`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+AddCommand = Callable[[str, str], argparse.ArgumentParser]
+
+
+def register(add: AddCommand) -> dict[str, str]:
+    """Add ``up``, ``down``, ``servers``, ``demo`` and ``drill``; returns their handlers."""
+    for name, help_ in (
+        ("up", "start the embedded primary and standby clusters"),
+        ("down", "stop the embedded clusters (data is kept)"),
+        ("servers", "the embedded clusters' servers and whether each answers"),
+        ("demo", "the main job: back the billing business up twice and verify it"),
+        ("drill", "rehearse a failover on the embedded clusters"),
+    ):
+        add(name, help_).add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+    return {
+        "up": "tandem_dev.embedded.manager:run_up",
+        "down": "tandem_dev.embedded.manager:run_down",
+        "servers": "tandem_dev.embedded.manager:run_servers",
+        "demo": "tandem_dev.demo:run_demo",
+        "drill": "tandem_dev.drill:run_drill",
+    }

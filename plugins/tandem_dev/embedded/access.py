@@ -1,0 +1,52 @@
+"""Direct access to the embedded clusters by their endpoints (no Airflow connection needed),
+for the drill and the tests: the same :class:`~tandem.client.ClusterAccess` the product builds
+from connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tandem.client import ActiveClusterClient, ClusterAccess
+from tandem.hdfs.client import Hdfs
+from tandem.metastore import Metastore
+from tandem_dev.embedded.manager import Topology as EmbeddedTopology
+
+
+def active_client(
+    topology: EmbeddedTopology,
+    names: tuple[str, str] = ("primary", "standby"),
+    user: str = "hdfs",
+    **kwargs: Any,
+) -> ActiveClusterClient:
+    """An ActiveClusterClient for the embedded clusters of ``tandem up``."""
+    first, second = (embedded_access(topology, name, user) for name in names)
+    return ActiveClusterClient(first, second, **kwargs)
+
+
+def embedded_access(
+    topology: EmbeddedTopology, name: str, user: str = "hdfs", timeout: float = 10.0
+) -> ClusterAccess:
+    """Access to one embedded cluster through its WebHDFS URL and metastore URI."""
+    endpoints = topology[name]
+
+    def hdfs() -> Hdfs:
+        from hdfs import InsecureClient
+
+        return Hdfs(InsecureClient(endpoints.webhdfs_url, user=user, timeout=timeout))
+
+    def metastore() -> Metastore:
+        return Metastore(hms_client(endpoints.metastore_uri, timeout))
+
+    return ClusterAccess(name, endpoints.zookeeper_hosts, hdfs, metastore)
+
+
+def hms_client(uri: str, timeout: float) -> Any:
+    """An hmsclient for ``thrift://host:port`` whose socket gives up after ``timeout`` seconds."""
+    from hmsclient.hmsclient import HMSClient
+    from thrift.protocol import TBinaryProtocol
+    from thrift.transport import TSocket, TTransport
+
+    host, port = uri.removeprefix("thrift://").rsplit(":", 1)
+    sock = TSocket.TSocket(host, int(port))
+    sock.setTimeout(timeout * 1000)
+    return HMSClient(iprot=TBinaryProtocol.TBinaryProtocol(TTransport.TBufferedTransport(sock)))
