@@ -39,6 +39,7 @@ from hmsclient.genthrift.hive_metastore.ttypes import (
 )
 
 from tandem import backup, catalog, restore
+from tandem.backup import snapshot as snapshot_step
 from tandem.capture import Capture
 from tandem.errors import ConsistencyError
 from tandem.hdfs.client import Hdfs
@@ -248,14 +249,14 @@ def take_point(run: backup.Run, clusters: Clusters, attempts: int = 10) -> dict[
 
 
 class PartitionDuringSnapshots:
-    """Wraps ``backup._snapshot_all``: once armed, the next snapshots taken on the source are
+    """Wraps ``tandem.backup.snapshot._snapshot_all``: once armed, the next snapshots taken on the source are
     followed by two more partitions of the workload before ``take`` reads the metastore again.
     Batch ``seen + 1`` is then written after the snapshots and registered before that read, so
     a point kept from this attempt would show it registered without data: ``take`` must try
     again. ``calls`` counts the attempts on the source."""
 
     def __init__(self, source: Hdfs, workload: Workload) -> None:
-        self.real = backup._snapshot_all
+        self.real = snapshot_step._snapshot_all
         self.source, self.workload = source, workload
         self.armed, self.calls = False, 0
 
@@ -307,7 +308,7 @@ def test_points_and_restores_agree_across_hdfs_and_hive(airflow_conns, tmp_path,
 
     workload = Workload(Clusters(topology), pace_s=0.1)
     during = PartitionDuringSnapshots(primary, workload)
-    monkeypatch.setattr(backup, "_snapshot_all", during)
+    monkeypatch.setattr(snapshot_step, "_snapshot_all", during)
     workload.start()
     points: list[dict[str, Any]] = []
     attempts: list[int] = []

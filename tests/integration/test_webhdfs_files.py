@@ -489,3 +489,10 @@ def test_airflow_hook_and_sensor(
     assert sensor.poke(context={}) is True
     sensor = WebHdfsSensor(task_id="wait2", filepath=f"{base}/in/later.csv", webhdfs_conn_id=airflow_conn)
     assert sensor.poke(context={}) is False
+
+
+def test_settimes_sets_a_directorys_access_time_too(client: InsecureClient, base: str) -> None:
+    client.makedirs(f"{base}/timed")
+    client.set_times(f"{base}/timed", access_time=1000, modification_time=2000)
+    status = client.status(f"{base}/timed")
+    assert (status["accessTime"], status["modificationTime"]) == (1000, 2000)

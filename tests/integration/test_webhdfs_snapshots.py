@@ -212,6 +212,10 @@ def test_snapshot_rules(server: WebHdfsServer, client: InsecureClient, root: str
     client.delete_snapshot(f"{root}/outer/inner", "s3")
     client.disallow_snapshot(f"{root}/outer/inner")
     client.disallow_snapshot(f"{root}/outer/inner")  # idempotent
+    client.write(f"{root}/outer/a-file", data=b"x")
+    for op in ("ALLOWSNAPSHOT", "DISALLOWSNAPSHOT"):  # HDFS: INodeDirectory.valueOf refuses a file
+        on_file = call(server, "PUT", f"{root}/outer/a-file", op)
+        assert on_file.status_code == 403 and exception(on_file) == "PathIsNotDirectoryException", op
     client.allow_snapshot(f"{root}/outer")  # no longer nested
     assert client.delete(f"{root}/outer/inner", recursive=True) is True
 

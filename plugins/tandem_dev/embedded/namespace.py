@@ -567,7 +567,7 @@ class Namespace:
             group=node.group,
             perm=node.perm,
             acl_bit=node.acl is not None,
-            atime=0 if node.is_dir else node.atime,
+            atime=node.atime,  # 0 for a directory until SETTIMES gives it one, as in HDFS
             mtime=node.mtime,
             block_size=0 if node.is_dir else node.block_size,
             replication=0 if node.is_dir else node.replication,
@@ -1425,6 +1425,9 @@ class Namespace:
         with self._write():
             resolved = self._resolve_live(parts)
             node = self._existing(resolved, "Directory does not exist: {path}")
+            if not node.is_dir:
+                # SnapshotManager.resetSnapshottable: INodeDirectory.valueOf refuses a file
+                raise PathIsNotDirectory(f"`{resolved.path}': Is not a directory")
             if node.id not in self._snapshottable:
                 return
             if self._snapshot_count(node.id):

@@ -1,0 +1,168 @@
+"""Publishing a point (verified first, manifest last and atomic) and expiring old ones.
+
+``publish`` verifies the target's snapshot against the source's, writes the per-file records and
+the manifest, atomically and last: before it, the point does not exist. ``apply_retention``
+deletes manifests before snapshots, so no half-deleted point is ever listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from tandem import catalog, plan, verify
+from tandem.backup.metadata import _read_capture
+from tandem.backup.run import Direction, Run, guard
+from tandem.errors import (
+    SnapshotRootError,
+    TandemError,
+    VerificationError,
+)
+from tandem.hdfs.client import Hdfs
+from tandem.runtime import Clusters
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+def _previous_records(dst: Hdfs, run: Run) -> verify.Records | None:
+    """The per-file records of the newest point before this one, if it has any."""
+    earlier = [p for p in catalog.list_points(dst, run.business) if p.instant < run.instant]
+    if not earlier or not earlier[-1].files_record:
+        return None
+    try:
+        return verify.records_from_body(catalog.read_json(dst, earlier[-1].files_record))
+    except (TandemError, ValueError, OSError) as exc:
+        log.warning(
+            "publish: records of %s unreadable (%s); every file is checksummed", earlier[-1].point, exc
+        )
+        return None
+
+
+def publish(
+    run: Run,
+    clusters: Clusters,
+    direction: dict[str, Any],
+    take_result: dict[str, Any],
+    copies: Sequence[dict[str, Any]],
+    user_data: dict[str, int],
+    started: datetime,
+) -> dict[str, Any]:
+    """Verify what the target holds for the point, write its per-file records, then the
+    manifest on the target (atomically, last), then a copy on the source.
+
+    Nothing is published when the check finds a mismatch (VerificationError lists them).
+    """
+    guard(run, clusters, direction, "publish_restore_point")
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    for root in take_result["roots"]:
+        if not any(s.name == run.snapshot for s in dst.snapshots(root)):
+            raise SnapshotRootError(f"target root {root} lacks snapshot {run.snapshot}: not publishing")
+    subtrees = sorted({(root, sub) for root, members in take_result["roots"].items() for _, sub in members})
+    base_points = [c["base_point"] for c in copies if c.get("base_point")]
+    base = plan.snapshot_name(run.business, catalog.parse_iso(base_points[0])) if base_points else None
+    checked, records = verify.check_copy(src, dst, run.snapshot, subtrees, _previous_records(dst, run), base)
+    reports = [checked]
+    if take_result.get("metadata"):
+        captured = _read_capture(dst, take_result["metadata"])
+        nameservice = run.topology.clusters[d.target].nameservice
+        reports.append(verify.check_metadata(captured, clusters.metastore(d.target), nameservice))
+    report = verify.merge("target snapshot and metastore against the source's point", reports)
+    if not report.ok:
+        raise VerificationError(
+            f"{run.snapshot} does not verify on {d.target}; not publishing. "
+            f"{len(report.mismatches)} mismatch(es):\n" + "\n".join(report.lines())
+        )
+    records_at = catalog.records_path(run.business, run.instant)
+    catalog.write_json(dst, records_at, verify.records_body(run.snapshot, records))
+    datasets = [ds for c in copies for ds in c["datasets"]]
+    modes = {ds["mode"] for ds in datasets}
+    manifest = catalog.Manifest(
+        business=run.business,
+        point=catalog.iso(run.instant),
+        pair=run.policy.pair,
+        source=d.source,
+        target=d.target,
+        snapshot_name=run.snapshot,
+        mode="incremental" if modes == {"incremental"} else "full",
+        base_point=base_points[0] if base_points and "incremental" in modes else None,
+        datasets=[
+            catalog.DatasetEntry(
+                component=ds["component"],
+                name=ds["name"],
+                roots=ds["roots"],
+                files=ds["files"],
+                bytes=ds["bytes"],
+                mode=ds["mode"],
+                files_copied=ds["files_copied"],
+                bytes_copied=ds["bytes_copied"],
+                quarantined=[q for part in ds["paths"] for q in part["quarantined"]],
+            )
+            for ds in datasets
+        ],
+        snapshot_times=take_result["snapshot_times"],
+        skew_ms=take_result["skew_ms"],
+        files_copied=sum(ds["files_copied"] for ds in datasets),
+        bytes_copied=sum(ds["bytes_copied"] for ds in datasets),
+        duration_s=round((datetime.now(UTC) - started).total_seconds(), 3),
+        user_data=user_data,
+        verified=True,
+        verification=report.to_json(),
+        snapshot_roots=take_result["roots"],
+        metadata=take_result.get("metadata"),
+        files_record=records_at,
+    )
+    path = catalog.publish(dst, manifest)
+    catalog.write_json(src, records_at, verify.records_body(run.snapshot, records))
+    catalog.publish(src, manifest)
+    log.info(
+        "published %s %s: %s, %d files / %d bytes copied, skew %d ms, verified %d files (%d checksummed)%s, "
+        "%.1f s (%s)",
+        run.business,
+        manifest.point,
+        manifest.mode,
+        manifest.files_copied,
+        manifest.bytes_copied,
+        manifest.skew_ms,
+        report.files,
+        report.checksummed,
+        f" and {report.tables} table(s)" if report.tables else "",
+        manifest.duration_s,
+        path,
+    )
+    return manifest.model_dump(mode="json")
+
+
+def apply_retention(run: Run, clusters: Clusters, direction: dict[str, Any]) -> dict[str, Any]:
+    """Expire points beyond keep_last or older than max_age: manifests first, then snapshots."""
+    guard(run, clusters, direction, "apply_retention")
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    points = catalog.list_points(dst, run.business)
+    retention = run.policy.retention
+    decision = plan.choose_expired(
+        [p.instant for p in points], retention.keep_last, retention.max_age, datetime.now(UTC)
+    )
+    expired = [p for p in points if p.instant in set(decision.expire)]
+    for point in expired:
+        for hdfs in (dst, src):
+            catalog.remove(hdfs, run.business, point.instant)
+    for point in expired:
+        roots = {root for ds in point.datasets for root in ds.roots}
+        for hdfs in (dst, src):
+            for root in roots:
+                status = hdfs.status(root)
+                if (
+                    status
+                    and status.snapshot_enabled
+                    and any(s.name == point.snapshot_name for s in hdfs.snapshots(root))
+                ):
+                    hdfs.delete_snapshot(root, point.snapshot_name)
+    names = [p.point for p in expired]
+    log.info("apply_retention: %d kept, %d expired %s", len(points) - len(expired), len(expired), names)
+    return {"kept": len(points) - len(expired), "expired": names}

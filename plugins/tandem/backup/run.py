@@ -1,0 +1,177 @@
+"""A backup run, its direction, and the checks before and during it.
+
+``preflight`` reads only; it fails (with the reason) unless exactly one cluster of the pair is
+active and the other is alive and standby, clocks agree, and the target has room. ``guard``
+re-reads the pair before every step that writes and stops the run when a promotion moved it.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from tandem import catalog, plan
+from tandem.errors import (
+    PreflightError,
+    TandemError,
+)
+from tandem.hdfs.client import Hdfs
+from tandem.runtime import Clusters, Observation
+
+if TYPE_CHECKING:
+    from tandem.policy import Policy, Topology
+
+log = logging.getLogger(__name__)
+
+
+class PointAlreadyPublished(TandemError):
+    """This run's point is published already: it is kept as it is, never redone."""
+
+
+class RolesChanged(PreflightError):
+    """The pair's roles or epochs moved since preflight: the run stops before writing."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a business's backup: the policy, the topology and the point's instant."""
+
+    policy: Policy
+    topology: Topology
+    instant: datetime
+    force_full: bool = False
+
+    @property
+    def business(self) -> str:
+        return self.policy.business
+
+    @property
+    def snapshot(self) -> str:
+        return plan.snapshot_name(self.business, self.instant)
+
+
+@dataclass(frozen=True)
+class Direction:
+    source: str
+    target: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source, "target": self.target, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Direction:
+        return cls(str(data["source"]), str(data["target"]), str(data.get("reason", "")))
+
+
+# -- preflight -----------------------------------------------------------------------------------
+def decide_direction(first: Observation, second: Observation) -> Direction:
+    """From the active cluster to the standby one, or PreflightError with the reason (pure)."""
+    states = (first, second)
+    active = [o for o in states if o.reachable and o.role == "active"]
+    if len(active) == 2:
+        raise PreflightError(f"both {first.name} and {second.name} say active (split brain): no backup runs")
+    if not active:
+        said = ", ".join(f"{o.name} {o.role if o.reachable else 'unreachable'}" for o in states)
+        raise PreflightError(f"no active cluster in the pair ({said}): nothing to back up from")
+    source = active[0]
+    target = second if source is first else first
+    if not target.reachable:
+        raise PreflightError(
+            f"target {target.name} is unreachable ({target.problem}): backups resume when it is back"
+        )
+    if not target.alive:
+        raise PreflightError(
+            f"target {target.name} is down (no /tandem/alive): backups resume when it is back"
+        )
+    if target.role != "standby":
+        raise PreflightError(f"target {target.name} says {target.role}, not standby")
+    if not source.alive:
+        raise PreflightError(
+            f"source {source.name} is active but not alive: refusing to snapshot a sick cluster"
+        )
+    return Direction(source.name, target.name, f"{source.name} is active and {target.name} standby")
+
+
+def _pair_members(run: Run) -> tuple[str, str]:
+    pair = run.topology.pairs[run.policy.pair]
+    return pair.primary, pair.standby
+
+
+def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
+    """Roles, clock skew and target space; returns the direction. Read-only."""
+    started = datetime.now(UTC)
+    first, second = _pair_members(run)
+    seen = {name: clusters.observe(name) for name in (first, second)}
+    direction = decide_direction(seen[first], seen[second])
+    limit = run.policy.consistency.max_clock_skew.total_seconds()
+    offsets: dict[str, dict[str, float | None]] = {}
+    for name in (direction.source, direction.target):
+        http = clusters.hdfs(name).clock_offset_s()
+        zk = seen[name].clock_offset_s
+        offsets[name] = {"namenode_s": round(http, 3), "zookeeper_s": None if zk is None else round(zk, 3)}
+        # ZooKeeper's ctime has ms resolution; the HTTP Date header only 1 s, so it gets 1 s more
+        for source, offset, slack in (("its ZooKeeper", zk, 0.0), ("its NameNode", http, 1.0)):
+            if offset is not None and abs(offset) > limit + slack:
+                raise PreflightError(
+                    f"clock of {name} ({source}) is {offset:+.3f} s from this host, more than "
+                    f"max_clock_skew {limit:g} s"
+                )
+    _check_target_space(run, clusters.hdfs(direction.source), clusters.hdfs(direction.target))
+    log.info("preflight: %s; clock offsets %s", direction.reason, offsets)
+    epochs = {name: o.record.epoch if o.record else None for name, o in seen.items()}
+    return {
+        **direction.to_json(),
+        "epochs": epochs,
+        "clock_offsets_s": offsets,
+        "started": catalog.iso(started),
+    }
+
+
+def guard(run: Run, clusters: Clusters, direction: dict[str, Any], step: str) -> None:
+    """Raise RolesChanged unless the pair still looks as preflight saw it: the same epochs, the
+    source active and the target standby. Every step that writes calls this first. Read-only."""
+    d = Direction.from_json(direction)
+    for name, role in ((d.source, "active"), (d.target, "standby")):
+        seen = clusters.observe(name)
+        epoch = seen.record.epoch if seen.record else None
+        then = direction.get("epochs", {}).get(name, epoch)
+        if not seen.reachable or seen.role != role or epoch != then:
+            now = f"{seen.role} at epoch {epoch}" if seen.reachable else f"unreachable ({seen.problem})"
+            raise RolesChanged(
+                f"{step}: {name} is {now}, but preflight saw it {role} at epoch {then}: the pair "
+                "changed (a promotion?), so this run stops without writing"
+            )
+
+
+def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
+    """Refuse when an hdfs dataset cannot fit under the target's space quotas."""
+    for dataset in run.policy.datasets("hdfs"):
+        path = dataset.name
+        summary = source.content_summary(path) if source.status(path) else None
+        if summary is None:
+            continue
+        needed = int(summary.get("spaceConsumed", summary.get("length", 0)))
+        existing = target.content_summary(path) if target.status(path) else None
+        needed -= int(existing.get("spaceConsumed", 0)) if existing else 0
+        for ancestor in _existing_ancestors(target, path):
+            usage = target.quota_usage(ancestor)
+            if usage.space_quota >= 0 and needed > usage.space_quota - usage.space_consumed:
+                free = usage.space_quota - usage.space_consumed
+                raise PreflightError(
+                    f"target out of quota: {path} needs up to {needed} more bytes but {ancestor} has "
+                    f"{free} left of its {usage.space_quota}-byte space quota"
+                )
+
+
+def _existing_ancestors(hdfs: Hdfs, path: str) -> list[str]:
+    out, current = [], path
+    while True:
+        if hdfs.status(current) is not None:
+            out.append(current)
+        if current == "/":
+            return out
+        current = posixpath.dirname(current)

@@ -1,0 +1,359 @@
+"""The data copy: every root of a dataset brought to the source's snapshot, fully or by diff.
+
+Idempotent: a rerun resumes. A target that changed since the last point (by content) has what it
+holds beyond that point moved to the quarantine (never deleted), then is copied in full. Data
+only: the target's metastore is not touched here.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tandem import catalog, plan, verify
+from tandem.backup.run import Direction, Run, guard
+from tandem.components import ResolvedDataset
+from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
+from tandem.errors import (
+    CopyError,
+)
+from tandem.hdfs.client import Hdfs
+from tandem.hdfs.types import DiffType, FileStatus
+from tandem.runtime import Clusters
+from tandem.verify import join as _join
+from tandem.verify import within as _within
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_ROOT = "/.tandem/quarantine"
+
+
+def _subtrees_of(take_result: dict[str, Any], dataset: ResolvedDataset) -> list[tuple[str, str]]:
+    """(root, subtree) pairs holding a dataset's data."""
+    out = []
+    for root, members in take_result["roots"].items():
+        for name, subtree in members:
+            if name == dataset.name:
+                out.append((root, subtree))
+    return out
+
+
+def _base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
+    """The newest point published before this run's instant: its snapshot name and instant."""
+    if run.force_full:
+        return None, None
+    earlier = [p for p in catalog.list_points(target, run.business) if p.instant < run.instant]
+    return (earlier[-1].snapshot_name, earlier[-1].point) if earlier else (None, None)
+
+
+class _Syncer:
+    """Brings one (root, subtree) of the target to the source's snapshot, fully or by diff."""
+
+    def __init__(self, run: Run, src: Hdfs, dst: Hdfs, direction: Direction | None = None) -> None:
+        self.run = run
+        self.src = src
+        self.dst = dst
+        pair = run.topology.pairs[run.policy.pair]
+        names = (direction.source, direction.target) if direction else (pair.primary, pair.standby)
+        self.clusters = tuple(run.topology.clusters[n] for n in names)
+        options = run.policy.copy_options
+        self.copier = WebHdfsCopier(src, dst, options.parallelism, max_bandwidth=options.max_bandwidth)
+
+    def quarantine_dir(self) -> str:
+        return posixpath.join(QUARANTINE_ROOT, self.run.business, plan.point_id(self.run.instant))
+
+    def quarantine(self, root: str, subtree: str, base: str) -> list[str]:
+        """Move what the target holds beyond ``base`` out of the dataset into the quarantine
+        directory, keeping its path. Never deletes.
+
+        Files that already equal this run's source point (same length, and the modification
+        time a copy sets only once verified) are a previous run's own work, not divergence:
+        they stay, and the full copy skips them.
+        """
+        moved: list[str] = []
+        for entry in self.dst.snapshot_diff(root, base, "").entries:
+            rel = entry.target if entry.type is DiffType.RENAME else entry.source
+            if rel is None or not rel or entry.type is DiffType.DELETE or not _within(rel, subtree):
+                continue
+            status = self.dst.status(_join(root, rel))
+            if status is None or (entry.type is DiffType.MODIFY and status.is_dir):
+                continue
+            if not status.is_dir:
+                if not self._matches_point(root, rel, status):
+                    moved.append(self._park(root, rel, base))
+            elif self.src.status(self.snap_path(root, rel)) is None:
+                moved.append(self._park(root, rel, base))  # a directory the point does not have
+            else:
+                stray = [
+                    _join(rel, e.relpath)
+                    for e in self.dst.walk(_join(root, rel))
+                    if not e.status.is_dir and not self._matches_point(root, _join(rel, e.relpath), e.status)
+                ]
+                moved += [self._park(root, r, base) for r in stray]
+        return moved
+
+    def _matches_point(self, root: str, rel: str, status: FileStatus) -> bool:
+        theirs = self.src.status(self.snap_path(root, rel))
+        return (
+            theirs is not None
+            and not theirs.is_dir
+            and (theirs.length, theirs.modification_time)
+            == (
+                status.length,
+                status.modification_time,
+            )
+        )
+
+    def _park(self, root: str, rel: str, base: str) -> str:
+        current = _join(root, rel)
+        parked = posixpath.join(self.quarantine_dir(), root.lstrip("/"), rel)
+        self.dst.mkdirs(posixpath.dirname(parked))
+        self.dst.rename(current, parked)
+        log.warning("quarantined %s -> %s (changed on the target since %s)", current, parked, base)
+        return current
+
+    def snap_path(self, root: str, rel: str) -> str:
+        return _join(posixpath.join(root, ".snapshot", self.run.snapshot), rel)
+
+    def target_changed(self, root: str, subtree: str, base: str) -> bool:
+        """True when the target's live data under the subtree differs from its base snapshot
+        by content (what a restore would change); times of directories do not count."""
+        from tandem.restore import differences
+
+        return bool(differences(self.dst, root, subtree, base))
+
+    def sync(self, root: str, subtree: str, base: str | None) -> dict[str, Any]:
+        mode, reason = "full", "no published point to start from"
+        moved: list[str] = []
+        if base is not None:
+            if not verify.has_snapshot(self.src, root, base):
+                reason = f"source {root} has no snapshot {base}"
+            elif not verify.has_snapshot(self.dst, root, base):
+                reason = f"target {root} has no snapshot {base}"
+            elif self.target_changed(root, subtree, base):
+                moved = self.quarantine(root, subtree, base)
+                reason = (
+                    f"target changed since {base} under {_join(root, subtree)}: {len(moved)} path(s) it held "
+                    f"beyond that point moved to {self.quarantine_dir()}, then a full copy of that root"
+                )
+            else:
+                mode, reason = "incremental", f"snapshot diff since {base}"
+        elif self.run.force_full:
+            reason = "full copy requested"
+        log.info("copy %s: %s (%s)", _join(root, subtree), mode, reason)
+        if self.run.policy.copy_options.engine == "distcp":
+            stats = self.distcp(root, subtree, base if mode == "incremental" else None)
+        elif mode == "incremental" and base:
+            stats = self.incremental(root, subtree, base)
+        else:
+            stats = self.full(root, subtree)
+        return {
+            "root": root,
+            "subtree": subtree,
+            "mode": mode,
+            "reason": reason,
+            "files_copied": stats.files,
+            "bytes_copied": stats.bytes,
+            "quarantined": moved,
+        }
+
+    # full: make the target's tree equal the source snapshot's, copying only what differs
+    def full(self, root: str, subtree: str) -> CopyStats:
+        src_top, dst_top = self.snap_path(root, subtree), _join(root, subtree)
+        want = {e.relpath: e.status for e in self.src.walk(src_top)}
+        have = {e.relpath: e.status for e in self.dst.walk(dst_top)} if self.dst.status(dst_top) else {}
+        for rel in sorted(have, key=lambda r: -r.count("/")):
+            ours, theirs = want.get(rel), have[rel]
+            stale = ours is None or ours.is_dir != theirs.is_dir
+            if stale and self.dst.status(_join(dst_top, rel)) is not None:
+                self.dst.delete(_join(dst_top, rel), recursive=True)
+        self.dst.mkdirs(dst_top)
+        todo = []
+        for rel, status in sorted(want.items()):
+            if status.is_dir:
+                self.dst.mkdirs(_join(dst_top, rel))
+                continue
+            current = have.get(rel)
+            if (
+                current is None
+                or current.is_dir
+                or (current.length, current.modification_time) != (status.length, status.modification_time)
+            ):
+                todo.append(FileCopy(_join(src_top, rel), _join(dst_top, rel), status))
+        stats = self.copier.copy_files(todo, label=f"full copy {dst_top}")
+        self.sync_dir_metadata(root, subtree, [rel for rel, s in want.items() if s.is_dir] + [""])
+        return stats
+
+    def incremental(self, root: str, subtree: str, base: str) -> CopyStats:
+        """Replay the snapshot diff since ``base`` on the target (renames and deletes first)."""
+        report = self.src.snapshot_diff(root, base, self.run.snapshot)
+        ops = plan.plan_incremental(report.entries, subtree)
+        if ops.full_copy_reason:
+            log.info("copy %s: %s; copying it in full", _join(root, subtree), ops.full_copy_reason)
+            return self.full(root, subtree)
+        log.info("copy %s: %s", _join(root, subtree), ops.summary())
+        dst_top = _join(root, subtree)
+        todo: list[FileCopy] = []
+        dirs: list[str] = []
+        for step in ops.steps():
+            if isinstance(step, plan.Move):
+                if step.make_parents:
+                    self.dst.mkdirs(posixpath.dirname(_join(dst_top, step.target)))
+                self.dst.rename(_join(dst_top, step.source), _join(dst_top, step.target))
+            elif isinstance(step, plan.Delete):
+                self.dst.delete(_join(dst_top, step.path), recursive=True)
+            elif isinstance(step, plan.Copy):
+                self._plan_copy(root, subtree, step, todo, dirs)
+            else:
+                dirs.append(step.path)
+        if ops.needs_tmp_dir:
+            self.dst.delete(_join(dst_top, ops.tmp_dir), recursive=True)
+        stats = self.copier.copy_files(todo, label=f"incremental copy {dst_top}")
+        self.sync_dir_metadata(root, subtree, dirs)
+        return stats
+
+    def _plan_copy(
+        self, root: str, subtree: str, step: plan.Copy, todo: list[FileCopy], dirs: list[str]
+    ) -> None:
+        """Files to copy for one Copy step; a created directory is copied whole but its exclusions."""
+        status = self.src.status(self.snap_path(root, _join(subtree, step.path)))
+        if status is None:
+            return
+        dst_top = _join(root, subtree)
+        if not status.is_dir:
+            todo.append(self._file(root, subtree, step.path, status))
+            return
+        self.dst.mkdirs(_join(dst_top, step.path))
+        dirs.append(step.path)
+        if not step.recursive:
+            return
+        excluded = step.exclude  # subtree-relative rename targets, already in place
+        for entry in self.src.walk(self.snap_path(root, _join(subtree, step.path))):
+            child = _join(step.path, entry.relpath)
+            if any(_within(child, e) for e in excluded):
+                continue
+            if entry.status.is_dir:
+                self.dst.mkdirs(_join(dst_top, child))
+                dirs.append(child)
+            else:
+                todo.append(self._file(root, subtree, child, entry.status))
+
+    def distcp(self, root: str, subtree: str, base: str | None) -> CopyStats:
+        """DistCp on YARN: the whole snapshot root, by ``-diff`` from ``base`` or in full.
+
+        ``pull`` runs the job with the target cluster's Hadoop configuration, ``push`` with
+        the source's. File counts come from the source snapshot, since DistCp reports its own.
+        """
+        from tandem.copy import distcp
+
+        if subtree:
+            raise CopyError(
+                f"engine distcp copies whole snapshot roots, but {_join(root, subtree)} shares the root "
+                f"{root}: protect the root itself or use engine webhdfs"
+            )
+        options = self.run.policy.copy_options
+        source, target = self.clusters[0], self.clusters[1]
+        driver = target if options.mode == "pull" else source
+        job = distcp.DistCpJob(
+            source=f"{source.nameservice}{root}",
+            target=f"{target.nameservice}{root}",
+            snapshot=self.run.snapshot,
+            base_snapshot=base,
+            bandwidth_mb=options.bandwidth_mb or _per_map_mb(options.max_bandwidth, options.maps),
+            maps=options.maps,
+            config_dir=driver.hadoop_conf_dir,
+        )
+        if base is not None:
+            distcp.check_diff_preconditions(
+                job,
+                {s.name for s in self.src.snapshots(root)},
+                {s.name for s in self.dst.snapshots(root)},
+                False,
+            )
+        distcp.run(job)
+        stats = CopyStats()
+        summary = self.src.content_summary(self.snap_path(root, ""))
+        stats.files, stats.bytes = int(summary.get("fileCount", 0)), int(summary.get("length", 0))
+        return stats
+
+    def _file(self, root: str, subtree: str, rel: str, status: FileStatus) -> FileCopy:
+        return FileCopy(self.snap_path(root, _join(subtree, rel)), _join(_join(root, subtree), rel), status)
+
+    def sync_dir_metadata(self, root: str, subtree: str, rels: Iterable[str]) -> None:
+        """Owner, permission, ACL and times of directories; deepest first so times stick."""
+        for rel in sorted(set(rels), key=lambda r: -r.count("/") - (1 if r else 0)):
+            source = self.snap_path(root, _join(subtree, rel))
+            status = self.src.status(source)
+            target = _join(_join(root, subtree), rel)
+            current = self.dst.status(target)
+            if status is None or current is None:
+                continue
+            acl = self.src.acl_status(source).entries if status.acl_bit else None
+            apply_metadata(self.dst, target, status, acl, current=current)
+
+
+def copy_component(
+    run: Run,
+    clusters: Clusters,
+    direction: dict[str, Any],
+    component: str,
+    resolved: Sequence[dict[str, Any]],
+    take_result: dict[str, Any],
+) -> dict[str, Any]:
+    """Copy the data of every dataset of a component. Idempotent; the target's metastore is
+    not touched here (register_metadata does that once every copy succeeded)."""
+    guard(run, clusters, direction, f"copy_{component}")
+    d = Direction.from_json(direction)
+    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    base, base_point = _base_snapshot(run, dst)
+    syncer = _Syncer(run, src, dst, d)
+    datasets_out = []
+    for ds in (ResolvedDataset.from_json(r) for r in resolved):
+        parts = [syncer.sync(root, subtree, base) for root, subtree in _subtrees_of(take_result, ds)]
+        files, nbytes = _dataset_size(src, syncer, take_result, ds)
+        datasets_out.append(
+            {
+                "component": component,
+                "name": ds.name,
+                "roots": sorted({p["root"] for p in parts}),
+                "files": files,
+                "bytes": nbytes,
+                "mode": "incremental" if parts and all(p["mode"] == "incremental" for p in parts) else "full",
+                "files_copied": sum(p["files_copied"] for p in parts),
+                "bytes_copied": sum(p["bytes_copied"] for p in parts),
+                "paths": parts,
+            }
+        )
+        log.info(
+            "copy_%s: %s: %d files, %d bytes copied (%s)",
+            component,
+            ds.name,
+            datasets_out[-1]["files_copied"],
+            datasets_out[-1]["bytes_copied"],
+            datasets_out[-1]["mode"],
+        )
+    return {"component": component, "base_point": base_point, "datasets": datasets_out}
+
+
+def _dataset_size(
+    src: Hdfs, syncer: _Syncer, take_result: dict[str, Any], ds: ResolvedDataset
+) -> tuple[int, int]:
+    files = nbytes = 0
+    for root, subtree in _subtrees_of(take_result, ds):
+        summary = src.content_summary(syncer.snap_path(root, subtree))
+        files += int(summary.get("fileCount", 0))
+        nbytes += int(summary.get("length", 0))
+    return files, nbytes
+
+
+def _per_map_mb(max_bandwidth: int | None, maps: int | None) -> int | None:
+    """DistCp's ``-bandwidth`` is MB/s per map: the task's limit shared by its maps (DistCp's
+    default is 20 maps), at least 1."""
+    if max_bandwidth is None:
+        return None
+    return max(1, int(max_bandwidth / 1e6 / (maps or 20)))
