@@ -52,7 +52,9 @@ def parse_iso(text: str) -> datetime:
     return instant.astimezone(UTC)
 
 
-class DatasetEntry(BaseModel):
+class ManifestDataset(BaseModel):
+    """One dataset as a manifest records it (what the point holds of it and what the run copied)."""
+
     model_config = ConfigDict(frozen=True, extra="allow")
 
     component: str
@@ -80,7 +82,7 @@ class Manifest(BaseModel):
     snapshot_name: str
     mode: str
     base_point: str | None = None
-    datasets: list[DatasetEntry]
+    datasets: list[ManifestDataset]
     snapshot_times: dict[str, str]
     skew_ms: int
     files_copied: int

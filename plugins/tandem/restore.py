@@ -254,6 +254,10 @@ def restore(
     manifest = landing.manifest
     when = plan.point_id((now or datetime.now(UTC)).replace(microsecond=0))
     quarantine = posixpath.join(QUARANTINE_ROOT, manifest.business, f"restore-{when}")
+    suffix = 1
+    while not dry_run and hdfs.status(quarantine) is not None:  # a restore in the same second
+        suffix += 1
+        quarantine = posixpath.join(QUARANTINE_ROOT, manifest.business, f"restore-{when}-{suffix}")
     outcome = Outcome(manifest.business, landing.cluster, manifest.point, dry_run, quarantine)
     lander = _Lander(hdfs, manifest.snapshot_name, quarantine, dry_run)
     for root, subtree in manifest.subtrees():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tandem.errors import ZooKeeperError
+from tandem.failover.arbiter import ClusterView
 from tandem.failover.state import ALIVE_PATH, ROOT_PATH, ClusterRecord, read_cluster_record
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore
@@ -37,6 +38,12 @@ class Observation:
     @property
     def role(self) -> str:
         return self.record.role if self.record else "unknown"
+
+    def view(self) -> ClusterView:
+        """This observation as the arbiter's :class:`ClusterView`."""
+        if not self.reachable:
+            return ClusterView.unreachable(self.name, self.problem or "no answer")
+        return ClusterView.from_record(self.name, self.record, self.alive, self.problem)
 
 
 def connection_hosts(conn_id: str) -> str:

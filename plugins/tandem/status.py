@@ -20,16 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.failover.arbiter import ClusterView, arbitrate, assess_pair
-from tandem.runtime import Clusters, Observation
-
-
-def view_of(observation: Observation) -> ClusterView:
-    """A one-shot :class:`Observation` as the arbiter's :class:`ClusterView`."""
-    if not observation.reachable:
-        return ClusterView.unreachable(observation.name, observation.problem or "no answer")
-    return ClusterView.from_record(
-        observation.name, observation.record, observation.alive, observation.problem
-    )
+from tandem.runtime import Clusters
 
 
 def read_views(
@@ -37,7 +28,7 @@ def read_views(
 ) -> tuple[ClusterView, ClusterView]:
     """Both clusters' views, read once from their ZooKeepers (in parallel). Read-only."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        first, second = pool.map(lambda n: view_of(clusters.observe(n, timeout)), names)
+        first, second = pool.map(lambda n: clusters.observe(n, timeout).view(), names)
     return first, second
 
 

@@ -59,10 +59,9 @@ def read_views(
     from concurrent.futures import ThreadPoolExecutor
 
     from tandem.runtime import observe
-    from tandem.status import view_of
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        first, second = pool.map(lambda n: view_of(observe(n, topology[n].zookeeper_hosts, timeout)), names)
+        first, second = pool.map(lambda n: observe(n, topology[n].zookeeper_hosts, timeout).view(), names)
     return first, second
 
 

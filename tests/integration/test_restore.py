@@ -384,3 +384,66 @@ def test_a_point_verifies_against_its_file_records(clusters, tmp_path):
     tampered[biz.top] = rows
     report = verify.check_snapshot(biz.dst, point.manifest, None, tampered)
     assert report.mismatches == [f"{biz.top}/f-1: checksum differs from the point"]
+
+
+# The child lands the standby on the point and SIGKILLs itself after a few files were copied back.
+RESTORE_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from tandem import catalog, restore
+    from tandem.copy.webhdfs import WebHdfsCopier
+    from tandem.points import PointOnCluster, load_capture
+    from tandem.policy import load_policy, load_topology
+    from tandem.runtime import Clusters
+
+    topology = load_topology(Path(sys.argv[1]))
+    policy = load_policy(Path(sys.argv[2]), topology)
+    clusters = Clusters(topology)
+    real, copied = WebHdfsCopier.copy_one, []
+
+    def copy_then_die(self, item, stats):
+        real(self, item, stats)
+        copied.append(item)
+        if len(copied) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    WebHdfsCopier.copy_one = copy_then_die
+    hdfs = clusters.hdfs("standby")
+    landing = PointOnCluster(policy, topology, "standby", catalog.latest(hdfs, policy.business))
+    restore.restore(landing, hdfs, clusters.metastore("standby"), load_capture(hdfs, landing.manifest))
+    sys.exit(3)
+    """
+)
+
+
+def test_a_restore_killed_halfway_is_finished_by_running_it_again(clusters, tmp_path):
+    biz = Business(clusters, tmp_path, "rk_rerestore")
+    for i in range(12):
+        biz.src.write(f"{biz.top}/f-{i:02d}", os.urandom(4000))
+    biz.add_partition("d1")
+    biz.backup(0)
+    point = biz.newest()
+    for i in range(12):  # the standby drifts: every file rewritten, and a stray
+        biz.dst.write(f"{biz.top}/f-{i:02d}", b"drift")
+    biz.dst.write(f"{biz.top}/stray", b"stray")
+
+    child = subprocess.run(
+        [sys.executable, "-c", RESTORE_CHILD, str(TOPOLOGY_FILE), str(biz.policy_file)],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    assert not biz.live_check(point).ok  # killed halfway: not at the point yet
+
+    outcome = biz.restore(point)
+    assert outcome.check is not None and outcome.check.ok, outcome.check.mismatches if outcome.check else None
+    assert_at_point(biz, point)
+    # what both runs moved aside is kept: twelve drifted files and the stray, none lost
+    parked = [e.relpath for e in biz.dst.walk(f"/.tandem/quarantine/{biz.name}") if not e.status.is_dir]
+    assert sorted(p.rsplit("/", 1)[1] for p in parked) == sorted(
+        [f"f-{i:02d}" for i in range(12)] + ["stray"]
+    )

@@ -39,3 +39,12 @@ def test_after_promotion_backups_run_the_other_way():
 def test_refusals_say_why(first, second, reason):
     with pytest.raises(PreflightError, match=reason):
         decide_direction(first, second)
+
+
+def test_a_record_naming_another_cluster_is_no_standby():
+    # two clusters sharing one ZooKeeper: the standby's record names the primary
+    shared = Observation(
+        "standby", ClusterRecord.new("primary", "standby", 1, datetime(2026, 1, 1, tzinfo=UTC)), True, True
+    )
+    with pytest.raises(PreflightError, match="target standby says unknown, not standby"):
+        decide_direction(obs("primary", "active"), shared)

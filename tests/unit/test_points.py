@@ -14,7 +14,7 @@ from hmsclient.genthrift.hive_metastore.ttypes import (
 )
 
 from tandem.capture import Capture, TableCapture
-from tandem.catalog import DatasetEntry, Manifest
+from tandem.catalog import Manifest, ManifestDataset
 from tandem.errors import RestoreError
 from tandem.hdfs.types import DiffEntry, DiffType
 from tandem.points import parse_point
@@ -95,7 +95,7 @@ def test_older_manifests_protect_their_dataset_roots_whole():
         target="standby",
         snapshot_name="tandem-b-20260101T000000Z",
         mode="full",
-        datasets=[DatasetEntry(component="hdfs", name="/d", roots=["/d"])],
+        datasets=[ManifestDataset(component="hdfs", name="/d", roots=["/d"])],
         snapshot_times={},
         skew_ms=0,
         files_copied=0,

@@ -92,7 +92,7 @@ def publish(
         mode="incremental" if modes == {"incremental"} else "full",
         base_point=base_points[0] if base_points and "incremental" in modes else None,
         datasets=[
-            catalog.DatasetEntry(
+            catalog.ManifestDataset(
                 component=ds["component"],
                 name=ds["name"],
                 roots=ds["roots"],

@@ -18,6 +18,7 @@ from tandem.errors import (
     PreflightError,
     TandemError,
 )
+from tandem.failover.arbiter import backup_direction
 from tandem.hdfs.client import Hdfs
 from tandem.runtime import Clusters, Observation
 
@@ -69,31 +70,11 @@ class Direction:
 
 # -- preflight -----------------------------------------------------------------------------------
 def decide_direction(first: Observation, second: Observation) -> Direction:
-    """From the active cluster to the standby one, or PreflightError with the reason (pure)."""
-    states = (first, second)
-    active = [o for o in states if o.reachable and o.role == "active"]
-    if len(active) == 2:
-        raise PreflightError(f"both {first.name} and {second.name} say active (split brain): no backup runs")
-    if not active:
-        said = ", ".join(f"{o.name} {o.role if o.reachable else 'unreachable'}" for o in states)
-        raise PreflightError(f"no active cluster in the pair ({said}): nothing to back up from")
-    source = active[0]
-    target = second if source is first else first
-    if not target.reachable:
-        raise PreflightError(
-            f"target {target.name} is unreachable ({target.problem}): backups resume when it is back"
-        )
-    if not target.alive:
-        raise PreflightError(
-            f"target {target.name} is down (no /tandem/alive): backups resume when it is back"
-        )
-    if target.role != "standby":
-        raise PreflightError(f"target {target.name} says {target.role}, not standby")
-    if not source.alive:
-        raise PreflightError(
-            f"source {source.name} is active but not alive: refusing to snapshot a sick cluster"
-        )
-    return Direction(source.name, target.name, f"{source.name} is active and {target.name} standby")
+    """The arbiter's backup direction (tandem.failover.arbiter), or PreflightError with its reason."""
+    decided = backup_direction(first.view(), second.view())
+    if decided.source is None or decided.target is None:
+        raise PreflightError(decided.reason)
+    return Direction(decided.source, decided.target, decided.reason)
 
 
 def _pair_members(run: Run) -> tuple[str, str]:

@@ -5,6 +5,9 @@ edge (:meth:`ClusterView.from_znodes`); a missing or corrupt ``/tandem/cluster``
 ``"unknown"``, never an exception. Decisions carry the sentence that explains them; tests,
 task logs and the UI show that sentence.
 
+Two decisions are made here, from the same two views: where applications point
+(:func:`arbitrate`) and which way backups run (:func:`backup_direction`).
+
 Rules (DESIGN.md, "Failover"):
 
 - Clients leave their current cluster only when it says standby, is dead (no ``/tandem/alive``)
@@ -210,6 +213,49 @@ def arbitrate(first: ClusterView, second: ClusterView, current: str) -> Decision
 # --------------------------------------------------------------------------- watching the pair
 
 HealthKind = Literal["healthy", "primary_failed", "split_brain", "no_active"]
+
+
+@dataclass(frozen=True)
+class BackupDirection:
+    """Which way backups run now: from ``source`` to ``target``, or not at all (both None)."""
+
+    source: str | None
+    target: str | None
+    reason: str
+
+    @property
+    def runs(self) -> bool:
+        return self.source is not None
+
+
+def backup_direction(first: ClusterView, second: ClusterView) -> BackupDirection:
+    """From the cluster that says active and is alive to the other, when that one is alive and
+    says standby; otherwise no backup, with the reason (split brain, no active cluster, a sick
+    source, an unreachable, dead or non-standby target)."""
+    views = (first, second)
+    active = [v for v in views if v.reachable and v.role == "active"]
+
+    def refuse(reason: str) -> BackupDirection:
+        return BackupDirection(None, None, reason)
+
+    if len(active) == 2:
+        return refuse(f"both {first.name} and {second.name} say active (split brain): no backup runs")
+    if not active:
+        said = ", ".join(f"{v.name} {v.role if v.reachable else 'unreachable'}" for v in views)
+        return refuse(f"no active cluster in the pair ({said}): nothing to back up from")
+    source = active[0]
+    target = second if source is first else first
+    if not target.reachable:
+        return refuse(
+            f"target {target.name} is unreachable ({target.problem}): backups resume when it is back"
+        )
+    if target.liveness != "alive":
+        return refuse(f"target {target.name} is down (no /tandem/alive): backups resume when it is back")
+    if target.role != "standby":
+        return refuse(f"target {target.name} says {target.role}, not standby")
+    if source.liveness != "alive":
+        return refuse(f"source {source.name} is active but not alive: refusing to snapshot a sick cluster")
+    return BackupDirection(source.name, target.name, f"{source.name} is active and {target.name} standby")
 
 
 @dataclass(frozen=True)
