@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tandem.metastore import Metastore, TableRef, rebase_location, rebase_partition, table_location
+from tandem.metastore import Metastore, TableRef, data_paths, rebase_partition, table_location
 
 FORMAT = 1
 # table parameters the metastore rewrites on every DDL or statistics update: not a definition
@@ -69,21 +69,8 @@ class TableCapture:
 
     def data_paths(self) -> tuple[str, ...]:
         """The table location and every partition location outside it, as HDFS paths."""
-        from tandem.metastore import location_path
-
-        base = location_path(table_location(self.table))
-        out = [base]
-        for part in self.partitions:
-            path = location_path(str(part.sd.location or "")) if part.sd else base
-            if path != base and not path.startswith(base.rstrip("/") + "/"):
-                out.append(path)
-        return tuple(dict.fromkeys(out))
-
-    def partition_names(self) -> list[str]:
-        keys = [k.name for k in (self.table.partitionKeys or [])]
-        return sorted(
-            "/".join(f"{k}={v}" for k, v in zip(keys, p.values, strict=True)) for p in self.partitions
-        )
+        locations = (str(p.sd.location or "") if p.sd else "" for p in self.partitions)
+        return data_paths(table_location(self.table), locations)
 
 
 @dataclass(frozen=True)
@@ -345,5 +332,4 @@ __all__ = [
     "apply_tables",
     "capture",
     "compare_tables",
-    "rebase_location",
 ]

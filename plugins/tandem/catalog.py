@@ -173,6 +173,27 @@ def find(hdfs: Hdfs, business: str, instant: datetime) -> Manifest | None:
     return Manifest.model_validate_json(hdfs.read_bytes(path))
 
 
+def remove_unpublished_dirs(hdfs: Hdfs, business: str, published: set[str]) -> list[str]:
+    """Delete the point directories of points published nowhere (``published``: the point ids
+    with a manifest on either cluster): what a run that died after ``take`` left, its capture
+    and perhaps its records. Such a point never existed, so nothing of value is lost.
+    Idempotent; one LISTSTATUS."""
+    directory = manifest_dir(business)
+    if hdfs.status(directory) is None:
+        return []
+    entries = hdfs.list(directory)
+    published = published | {
+        e.path_suffix[: -len(".json")] for e in entries if e.path_suffix.endswith(".json")
+    }
+    removed = []
+    for entry in entries:
+        if entry.is_dir and entry.path_suffix not in published:
+            path = posixpath.join(directory, entry.path_suffix)
+            hdfs.delete(path, recursive=True)
+            removed.append(path)
+    return removed
+
+
 def list_points(hdfs: Hdfs, business: str) -> list[Manifest]:
     """Every published restore point of a business, oldest first. Read-only.
 

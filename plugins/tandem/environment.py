@@ -13,7 +13,6 @@ on stderr: a command never reads such clusters silently.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ from tandem.errors import ConfigError
 FILE = "environment.json"
 DEFAULT_HOME = ".tandem"
 
-log = logging.getLogger(__name__)
 _ANNOUNCED: set[Path] = set()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -74,13 +74,19 @@ class TableInfo:
 
     def data_paths(self) -> tuple[str, ...]:
         """The table location and every partition location outside it, as HDFS paths."""
-        base = location_path(self.location)
-        out = [base]
-        for part in self.partitions:
-            path = location_path(part.location)
-            if path != base and not path.startswith(base.rstrip("/") + "/"):
-                out.append(path)
-        return tuple(dict.fromkeys(out))
+        return data_paths(self.location, (p.location for p in self.partitions))
+
+
+def data_paths(location: str, partition_locations: Iterable[str]) -> tuple[str, ...]:
+    """A table's location and every partition location outside it, as HDFS paths (a partition
+    without a location of its own is under the table's). Pure."""
+    base = location_path(location)
+    out = [base]
+    for uri in partition_locations:
+        path = location_path(uri) if uri else base
+        if path != base and not path.startswith(base.rstrip("/") + "/"):
+            out.append(path)
+    return tuple(dict.fromkeys(out))
 
 
 def _part_name(keys: tuple[str, ...], values: list[str]) -> str:

@@ -17,6 +17,7 @@ from tandem.capture import Capture
 from tandem.environment import include_dir
 from tandem.errors import RestoreError, TandemError
 from tandem.hdfs.client import Hdfs
+from tandem.metastore import Metastore
 from tandem.policy import Policy, Topology, load_policies, load_topology
 from tandem.runtime import Clusters
 
@@ -118,6 +119,25 @@ def load_capture(hdfs: Hdfs, manifest: catalog.Manifest) -> Capture | None:
         return Capture.from_json(catalog.read_json(hdfs, manifest.metadata))
     except (TandemError, ValueError) as exc:
         raise RestoreError(f"the metadata capture {manifest.metadata} is unreadable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class OpenPoint:
+    """A point on its cluster with what checking or landing on it needs: the cluster's HDFS
+    client, the point's metadata capture (None without tables) and then the metastore client."""
+
+    landing: PointOnCluster
+    hdfs: Hdfs
+    capture: Capture | None
+    metastore: Metastore | None
+
+
+def open_point(clusters: Clusters, landing: PointOnCluster) -> OpenPoint:
+    """Clients and capture for ``landing``; RestoreError when a point with tables has no capture."""
+    hdfs = clusters.hdfs(landing.cluster)
+    captured = load_capture(hdfs, landing.manifest)
+    metastore = clusters.metastore(landing.cluster) if captured is not None else None
+    return OpenPoint(landing, hdfs, captured, metastore)
 
 
 def load_records(hdfs: Hdfs, manifest: catalog.Manifest) -> verify.Records | None:

@@ -35,6 +35,7 @@ from tandem.points import PointOnCluster
 
 if TYPE_CHECKING:
     from tandem.catalog import Manifest
+    from tandem.runtime import Clusters
 
 log = logging.getLogger(__name__)
 
@@ -286,20 +287,25 @@ def restore(
 
 
 # -- the command -----------------------------------------------------------------------------------
+def restore_point(clusters: Clusters, landing: PointOnCluster, *, dry_run: bool = False) -> Outcome:
+    """:func:`restore` with the cluster's clients and the point's capture (tandem.points.open_point)."""
+    from tandem.points import open_point
+
+    opened = open_point(clusters, landing)
+    return restore(landing, opened.hdfs, opened.metastore, opened.capture, dry_run=dry_run)
+
+
 def run_restore(args: Any) -> int:
     """``tandem restore BUSINESS [--point T] [--cluster NAME] [--dry-run] [--yes]``."""
     import json
     import sys
 
-    from tandem.points import find_point, load_business, load_capture
+    from tandem.points import find_point, load_business
     from tandem.runtime import cluster_clients_for_cli
 
     policy, topology = load_business(args.business)
     clusters = cluster_clients_for_cli(args.home)
     landing = find_point(policy, topology, clusters, args.cluster, args.point)
-    hdfs = clusters.hdfs(landing.cluster)
-    captured = load_capture(hdfs, landing.manifest)
-    metastore = clusters.metastore(landing.cluster) if captured is not None else None
     if not args.dry_run and not args.yes:
         raise RestoreError(
             f"restoring {policy.business} on {landing.cluster} to {landing.manifest.point} moves what its "
@@ -311,7 +317,7 @@ def run_restore(args: Any) -> int:
         log.warning(
             "restore: %s says active: applications using it see the business go back", landing.cluster
         )
-    outcome = restore(landing, hdfs, metastore, captured, dry_run=args.dry_run)
+    outcome = restore_point(clusters, landing, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(outcome.to_json(), indent=2))
     else:

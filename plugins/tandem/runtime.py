@@ -57,8 +57,10 @@ def connection_hosts(conn_id: str) -> str:
     return ",".join(h if ":" in h or conn.port is None else f"{h}:{conn.port}" for h in hosts)
 
 
-def observe(name: str, zk_hosts: str, timeout: float = 5.0) -> Observation:
-    """Read ``/tandem/cluster`` and ``/tandem/alive`` from a cluster's ZooKeeper. Read-only.
+def observe(name: str, zk_hosts: str, timeout: float = 5.0, *, clock: bool = False) -> Observation:
+    """Read ``/tandem/cluster`` and ``/tandem/alive`` from a cluster's ZooKeeper. Read-only,
+    except with ``clock``: then a throwaway ephemeral node measures this host's clock against
+    ZooKeeper's (what preflight needs; every other caller only reads).
 
     Unreachable or corrupt state is an observation, never an exception.
     """
@@ -77,7 +79,7 @@ def observe(name: str, zk_hosts: str, timeout: float = 5.0) -> Observation:
         except ZooKeeperError as exc:
             record, problem = None, str(exc)
         alive = zk.exists(ALIVE_PATH) is not None
-        return Observation(name, record, alive, True, problem, _zk_clock_offset(zk))
+        return Observation(name, record, alive, True, problem, _zk_clock_offset(zk) if clock else None)
     finally:
         zk.stop()
         zk.close()
@@ -129,12 +131,12 @@ class Clusters:
     def zk_hosts(self, name: str) -> str:
         return connection_hosts(self.spec(name).zookeeper_conn_id)
 
-    def observe(self, name: str, timeout: float = 5.0) -> Observation:
+    def observe(self, name: str, timeout: float = 5.0, *, clock: bool = False) -> Observation:
         try:
             hosts = self.zk_hosts(name)
         except Exception as exc:
             return Observation(name, None, False, False, f"no ZooKeeper connection: {exc}")
-        return observe(name, hosts, timeout)
+        return observe(name, hosts, timeout, clock=clock)
 
 
 def cluster_clients_for_cli(home: Any = None) -> Clusters:

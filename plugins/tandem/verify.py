@@ -338,14 +338,14 @@ def run_verify(args: Any) -> int:
     cluster holds the point exactly."""
     import json
 
-    from tandem.points import find_point, load_business, load_capture, load_records
+    from tandem.points import find_point, load_business, load_records, open_point
     from tandem.runtime import cluster_clients_for_cli
 
     policy, topology = load_business(args.business)
     clusters = cluster_clients_for_cli(args.home)
     landing = find_point(policy, topology, clusters, args.cluster, args.point)
-    manifest, hdfs = landing.manifest, clusters.hdfs(landing.cluster)
-    captured = load_capture(hdfs, manifest)
+    opened = open_point(clusters, landing)
+    manifest, hdfs = landing.manifest, opened.hdfs
     reports = []
     if args.live:
         reports.append(check_live(hdfs, manifest))
@@ -360,8 +360,8 @@ def run_verify(args: Any) -> int:
                 "nothing to verify its snapshot against (try --live)"
             )
         reports.append(check_snapshot(hdfs, manifest, source, records))
-    if captured is not None:
-        reports.append(check_metadata(captured, clusters.metastore(landing.cluster), landing.nameservice))
+    if opened.capture is not None and opened.metastore is not None:
+        reports.append(check_metadata(opened.capture, opened.metastore, landing.nameservice))
     result = {
         "business": policy.business,
         "cluster": landing.cluster,

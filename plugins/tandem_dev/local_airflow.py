@@ -37,26 +37,21 @@ class LocalAirflow(AirflowCommand):
 
     def overrides(self) -> dict[str, str]:
         """What this Airflow sets on top of the process's environment."""
-        env: dict[str, str] = {}
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__PARALLELISM": "4",
-                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                # the run's final state is read from its INFO log
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "TANDEM_INCLUDE": str(self.project / "include"),
-                "PATH": f"{airflow_bin().parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                "DO_NOT_TRACK": "1",
-                "SCARF_NO_ANALYTICS": "1",
-            }
-        )
-        env.update(dict(self.conn_env))
-        env.update(dict(self.extra_env))
-        return env
+        env: dict[str, str] = {
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            # the run's final state is read from its INFO log
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "TANDEM_INCLUDE": str(self.project / "include"),
+            "PATH": f"{airflow_bin().parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "DO_NOT_TRACK": "1",
+            "SCARF_NO_ANALYTICS": "1",
+        }
+        return {**env, **dict(self.conn_env), **dict(self.extra_env)}
 
     def ensure_db(self) -> None:
         """``airflow db migrate`` once per home (about 20 s); later calls return at once."""

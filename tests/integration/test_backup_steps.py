@@ -143,7 +143,7 @@ def test_rerunning_a_published_point_keeps_it_as_it_was(clusters, tmp_path):
 
 
 def test_clocks_are_measured_against_zookeeper_and_the_namenode(clusters):
-    seen = clusters.observe("primary")
+    seen = clusters.observe("primary", clock=True)
     assert seen.reachable and seen.role == "active"
     # same host, same clock: both measurements are near zero (ZooKeeper to the ms, HTTP Date to the s)
     assert seen.clock_offset_s is not None and abs(seen.clock_offset_s) < 0.5

@@ -63,6 +63,20 @@ def killed_mid_copy(clusters: Clusters, tmp_path: Path) -> Business:
     return biz
 
 
+def promote_standby(
+    clusters: Clusters,
+    zk: dict[str, str],
+    include: Path,
+    in_flight=lambda ids: [],
+    confirmation: str = "standby",
+    **options,
+):
+    """``promote_on_points`` of the standby of pair main, as the CLI and the DAG call it."""
+    return promote_on_points(
+        "standby", confirmation, "main", clusters.topology, include, clusters, zk, in_flight, **options
+    )
+
+
 def roles(clusters: Clusters) -> dict[str, str]:
     return {name: clusters.observe(name).role for name in ("primary", "standby")}
 
@@ -72,16 +86,7 @@ def test_promotion_restores_the_standby_to_its_newest_point_first(pair, tmp_path
     biz = killed_mid_copy(clusters, tmp_path)
     point = biz.newest()
 
-    result, landed = promote_on_points(
-        "standby",
-        "standby",
-        "main",
-        clusters.topology,
-        include_for(tmp_path, biz),
-        clusters,
-        zk,
-        lambda ids: [],
-    )
+    result, landed = promote_standby(clusters, zk, include_for(tmp_path, biz))
     assert result.promoted, result.reason
     assert roles(clusters) == {"primary": "standby", "standby": "active"}
     [done] = landed
@@ -99,17 +104,13 @@ def test_promotion_refuses_while_backups_run_and_changes_nothing(pair, tmp_path)
     def running(ids):
         return list(ids)
 
-    result, landed = promote_on_points(
-        "standby", "standby", "main", clusters.topology, include, clusters, zk, running
-    )
+    result, landed = promote_standby(clusters, zk, include, running)
     assert result.outcome == "refused" and "in flight (tandem_backup__landing)" in result.reason
     assert landed == []
     assert roles(clusters) == {"primary": "active", "standby": "standby"}
     assert not biz.live_check(biz.newest()).ok  # nothing was restored either
 
-    result, _ = promote_on_points(
-        "standby", "stanby", "main", clusters.topology, include, clusters, zk, lambda ids: []
-    )
+    result, _ = promote_standby(clusters, zk, include, confirmation="stanby")
     assert result.outcome == "refused" and "does not repeat" in result.reason
     assert not biz.live_check(biz.newest()).ok
 
@@ -120,17 +121,7 @@ def test_promotion_refuses_while_backups_run_and_changes_nothing(pair, tmp_path)
         calls.append(roles(clusters)["primary"])
         return list(ids) if len(calls) == 1 else []
 
-    result, _ = promote_on_points(
-        "standby",
-        "standby",
-        "main",
-        clusters.topology,
-        include,
-        clusters,
-        zk,
-        ends_after_fencing,
-        stop_backups=True,
-    )
+    result, _ = promote_standby(clusters, zk, include, ends_after_fencing, stop_backups=True)
     assert result.promoted, result.reason
     assert calls[1] == "standby"  # fenced before waiting
     assert biz.live_check(biz.newest()).ok
@@ -146,16 +137,7 @@ def test_a_run_that_outlives_a_promotion_stops_before_writing(pair, tmp_path):
     resolved = {c: backup.resolve(run, clusters, direction["source"], c) for c in ("hdfs", "hive")}
     taken = backup.take(run, clusters, direction, resolved["hdfs"] + resolved["hive"])
 
-    result, _ = promote_on_points(
-        "standby",
-        "standby",
-        "main",
-        clusters.topology,
-        include_for(tmp_path, biz),
-        clusters,
-        zk,
-        lambda ids: [],
-    )
+    result, _ = promote_standby(clusters, zk, include_for(tmp_path, biz))
     assert result.promoted
     with pytest.raises(backup.RolesChanged, match="preflight saw it active"):
         backup.copy_component(run, clusters, direction, "hdfs", resolved["hdfs"], taken)
@@ -173,9 +155,7 @@ def test_promoting_a_cluster_that_already_serves_never_rolls_it_back(pair, tmp_p
     clusters, zk = pair
     biz = killed_mid_copy(clusters, tmp_path)
     include = include_for(tmp_path, biz)
-    result, _ = promote_on_points(
-        "standby", "standby", "main", clusters.topology, include, clusters, zk, lambda ids: []
-    )
+    result, _ = promote_standby(clusters, zk, include)
     assert result.promoted
     biz.dst.write(f"{biz.top}/written-after-failover", b"an application's write")  # standby serves now
 
@@ -187,9 +167,7 @@ def test_promoting_a_cluster_that_already_serves_never_rolls_it_back(pair, tmp_p
     finally:
         client.stop()
         client.close()
-    result, landed = promote_on_points(
-        "standby", "standby", "main", clusters.topology, include, clusters, zk, lambda ids: []
-    )
+    result, landed = promote_standby(clusters, zk, include)
     assert result.promoted, result.reason
     assert landed == []
     assert biz.dst.read_bytes(f"{biz.top}/written-after-failover") == b"an application's write"

@@ -160,6 +160,11 @@ def tree(hdfs: Hdfs, top: str) -> dict[str, str]:
     return out
 
 
+def point_dirs(hdfs: Hdfs, business: str) -> set[str]:
+    """The point directories (capture, file records) beside a business's manifests."""
+    return {s.path_suffix for s in hdfs.list(catalog.manifest_dir(business)) if s.is_dir}
+
+
 def assert_at_point(biz: Business, landing: PointOnCluster) -> None:
     """Independently of verify: live bytes equal the standby's snapshot of the point, and the
     standby's partitions equal the point's capture."""
@@ -291,6 +296,8 @@ def test_a_run_killed_in_a_writing_step_is_detected_and_restored(clusters, tmp_p
 
     resumed = biz.backup(2)
     assert resumed["verified"] and resumed["verification"]["mismatches"] == 0
+    for hdfs in (biz.src, biz.dst):  # what the killed run left beside the manifests is gone
+        assert point_dirs(hdfs, biz.name) == {p.point_id for p in catalog.list_points(hdfs, biz.name)}
     assert tree(biz.dst, biz.top) == tree(biz.src, biz.top)
     assert biz.partitions(biz.dst_ms) == {"d2", "d3"}
     assert biz.live_check(biz.newest()).ok

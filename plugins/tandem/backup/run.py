@@ -86,7 +86,7 @@ def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
     """Roles, clock skew and target space; returns the direction. Read-only."""
     started = datetime.now(UTC)
     first, second = _pair_members(run)
-    seen = {name: clusters.observe(name) for name in (first, second)}
+    seen = {name: clusters.observe(name, clock=True) for name in (first, second)}
     direction = decide_direction(seen[first], seen[second])
     limit = run.policy.consistency.max_clock_skew.total_seconds()
     offsets: dict[str, dict[str, float | None]] = {}

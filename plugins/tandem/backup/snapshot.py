@@ -101,6 +101,11 @@ def take(
     removed = _remove_unpublished(src, _known_roots(src, datasets), run.business, keep)
     if removed:
         log.info("take: removed snapshots of unpublished points: %s", ", ".join(removed))
+    published_ids = {plan.point_id(parsed[1]) for name in keep if (parsed := plan.parse_snapshot_name(name))}
+    for hdfs in (src, dst):
+        stray = catalog.remove_unpublished_dirs(hdfs, run.business, published_ids)
+        if stray:
+            log.info("take: removed what unpublished points left: %s", ", ".join(stray))
     for attempt in range(1, CAPTURE_ATTEMPTS + 1):
         before = capture(metastore, tables, user_data=run.policy.user_data) if metastore else None
         roots = _decide_roots(src, datasets, before)

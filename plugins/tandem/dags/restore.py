@@ -74,8 +74,8 @@ def build_restore_dag(businesses: Sequence[str], include_dir: Path) -> DAG:
 def restore_from_params(params: Any, include_dir: Path) -> dict[str, Any]:
     """The restore task: check the confirmation, find the point, restore, verify."""
     from tandem.errors import RestoreError
-    from tandem.points import find_point, load_business, load_capture
-    from tandem.restore import restore
+    from tandem.points import find_point, load_business
+    from tandem.restore import restore_point
     from tandem.runtime import Clusters
 
     business = str(params["business"])
@@ -88,10 +88,7 @@ def restore_from_params(params: Any, include_dir: Path) -> dict[str, Any]:
     clusters = Clusters(topology)
     cluster, point = str(params.get("cluster") or "") or None, str(params.get("point") or "") or None
     landing = find_point(policy, topology, clusters, cluster, point)
-    hdfs = clusters.hdfs(landing.cluster)
-    captured = load_capture(hdfs, landing.manifest)
-    metastore = clusters.metastore(landing.cluster) if captured is not None else None
-    outcome = restore(landing, hdfs, metastore, captured, dry_run=dry_run)
+    outcome = restore_point(clusters, landing, dry_run=dry_run)
     for action in outcome.actions:
         print(action)
     if outcome.check is not None and not outcome.check.ok:

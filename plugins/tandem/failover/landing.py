@@ -68,7 +68,7 @@ def businesses_of(include: Path, topology: Topology, pair: str) -> list[Policy]:
 def land(clusters: Clusters, topology: Topology, policies: Sequence[Policy], cluster: str) -> list[Landed]:
     """Check each business on ``cluster`` against its newest point; restore those that differ.
     RestoreError (nothing more is changed) when a business cannot be put on its point."""
-    from tandem.points import find_point, load_capture
+    from tandem.points import find_point, open_point
     from tandem.restore import plan_landing, restore
     from tandem.verify import check_metadata
 
@@ -80,12 +80,10 @@ def land(clusters: Clusters, topology: Topology, policies: Sequence[Policy], clu
             log.warning("promote: %s: %s; nothing to land on", policy.business, exc)
             out.append(Landed(policy.business, None, note=str(exc)))
             continue
-        hdfs = clusters.hdfs(cluster)
-        captured = load_capture(hdfs, landing.manifest)
-        metastore = clusters.metastore(cluster) if captured is not None else None
-        differences = [str(a) for a in plan_landing(hdfs, landing.manifest)]
-        if captured is not None and metastore is not None:
-            differences += check_metadata(captured, metastore, landing.nameservice).mismatches
+        opened = open_point(clusters, landing)
+        differences = [str(a) for a in plan_landing(opened.hdfs, landing.manifest)]
+        if opened.capture is not None and opened.metastore is not None:
+            differences += check_metadata(opened.capture, opened.metastore, landing.nameservice).mismatches
         point = landing.manifest.point
         if not differences:
             log.info("promote: %s on %s is at its newest point %s", policy.business, cluster, point)
@@ -98,7 +96,7 @@ def land(clusters: Clusters, topology: Topology, policies: Sequence[Policy], clu
             point,
             len(differences),
         )
-        outcome = restore(landing, hdfs, metastore, captured)
+        outcome = restore(landing, opened.hdfs, opened.metastore, opened.capture)
         for action in outcome.actions:
             log.info("promote: %s: %s", policy.business, action)
         if outcome.check is None or not outcome.check.ok:
