@@ -15,7 +15,8 @@ _HOME_KEY = pytest.StashKey[Path]()
 
 @pytest.fixture(scope="session")
 def embedded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Topology]:
-    """Primary and standby embedded clusters with their own ZooKeepers, up for the whole session.
+    """The embedded clusters (primary, standby, primary2) with their own ZooKeepers, up for the
+    whole session.
 
     Shared by every test of the worker: never stop, kill or expire them here. Fault-injection
     tests start their own with ``manager.up(home=tmp_path / "home")`` and ``manager.down``.

@@ -29,6 +29,7 @@ _HANDLERS = {
     "restore": "tandem.restore:run_restore",
     "backup": "tandem.backup:run_backup",
     "promote": "tandem.failover.landing:run_promote",
+    "gateway": "tandem.gateway.command:run_gateway",
 }
 # commands whose progress (the tandem loggers at INFO) goes to stderr while they work
 _PROGRESS = {"verify", "restore", "backup", "promote"}
@@ -89,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         "--stop-backups", action="store_true", help="fence first so running backups stop, then wait for them"
     )
     promote.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+    from tandem.gateway.command import add_arguments as add_gateway
+
+    add_gateway(add)
     # commands of installed extensions (the harness: up, down, servers, demo, drill)
     for entry in entry_points(group="tandem.commands"):
         _HANDLERS.update(entry.load()(add))
@@ -102,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `status` reports unreachable clusters itself, one line each: the hooks' warnings would repeat it
     level = "ERROR" if args.command == "status" else "WARNING"
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", level)
+    if args.command == "gateway":
+        # a gateway's stdout carries its --json line and nothing else
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
     if args.command in _PROGRESS:
         handler_ = logging.StreamHandler(sys.stderr)
         handler_.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

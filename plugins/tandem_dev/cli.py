@@ -12,7 +12,7 @@ AddCommand = Callable[[str, str], argparse.ArgumentParser]
 def register(add: AddCommand) -> dict[str, str]:
     """Add ``up``, ``down``, ``servers``, ``demo`` and ``drill``; returns their handlers."""
     for name, help_ in (
-        ("up", "start the embedded primary and standby clusters"),
+        ("up", "start the embedded clusters: primary, standby and primary2"),
         ("down", "stop the embedded clusters (data is kept)"),
         ("servers", "the embedded clusters' servers and whether each answers"),
         ("demo", "the main job: back the billing business up twice and verify it"),

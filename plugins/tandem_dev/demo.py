@@ -383,7 +383,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _quiet_libraries()
     project = project_root(Path.cwd())
     started = time.monotonic()
-    _say(quiet, "Starting the embedded clusters (primary, standby)...")
+    _say(quiet, "Starting the embedded clusters (primary, standby, primary2)...")
     topology = manager.up(args.home)
     env = manager.connection_env(topology)
     airflow = LocalAirflow(
@@ -417,6 +417,10 @@ def run_demo(args: argparse.Namespace) -> int:
         raise TandemError("no restore point was published")
     check = verify_point(primary, standby, clusters.metastore("standby"), newest)
     verified = check["files_mismatched"] == 0 and check["consistency_violations"] == 0
+    from tandem_dev.gateway_demo import run_gateway_demo
+
+    gateway = run_gateway_demo(topology.home, airflow, lambda text: _say(quiet, text))
+    verified = verified and gateway["standby_mismatched"] == 0 and not gateway["degraded_after_replay"]
     result = {
         "business": BUSINESS,
         "restore_points": [
@@ -427,6 +431,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "consistency_violations": check["consistency_violations"],
         "verified": verified,
         "clusters": topology.to_json()["clusters"],
+        "gateway": gateway,
     }
     if args.json:
         print(json.dumps(result, indent=2))

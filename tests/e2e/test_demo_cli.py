@@ -41,6 +41,7 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
             "consistency_violations",
             "verified",
             "clusters",
+            "gateway",
         }
         assert result["business"] == "billing"
         assert [p["mode"] for p in result["restore_points"]] == ["full", "incremental"]
@@ -51,7 +52,13 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
         )  # a customers file, a bills file (new), one modified, settlements
         assert 0 < incremental["bytes_copied"] < full["bytes_copied"]
         assert result["verified"] is True and result["consistency_violations"] == 0
-        assert set(result["clusters"]) == {"primary", "standby"}
+        assert set(result["clusters"]) == {"primary", "standby", "primary2"}
+        gateway = result["gateway"]
+        # writes through the gateway spread over both primaries; the outage's writes were
+        # acknowledged as pending and the replay DAG put the standby back byte for byte
+        assert gateway["writes"] == 360 and all(n > 100 for n in gateway["spread"].values())
+        assert gateway["pending_during_outage"] == 60
+        assert gateway["standby_mismatched"] == 0 and gateway["degraded_after_replay"] is False
 
         listed = tandem("restore-points", "billing", "--json", home=home)
         assert listed.returncode == 0, listed.stderr

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TANDEM = str(Path(sys.executable).parent / "tandem")
 UP_TARGET_S = 30.0
+# the clusters `tandem up` starts and the role each gets on its first start
+ROLES = {"primary": "active", "standby": "standby", "primary2": "active"}
 
 
 def tandem(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,14 +100,14 @@ def home(tmp_path: Path) -> Iterator[Path]:
 def check_document(doc: dict[str, Any], home: Path) -> None:
     assert set(doc) == {"home", "clusters"}
     assert doc["home"] == str(home)
-    assert set(doc["clusters"]) == {"primary", "standby"}
+    assert set(doc["clusters"]) == set(ROLES)
     for endpoints in doc["clusters"].values():
         assert set(endpoints) == {"webhdfs", "metastore", "zookeeper"}
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", endpoints["webhdfs"])
         assert re.fullmatch(r"thrift://127\.0\.0\.1:\d+", endpoints["metastore"])
         assert re.fullmatch(r"127\.0\.0\.1:\d+", endpoints["zookeeper"])
     ports = [port_of(a) for c in doc["clusters"].values() for a in c.values()]
-    assert len(set(ports)) == 6
+    assert len(set(ports)) == 3 * len(ROLES)
 
 
 def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,7 +115,7 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
     doc = json.loads(ok(tandem("up", "--json", home=home), home))
     up_seconds = time.monotonic() - began
     check_document(doc, home)
-    primary, standby = doc["clusters"]["primary"], doc["clusters"]["standby"]
+    primary, standby, second = (doc["clusters"][n] for n in ("primary", "standby", "primary2"))
     assert up_seconds < UP_TARGET_S, f"tandem up took {up_seconds:.1f} s"
 
     # every server answers its own protocol, through the clients the rest of Tandem uses
@@ -122,11 +124,7 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
         with hms(cluster["metastore"]) as client:
             assert "default" in client.get_all_databases()
         record, alive = zk_view(cluster["zookeeper"])
-        assert (record.name, record.role, record.epoch) == (
-            name,
-            "active" if name == "primary" else "standby",
-            0,
-        )
+        assert (record.name, record.role, record.epoch) == (name, ROLES[name], 0)
         assert alive
 
     # some data in every component of the primary, and a role change a failover would make
@@ -149,7 +147,8 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
 
     report = json.loads(ok(tandem("servers", "--json", home=home), home))
     assert report["running"] is True
-    for name in ("primary", "standby"):
+    assert set(report["clusters"]) == set(ROLES)
+    for name in ROLES:
         entry = report["clusters"][name]
         assert entry["answers"] == {"webhdfs": True, "metastore": True, "zookeeper": True}
         assert entry["alive"] is True
@@ -158,16 +157,19 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
         "active",
         "active",
     )
+    assert report["clusters"]["primary2"]["role"] == "active"
     assert report["clusters"]["standby"]["epoch"] == 1
-    assert "primary  active" in ok(tandem("servers", home=home), home)
+    table = ok(tandem("servers", home=home), home)
+    for name in ROLES:
+        assert re.search(rf"^{name}\s+active\s+\d+\s+yes\s", table, re.MULTILINE), table
 
-    # down stops exactly the four recorded processes, by pid, and keeps the data
+    # down stops exactly the six recorded processes, by pid, and keeps the data
     began = time.monotonic()
     stopped = json.loads(ok(tandem("down", "--json", home=home), home))["stopped"]
     down_seconds = time.monotonic() - began
-    assert len(stopped) == 4, stopped
+    assert len(stopped) == 2 * len(ROLES), stopped
     assert not any(pid_alive(pid) for pid in pids)
-    for address in (*primary.values(), *standby.values()):
+    for address in (*primary.values(), *standby.values(), *second.values()):
         assert zookeeper.port_is_free(port_of(address))
     assert (home / "primary" / "metastore.db").is_file()
     stopped_status = tandem("servers", "--json", home=home)
@@ -184,19 +186,43 @@ def test_up_status_down_and_up_again_keep_the_data(home: Path, capsys: pytest.Ca
         doc2 = json.loads(ok(tandem("up", "--json", home=home), home))
     check_document(doc2, home)
     assert doc2["clusters"]["standby"] == standby
+    assert doc2["clusters"]["primary2"] == second
     assert doc2["clusters"]["primary"]["webhdfs"] == primary["webhdfs"]
     assert doc2["clusters"]["primary"]["zookeeper"] != primary["zookeeper"]
-    primary2 = doc2["clusters"]["primary"]
-    with InsecureClient(primary2["webhdfs"], user="hdfs").read("/keep/me.txt") as reader:
+    restarted = doc2["clusters"]["primary"]
+    with InsecureClient(restarted["webhdfs"], user="hdfs").read("/keep/me.txt") as reader:
         assert reader.read() == b"kept"
-    with hms(primary2["metastore"]) as client:
+    with hms(restarted["metastore"]) as client:
         assert client.get_database("keepdb").description == "kept"
     # the failover's role survived: the initial role is written on the first start only
     assert zk_view(standby["zookeeper"])[0].role == "active"
-    assert zk_view(primary2["zookeeper"])[0].role == "active"
+    assert zk_view(restarted["zookeeper"])[0].role == "active"
     ok(tandem("down", home=home), home)
     with capsys.disabled():
         print(f"\n[timing] tandem up (first start) {up_seconds:.1f} s, tandem down {down_seconds:.1f} s")
+
+
+def test_up_brings_up_primary2_a_second_active_cluster_of_its_own(home: Path) -> None:
+    """primary2 (for the write gateway) is a full cluster beside the pair: its own WebHDFS,
+    metastore and ZooKeeper, its own data, active from its first start."""
+    try:
+        topology = manager.up(home)
+        assert topology.names == ("primary", "standby", "primary2")
+        second, first = topology["primary2"], topology.primary
+        client = InsecureClient(second.webhdfs_url, user="hdfs")
+        assert client.status("/")["type"] == "DIRECTORY"
+        client.write("/gateway/only-here.txt", b"on primary2")
+        with client.read("/gateway/only-here.txt") as reader:
+            assert reader.read() == b"on primary2"
+        assert InsecureClient(first.webhdfs_url, user="hdfs").status("/gateway", strict=False) is None
+        with hms(second.metastore_uri) as hms_client:
+            assert hms_client.get_database("default").locationUri.startswith("hdfs://primary2/warehouse")
+        record, alive = zk_view(second.zookeeper_hosts)
+        assert (record.name, record.role, record.epoch, alive) == ("primary2", "active", 0, True)
+        assert manager.running_topology(home) == topology
+    finally:
+        stopped = manager.down(home)
+    assert sum("primary2" in line for line in stopped) == 2, stopped
 
 
 def test_home_of_another_run_is_refused_and_its_processes_left_alone(
@@ -212,7 +238,7 @@ def test_home_of_another_run_is_refused_and_its_processes_left_alone(
 
     down = tandem("down", home=copy)
     assert down.returncode == 1
-    assert down.stdout.count("alone: it is not a process this home started") == 4
+    assert down.stdout.count("alone: it is not a process this home started") == 2 * len(ROLES)
     # the other run still serves
     assert all(all(kinds.values()) for kinds in manager.probe(embedded).values())
     assert manager.running_topology(embedded.home) == embedded
@@ -262,7 +288,8 @@ def test_embedded_fixture_serves_airflow_hooks(airflow_conns: dict[str, str], em
 
     ids = manager.cluster_conn_ids(ROOT / "include" / "clusters.yaml")
     assert set(airflow_conns) == {f"AIRFLOW_CONN_{i.upper()}" for c in ids.values() for i in c.values()}
-    for name in ("primary", "standby"):
+    assert set(ids) == set(ROLES)
+    for name in ROLES:
         client = WebHDFSHook(webhdfs_conn_id=ids[name]["webhdfs"]).get_conn()
         assert client.url == embedded[name].webhdfs_url
         assert client.status("/")["type"] == "DIRECTORY"

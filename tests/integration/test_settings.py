@@ -166,7 +166,8 @@ def test_project_settings_define_the_embedded_connections_and_the_copy_pool() ->
     ids = manager.cluster_conn_ids(ROOT / "include" / "clusters.yaml")
     by_id = {c.conn_id: c for c in settings.connections}
     types = {"webhdfs": "webhdfs", "metastore": "hive_metastore", "zookeeper": "zookeeper"}
-    for cluster in ("primary", "standby"):
+    assert set(ids) == {"primary", "standby", "primary2"}
+    for cluster in ids:
         for kind, conn_type in types.items():
             defined = by_id[ids[cluster][kind]]
             assert defined.conn_type == conn_type

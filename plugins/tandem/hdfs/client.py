@@ -174,9 +174,13 @@ class Hdfs:
         permission: str | None = None,
         replication: int | None = None,
         blocksize: int | None = None,
+        append: bool = False,
     ) -> None:
-        """CREATE through the two-step data path. Not atomic: write to a temporary name and
-        rename when readers must never see a partial file."""
+        """CREATE (or APPEND) through the two-step data path. Not atomic: write to a temporary
+        name and rename when readers must never see a partial file."""
+        if append:
+            self._client.write(path, data=data, append=True)
+            return
         self._client.write(
             path,
             data=data,

@@ -56,6 +56,25 @@ class FileStatus:
     def is_dir(self) -> bool:
         return self.type == "DIRECTORY"
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``FileStatus`` JSON object WebHDFS sends for this entry."""
+        return {
+            "pathSuffix": self.path_suffix,
+            "type": self.type,
+            "length": self.length,
+            "owner": self.owner,
+            "group": self.group,
+            "permission": self.permission,
+            "modificationTime": self.modification_time,
+            "accessTime": self.access_time,
+            "replication": self.replication,
+            "blockSize": self.block_size,
+            "fileId": self.file_id,
+            "childrenNum": self.children_num,
+            "aclBit": self.acl_bit,
+            "snapshotEnabled": self.snapshot_enabled,
+        }
+
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> FileStatus:
         where = "FileStatus"

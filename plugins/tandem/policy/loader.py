@@ -125,7 +125,7 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
-def _read_yaml(path: Path) -> tuple[Any, list[ConfigError]]:
+def read_yaml(path: Path) -> tuple[Any, list[ConfigError]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -204,7 +204,7 @@ def _reason(root: type[BaseModel], error: Mapping[str, Any]) -> str:
     return message[:1].lower() + message[1:] + suffix
 
 
-def _convert(file: str, root: type[BaseModel], exc: ValidationError) -> list[ConfigError]:
+def validation_errors(file: str, root: type[BaseModel], exc: ValidationError) -> list[ConfigError]:
     return [
         ConfigError(file, _format_loc(error["loc"]), _reason(root, error))
         for error in exc.errors()
@@ -247,7 +247,7 @@ def _policy_errors(path: Path, raw: Mapping[str, Any], topology: Topology | None
     try:
         Policy.model_validate(raw, context={"stem": path.stem, "topology": topology})
     except ValidationError as exc:
-        errors = _convert(file, Policy, exc) + errors
+        errors = validation_errors(file, Policy, exc) + errors
     return errors
 
 
@@ -295,7 +295,7 @@ def check_policy_file(path: Path, topology: Topology | None) -> tuple[Policy | N
     ``topology`` None skips the pair check (the topology itself is broken or missing and is
     reported on its own).
     """
-    raw, errors = _read_yaml(path)
+    raw, errors = read_yaml(path)
     if raw is not None:
         errors = _policy_errors(path, raw, topology)
     if errors:
@@ -420,14 +420,14 @@ def _ancestors_or_self(path: str) -> list[str]:
 
 def check_topology_file(path: Path) -> tuple[Topology | None, tuple[ConfigError, ...]]:
     """Every error of ``clusters.yaml``, and the topology when there is none."""
-    raw, errors = _read_yaml(path)
+    raw, errors = read_yaml(path)
     if raw is None:
         return None, tuple(errors)
     file = str(path)
     try:
         return Topology.model_validate(raw), ()
     except ValidationError as exc:
-        found = _convert(file, Topology, exc)
+        found = validation_errors(file, Topology, exc)
     pairs = dict(_valid_items(_PAIR, raw.get("pairs")))
     clusters = raw.get("clusters")
     if isinstance(clusters, dict):

@@ -1,7 +1,9 @@
-"""``tandem up|status|down``: the embedded primary and standby clusters and their ZooKeepers.
+"""``tandem up|status|down``: the embedded clusters (:data:`CLUSTERS`) and their ZooKeepers.
 
-``up`` starts four detached processes per home: a ZooKeeper JVM and a cluster process
-(:mod:`tandem_dev.embedded.cluster`: WebHDFS + metastore) for each of ``primary`` and ``standby``.
+``up`` starts two detached processes per cluster: a ZooKeeper JVM and a cluster process
+(:mod:`tandem_dev.embedded.cluster`: WebHDFS + metastore) for each of ``primary`` and
+``standby`` (the pair ``main`` of include/clusters.yaml) and ``primary2`` (a second active
+cluster in no pair, for the write gateway, which spreads data ids over several primaries).
 They outlive the command; ``H/state.json`` records their pids, ports and an owner token. The
 token is also on every process's command line, so ``down`` signals a pid only after checking,
 in ``/proc/<pid>/cmdline``, that it is still the process this home launched.
@@ -40,10 +42,12 @@ from tandem_dev.embedded.cluster import READY_FILE, SUPERUSER, read_ready
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
 STATE_VERSION = 1
-# name -> role written on the first start only; later starts keep what ZooKeeper holds
+# name -> role written on the first start only; later starts keep what ZooKeeper holds.
+# primary2 is in no pair: a second primary for the write gateway.
 CLUSTERS: tuple[tuple[str, Literal["active", "standby"]], ...] = (
     ("primary", "active"),
     ("standby", "standby"),
+    ("primary2", "active"),
 )
 CONNECTION_KINDS = ("webhdfs", "metastore", "zookeeper")
 
@@ -308,7 +312,7 @@ def _write_state(home: Path, state: HomeState) -> None:
 
 @contextlib.contextmanager
 def _home_lock(home: Path, timeout: float = 120.0) -> Iterator[None]:
-    """Serialise up/down on one home (two concurrent `tandem up` would start eight processes)."""
+    """Serialise up/down on one home (two concurrent `tandem up` would start every process twice)."""
     home.mkdir(parents=True, exist_ok=True)
     with (home / ".lock").open("a") as handle:
         deadline = time.monotonic() + timeout
@@ -802,7 +806,7 @@ def restart_cluster(home: Path, name: str, timeout: float = 60.0) -> None:
 
 
 def up(home: Path | None = None) -> Topology:
-    """Start (or find running) the embedded primary and standby clusters; see :func:`bring_up`."""
+    """Start (or find running) the embedded clusters of :data:`CLUSTERS`; see :func:`bring_up`."""
     return bring_up(home).topology
 
 

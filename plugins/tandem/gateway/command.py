@@ -1,0 +1,174 @@
+"""``tandem gateway serve|status|token|replay|validate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from tandem import environment
+from tandem.errors import TandemError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(add: Any) -> None:
+    gateway = add("gateway", "the write gateway: serve a plan, its status, tokens, replay")
+    gateway.add_argument("action", choices=["serve", "status", "token", "replay", "validate"])
+    gateway.add_argument("plan", nargs="?", help="the plan's name (include/gateway/<plan>.yaml)")
+    gateway.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+    gateway.add_argument("--host", default="127.0.0.1", help="serve: address to bind (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
+    gateway.add_argument("--user", help="token: the user the token writes as")
+    gateway.add_argument("--no-worker", action="store_true", help="serve: leave replay to the DAG")
+    gateway.add_argument(
+        "--inflight-grace",
+        type=float,
+        default=None,
+        help="seconds before a dead write's inflight mark is replayed (default 600)",
+    )
+
+
+def _serve(args: argparse.Namespace, include: Path) -> int:
+    import uvicorn
+
+    from tandem.gateway.context import open_plan
+    from tandem.gateway.server import create_app
+    from tandem.gateway.service import Gateway
+    from tandem.gateway.tokens import TokenStore
+
+    ctx = open_plan(include, args.plan)
+    gateway = Gateway(ctx, inflight_grace_s=args.inflight_grace, worker=not args.no_worker)
+    app = create_app(gateway, TokenStore(ctx.plan.plan))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if args.json:
+                print(
+                    json.dumps({"url": url, "plan": ctx.plan.plan, "webhdfs": f"{url}/webhdfs/v1"}),
+                    flush=True,
+                )
+            else:
+                print(
+                    f"tandem gateway: plan {ctx.plan.plan} ({ctx.plan.mode}) at {url}/webhdfs/v1; "
+                    f"primaries {', '.join(ctx.primaries)}, "
+                    f"standby {ctx.standby.name}:{ctx.plan.target.root}",
+                    flush=True,
+                )
+
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", http="httptools", timeout_keep_alive=30, access_log=False
+    )
+    try:
+        _Server(config).run(sockets=[sock])
+    finally:
+        gateway.close()
+    return 0
+
+
+def _status(args: argparse.Namespace, include: Path) -> int:
+    from tandem.gateway.context import build_context
+    from tandem.gateway.plan import load_plan
+    from tandem.gateway.replay import pending
+
+    ctx = build_context(load_plan(include, args.plan), include)
+    sides = pending(ctx)
+    degraded = any(not v.get("reachable") for v in sides.values()) or any(
+        isinstance(q, dict) and q.get("count") for v in sides.values() for q in v.values()
+    )
+    doc = {"plan": ctx.plan.plan, "mode": ctx.plan.mode, "degraded": degraded, "sides": sides}
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    print(f"plan {ctx.plan.plan}: mode {ctx.plan.mode}, {'DEGRADED' if degraded else 'healthy'}")
+    for name, entry in sides.items():
+        role = "standby" if name == ctx.standby.name else "primary"
+        if not entry.get("reachable"):
+            print(f"  {name:<10} {role:<8} unreachable: {entry.get('error')}")
+            continue
+        queues = [
+            f"{k.replace('_', '-')} {v['count']}"
+            + (f" (oldest {v['oldest_age_s']:.0f}s)" if v.get("oldest_age_s") is not None else "")
+            for k, v in entry.items()
+            if isinstance(v, dict)
+        ]
+        print(f"  {name:<10} {role:<8} reachable; " + ", ".join(queues))
+    return 0
+
+
+def _replay(args: argparse.Namespace, include: Path) -> int:
+    from tandem.gateway.context import build_context
+    from tandem.gateway.plan import load_plan
+    from tandem.gateway.replay import INFLIGHT_GRACE_S, replay_all
+
+    ctx = build_context(load_plan(include, args.plan), include)
+    grace = args.inflight_grace if args.inflight_grace is not None else INFLIGHT_GRACE_S
+    report = replay_all(ctx, 0.0, grace)
+    if args.json:
+        print(json.dumps({"plan": ctx.plan.plan, **{k: v for k, v in vars(report).items()}}))
+    else:
+        print(f"plan {ctx.plan.plan}: {report.summary()}")
+    return 1 if report.problems else 0
+
+
+def _validate(args: argparse.Namespace, include: Path) -> int:
+    from tandem.gateway.plan import load_plans, plans_dir
+    from tandem.policy import check_topology_file
+
+    topology, _ = check_topology_file(include / "clusters.yaml")
+    found = load_plans(plans_dir(include), topology)
+    for path, errors in found.errors.items():
+        for err in errors:
+            print(f"{path}: {err.field}: {err.reason}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "plans": sorted(found.plans),
+                    "errors": {
+                        str(p): [{"field": e.field, "reason": e.reason} for e in errs]
+                        for p, errs in found.errors.items()
+                    },
+                }
+            )
+        )
+    else:
+        print(f"{len(found.plans)} plans valid, {len(found.errors)} files with errors")
+    return 1 if found.errors else 0
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    include = environment.include_dir()
+    if args.action != "validate" and not args.plan:
+        raise TandemError(f"`tandem gateway {args.action}` needs a plan name")
+    if args.action == "token":
+        if not args.user:
+            raise TandemError("`tandem gateway token` needs --user NAME")
+        environment.use(args.home, with_airflow=True, strict=False)
+        from tandem.gateway.plan import load_plan
+        from tandem.gateway.tokens import issue
+
+        plan = load_plan(include, args.plan)
+        token = issue(plan.plan, args.user)
+        print(json.dumps({"plan": plan.plan, "user": args.user, "token": token}) if args.json else token)
+        return 0
+    if args.action == "validate":
+        return _validate(args, include)
+    environment.use(args.home, with_airflow=args.action == "serve", strict=True)
+    if args.action == "serve":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        logging.getLogger("airflow").setLevel(logging.WARNING)
+        return _serve(args, include)
+    if args.action == "status":
+        return _status(args, include)
+    return _replay(args, include)

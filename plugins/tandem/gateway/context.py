@@ -1,0 +1,157 @@
+"""A plan, its sides and its routing map, ready to serve or replay.
+
+:func:`open_plan` builds the sides from ``clusters.yaml`` (each through its WebHDFS
+connection) and settles the bucket map: the one stored with the plan's records on the
+clusters, or, the first time, the plan's even spread, stored then. A stored map that differs
+from the plan (a primary added or removed, another bucket count) is refused with the reason:
+moving written data between primaries is an explicit operation, never a side effect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tandem.errors import ConfigError, RemoteHdfsError, TandemError
+from tandem.gateway.marks import Journal
+from tandem.gateway.plan import GatewayPlan, load_plan
+from tandem.gateway.routing import BucketMap
+from tandem.gateway.sides import Side, is_unreachable
+from tandem.hdfs.client import is_missing
+from tandem.hdfs.types import FileStatus
+
+log = logging.getLogger(__name__)
+
+ROUTING_FILE = "routing.json"
+# the gateway's own temporary names, beside the final name; hidden from listings
+TEMP_PREFIX = ".tandem-gw."
+
+
+class RoutingConflict(TandemError):
+    """The stored bucket map and the plan disagree: serving would move written data."""
+
+
+def temp_name(path: str) -> str:
+    parent, name = posixpath.split(path)
+    return posixpath.join(parent, f"{TEMP_PREFIX}{secrets.token_hex(6)}.{name}")
+
+
+def is_gateway_temp(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX)
+
+
+@dataclass
+class PlanContext:
+    plan: GatewayPlan
+    primaries: dict[str, Side]
+    standby: Side
+    routes: BucketMap
+
+    def side(self, name: str) -> Side:
+        return self.standby if name == self.standby.name else self.primaries[name]
+
+    def journal(self, side: Side) -> Journal:
+        return Journal(side.hdfs, self.plan.journal)
+
+    def all_sides(self) -> Iterator[Side]:
+        yield from self.primaries.values()
+        yield self.standby
+
+    def locate(self, path: str, explicit_id: str | None = None) -> tuple[Side, FileStatus] | None:
+        """The primary holding ``path`` and its status: the routed primary first, then the others
+        (a directory renamed whole keeps its files where they were written). None when no
+        reachable primary has it; SideDown-like errors propagate when the routed one is down."""
+        first = self.primaries[self.routes.route(path, explicit_id)]
+        order = [first, *(s for s in self.primaries.values() if s is not first)]
+        for side in order:
+            try:
+                status = side.hdfs.status(path)
+            except Exception as exc:
+                if side is first or not is_unreachable(exc):
+                    raise
+                continue
+            if status is not None:
+                return side, status
+        return None
+
+
+def _read_map(side: Side, journal: str) -> BucketMap | None:
+    try:
+        return BucketMap.from_json(json.loads(side.hdfs.read_bytes(f"{journal}/{ROUTING_FILE}")))
+    except RemoteHdfsError as exc:
+        if is_missing(exc):
+            return None
+        raise
+
+
+def settle_routes(plan: GatewayPlan, sides: list[Side]) -> BucketMap:
+    """The stored map (from any side that answers), or the plan's, stored on every side."""
+    wanted = BucketMap.even(plan.plan, plan.primaries, plan.routing.buckets, plan.routing.hash)
+    stored: BucketMap | None = None
+    reachable = []
+    for side in sides:
+        try:
+            found = _read_map(side, plan.journal)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            side.failed(exc)
+            continue
+        reachable.append(side)
+        stored = stored or found
+    if not reachable:
+        raise TandemError(f"plan {plan.plan}: no cluster answers ({', '.join(s.name for s in sides)})")
+    if stored is not None:
+        why = stored.differences(wanted)
+        if why:
+            raise RoutingConflict(
+                f"plan {plan.plan}: the routing map stored in {plan.journal}/{ROUTING_FILE} differs from the "
+                f"plan: {why}. Moving written data between primaries is not done silently: restore the "
+                "plan's primaries and routing, or move the data and remove the stored map"
+            )
+    for side in reachable:
+        try:
+            side.hdfs.write(
+                f"{plan.journal}/{ROUTING_FILE}", json.dumps(wanted.to_json()).encode(), overwrite=False
+            )
+        except RemoteHdfsError as exc:
+            if exc.exception != "FileAlreadyExistsException":
+                raise
+    return stored or wanted
+
+
+def build_context(plan: GatewayPlan, include: Path) -> PlanContext:
+    """The sides of ``plan`` from ``include/clusters.yaml``; the map is settled by :func:`open_plan`."""
+    from tandem.policy import load_topology
+
+    topology = load_topology(include / "clusters.yaml")
+    missing = [n for n in (*plan.primaries, plan.target.cluster) if n not in topology.clusters]
+    if missing:
+        raise ConfigError(
+            str(include / "clusters.yaml"), "clusters", f"plan {plan.plan} names unknown {missing}"
+        )
+    primaries = {n: Side(n, topology.cluster(n).webhdfs_conn_id) for n in plan.primaries}
+    target = topology.cluster(plan.target.cluster)
+    standby = Side(plan.target.cluster, target.webhdfs_conn_id, plan.target.root)
+    routes = BucketMap.even(plan.plan, plan.primaries, plan.routing.buckets, plan.routing.hash)
+    return PlanContext(plan, primaries, standby, routes)
+
+
+def open_plan(include: Path, name: str) -> PlanContext:
+    plan = load_plan(include, name)
+    context = build_context(plan, include)
+    context.routes = settle_routes(plan, list(context.all_sides()))
+    log.info(
+        "plan %s: %d buckets over %s, standby %s:%s",
+        plan.plan,
+        context.routes.buckets,
+        ", ".join(plan.primaries),
+        context.standby.name,
+        plan.target.root,
+    )
+    return context

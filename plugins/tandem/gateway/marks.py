@@ -1,0 +1,149 @@
+"""Pending marks: what one side holds that another still lacks, kept with the data.
+
+A mark is a small JSON file in the plan's journal on the cluster that holds the data
+(``/.tandem/gateway/<plan>/`` there), so losing the gateway host loses nothing:
+
+- ``inflight/<id>`` on a primary: written while a write is under way; a gateway that dies
+  mid-write leaves it behind, and replay reconciles the path (never acknowledged, never torn);
+- ``pending-backup/<id>`` on a primary: the standby still lacks this change;
+- ``pending-store/<primary>/<id>`` on the standby: the primary was down, the standby holds the
+  change and writes it back when the primary answers again (the side that took over is right).
+
+Ids start with the mark's time in milliseconds, so a listing sorted by name is oldest first:
+the count and the oldest age of a queue cost one LISTSTATUS. A mark names paths, not bytes:
+replaying it makes the receiving side match the holder's current state of those paths, so
+replaying twice, or replaying an older mark after a newer write, is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tandem.errors import RemoteHdfsError
+from tandem.hdfs.client import Hdfs, is_missing
+
+INFLIGHT = "inflight"
+PENDING_BACKUP = "pending-backup"
+PENDING_STORE = "pending-store"
+
+
+def new_id(now_ms: int | None = None) -> str:
+    return f"{now_ms if now_ms is not None else int(time.time() * 1000):013d}-{secrets.token_hex(6)}"
+
+
+def id_time_ms(mark_id: str) -> int:
+    return int(mark_id.split("-", 1)[0])
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One change a side still lacks: ``paths`` as the application wrote them."""
+
+    id: str
+    op: str
+    paths: tuple[str, ...]
+    primary: str
+    user: str = ""
+    temp: str | None = None
+    size: int = 0
+    written_at_ms: int = field(default=0)
+
+    @classmethod
+    def new(cls, op: str, paths: tuple[str, ...], primary: str, user: str = "", **kw: Any) -> Mark:
+        now = int(time.time() * 1000)
+        return cls(new_id(now), op, paths, primary, user, written_at_ms=now, **kw)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "id": self.id,
+                "op": self.op,
+                "paths": list(self.paths),
+                "primary": self.primary,
+                "user": self.user,
+                "temp": self.temp,
+                "size": self.size,
+                "written_at_ms": self.written_at_ms,
+            }
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Mark:
+        doc = json.loads(raw)
+        return cls(
+            str(doc["id"]),
+            str(doc["op"]),
+            tuple(doc["paths"]),
+            str(doc["primary"]),
+            str(doc.get("user") or ""),
+            doc.get("temp"),
+            int(doc.get("size") or 0),
+            int(doc.get("written_at_ms") or id_time_ms(doc["id"])),
+        )
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A queue's size and its oldest mark, from one listing."""
+
+    count: int
+    oldest_ms: int | None
+
+    def oldest_age_s(self, now: float | None = None) -> float | None:
+        if self.oldest_ms is None:
+            return None
+        return max(0.0, (now if now is not None else time.time()) - self.oldest_ms / 1000)
+
+
+class Journal:
+    """The marks of one plan on one cluster."""
+
+    def __init__(self, hdfs: Hdfs, journal_root: str) -> None:
+        self.hdfs = hdfs
+        self.root = journal_root
+
+    def dir(self, state: str, primary: str | None = None) -> str:
+        return f"{self.root}/{state}/{primary}" if primary else f"{self.root}/{state}"
+
+    def put(self, mark: Mark, state: str, primary: str | None = None) -> None:
+        """Durable once this returns (CREATE is acknowledged after the data is written)."""
+        self.hdfs.write(f"{self.dir(state, primary)}/{mark.id}", mark.to_bytes(), overwrite=False)
+
+    def move(self, mark: Mark, src: str, dst: str) -> None:
+        """Atomic (RENAME): the mark is in one queue or the other, never neither."""
+        target = self.dir(dst)
+        try:
+            self.hdfs.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
+        except RemoteHdfsError:
+            # WebHDFS answers false when the queue directory does not exist yet
+            self.hdfs.mkdirs(target)
+            self.hdfs.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
+
+    def delete(self, mark_id: str, state: str, primary: str | None = None) -> None:
+        self.hdfs.delete(f"{self.dir(state, primary)}/{mark_id}")
+
+    def ids(self, state: str, primary: str | None = None) -> list[str]:
+        """Mark ids of a queue, oldest first; empty when the queue was never used."""
+        try:
+            return sorted(s.path_suffix for s in self.hdfs.list(self.dir(state, primary)))
+        except RemoteHdfsError as exc:
+            if is_missing(exc):
+                return []
+            raise
+
+    def queue(self, state: str, primary: str | None = None) -> Queue:
+        ids = self.ids(state, primary)
+        return Queue(len(ids), id_time_ms(ids[0]) if ids else None)
+
+    def read(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
+        """The mark, or None when another replayer already finished it."""
+        try:
+            return Mark.from_bytes(self.hdfs.read_bytes(f"{self.dir(state, primary)}/{mark_id}"))
+        except RemoteHdfsError as exc:
+            if is_missing(exc):
+                return None
+            raise

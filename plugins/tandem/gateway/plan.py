@@ -1,0 +1,281 @@
+"""Gateway plans: ``include/gateway/<plan>.yaml``, one file per backup plan, parsed once.
+
+A plan says where applications write (its ``roots``), which primaries hold the data (a data id
+hashes to a bucket, each bucket belongs to one primary), where every write is mirrored
+(``target``: a cluster of ``clusters.yaml`` and a root there) and when (``mode``: ``sync`` or
+``async``). Files are validated like policies: every error is reported as file, field and
+reason, and one bad file never stops the other plans (:func:`load_plans`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
+
+from tandem.errors import ConfigError
+from tandem.policy.loader import InvalidConfig, policy_files, read_yaml, validation_errors
+from tandem.policy.models import Topology
+from tandem.policy.types import FILE_FIELD, Duration, HdfsPath, Name
+
+JOURNAL_ROOT = "/.tandem/gateway"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 1 << 10,
+    "MiB": 1 << 20,
+    "GiB": 1 << 30,
+    "TiB": 1 << 40,
+}
+
+
+def _fail(reason: str) -> None:
+    raise PydanticCustomError("tandem", "{reason}", {"reason": reason})
+
+
+def parse_size(text: str) -> int:
+    """``2GiB``, ``500MB``, ``64KiB`` -> bytes (decimal and binary units)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size like 2GiB or 500MB (units B, KB, MB, GB, TB, KiB...TiB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def _to_size(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            _fail(str(exc))
+        if size > 0:
+            return size
+    _fail(f"{value!r} is not a size: write it with a unit, like 2GiB")
+    raise AssertionError
+
+
+Size = Annotated[int, BeforeValidator(_to_size)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Routing(_Frozen):
+    """key = hash(data id) mod buckets; each bucket belongs to one primary."""
+
+    hash: Literal["md5", "sha1", "sha256"] = "md5"
+    buckets: int = Field(default=1000, ge=1, le=1_000_000)
+
+
+class Target(_Frozen):
+    """Where every write is mirrored: ``<root>/<path as written>`` on ``cluster``."""
+
+    cluster: Name
+    root: HdfsPath
+
+
+class AsyncOptions(_Frozen):
+    """Async mode: back a write up this long after the primary acknowledged it."""
+
+    interval: Duration = timedelta(minutes=1)
+
+
+class Replay(_Frozen):
+    """How often ``tandem_gateway_replay__<plan>`` looks for pending work."""
+
+    every: Duration = timedelta(minutes=5)
+
+
+class Access(_Frozen):
+    """Who may write where: a token's user writes only under these paths."""
+
+    user: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    paths: tuple[HdfsPath, ...] = Field(min_length=1)
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+class GatewayPlan(_Frozen):
+    """One backup plan of the write gateway."""
+
+    plan: Name
+    description: str = ""
+    roots: tuple[HdfsPath, ...] = ()
+    primaries: tuple[Name, ...] = Field(min_length=1)
+    routing: Routing = Routing()
+    target: Target
+    mode: Literal["sync", "async"] = "sync"
+    async_: AsyncOptions = Field(default=AsyncOptions(), alias="async")
+    large_write_advice: Size = 2 << 30
+    access: tuple[Access, ...] = ()
+    replay: Replay = Replay()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> GatewayPlan:
+        context = info.context or {}
+        problems = [
+            *self._naming_problems(context.get("stem"), context.get("topology")),
+            *self._root_problems(),
+        ]
+        if problems:
+            raise PydanticCustomError("tandem", "{reason}", {"reason": "; ".join(problems)})
+        return self
+
+    def _naming_problems(self, stem: str | None, topology: Topology | None) -> list[str]:
+        problems = []
+        if stem is not None and stem != self.plan:
+            problems.append(
+                f"plan: is {self.plan!r} but the file is named {stem!r}: name it {self.plan}.yaml"
+            )
+        if len(set(self.primaries)) != len(self.primaries):
+            problems.append("primaries: a cluster is listed twice")
+        if self.target.cluster in self.primaries:
+            problems.append(
+                f"target.cluster: {self.target.cluster!r} is also a primary; the standby must differ"
+            )
+        if self.routing.buckets < len(self.primaries):
+            problems.append(
+                f"routing.buckets: {self.routing.buckets} buckets cannot spread over "
+                f"{len(self.primaries)} primaries"
+            )
+        if topology is not None:
+            named = [*(("primaries", p) for p in self.primaries), ("target.cluster", self.target.cluster)]
+            known = ", ".join(sorted(topology.clusters))
+            problems += [
+                f"{where}: cluster {name!r} is not defined in clusters.yaml; defined: {known}"
+                for where, name in named
+                if name not in topology.clusters
+            ]
+        return problems
+
+    def _root_problems(self) -> list[str]:
+        roots = self.write_roots
+        problems = [
+            f"roots: {root} overlaps /.tandem, where Tandem keeps its own records"
+            for root in roots
+            if _within(root, "/.tandem") or _within("/.tandem", root)
+        ]
+        problems += [
+            f"roots: {a} and {b} overlap: list the outer one only"
+            for i, a in enumerate(roots)
+            for b in roots[i + 1 :]
+            if _within(a, b) or _within(b, a)
+        ]
+        problems += [
+            f"access[{n}].paths: {path} is outside the plan's roots {', '.join(roots)}"
+            for n, rule in enumerate(self.access)
+            for path in rule.paths
+            if not any(_within(path, r) for r in roots)
+        ]
+        return problems
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def write_roots(self) -> tuple[str, ...]:
+        """Where applications may write: ``roots``, by default ``/<plan>``."""
+        return self.roots or (f"/{self.plan}",)
+
+    @property
+    def journal(self) -> str:
+        """Tandem's own records for the plan on every cluster (marks, routing map)."""
+        return f"{JOURNAL_ROOT}/{self.plan}"
+
+    @property
+    def async_interval(self) -> timedelta:
+        return self.async_.interval
+
+    def within_roots(self, path: str) -> bool:
+        return any(_within(path, root) for root in self.write_roots)
+
+    def may_write(self, user: str, path: str) -> bool:
+        """Whether ``user`` may change ``path``: anyone when the plan has no ``access`` rules."""
+        if not self.access:
+            return True
+        return any(rule.user == user and any(_within(path, p) for p in rule.paths) for rule in self.access)
+
+
+@dataclass(frozen=True)
+class PlanSet:
+    """The plans of a directory, by name, and the errors of the files that did not load."""
+
+    plans: Mapping[str, GatewayPlan]
+    errors: Mapping[Path, tuple[ConfigError, ...]]
+
+
+def check_plan_file(
+    path: Path, topology: Topology | None
+) -> tuple[GatewayPlan | None, tuple[ConfigError, ...]]:
+    raw, errors = read_yaml(path)
+    if raw is None:
+        return None, tuple(errors)
+    try:
+        return GatewayPlan.model_validate(raw, context={"stem": path.stem, "topology": topology}), ()
+    except Exception as exc:  # pydantic ValidationError
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        found = validation_errors(str(path), GatewayPlan, exc)
+    # a model-level problem lists "field: reason" parts; report each as its own error
+    split: list[ConfigError] = []
+    for err in found:
+        if err.field == FILE_FIELD and ": " in err.reason:
+            for part in err.reason.split("; "):
+                field, _, reason = part.partition(": ")
+                split.append(ConfigError(err.file, field, reason))
+        else:
+            split.append(err)
+    return None, tuple(split)
+
+
+def plans_dir(include: Path) -> Path:
+    return include / "gateway"
+
+
+def load_plans(directory: Path, topology: Topology | None) -> PlanSet:
+    """Every plan of ``directory`` (``*.yaml``/``*.yml``), each file isolated from the others."""
+    if not directory.is_dir():
+        return PlanSet(MappingProxyType({}), MappingProxyType({}))
+    good: dict[str, GatewayPlan] = {}
+    errors: dict[Path, tuple[ConfigError, ...]] = {}
+    for path in policy_files(directory):
+        plan, problems = check_plan_file(path, topology)
+        if plan is None:
+            errors[path] = problems
+        else:
+            good[plan.plan] = plan
+    return PlanSet(MappingProxyType(good), MappingProxyType(errors))
+
+
+def load_plan(include: Path, name: str) -> GatewayPlan:
+    """The plan ``name`` of ``include/gateway/``, or ConfigError / InvalidConfig saying why not."""
+    from tandem.policy import load_topology
+
+    path = next(
+        (p for p in (plans_dir(include) / f"{name}.yaml", plans_dir(include) / f"{name}.yml") if p.is_file()),
+        None,
+    )
+    if path is None:
+        raise ConfigError(str(plans_dir(include) / f"{name}.yaml"), FILE_FIELD, f"no gateway plan {name!r}")
+    plan, errors = check_plan_file(path, load_topology(include / "clusters.yaml"))
+    if plan is None:
+        raise InvalidConfig(errors)
+    return plan

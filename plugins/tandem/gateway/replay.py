@@ -1,0 +1,301 @@
+"""Replay: make the side that missed a change match the side that holds it.
+
+Marks name paths (:mod:`tandem.gateway.marks`); replaying one reconciles those paths from
+the holder's current state, so it is idempotent and safe to repeat after a crash. For each
+primary, its pending-store queue (kept on the standby) is written back before its own
+pending-backup queue is copied out: while a primary was down the standby took its writes,
+and a recovering primary must not overwrite them with what it held before (as HBase's sync
+replication replays the standby's remote WALs first). Copies land under a temporary name
+and are renamed into place, so a reader never sees a partial file on either side.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, Mark, id_time_ms
+from tandem.gateway.sides import Side, SideDown, is_unreachable
+from tandem.hdfs.client import Hdfs
+from tandem.hdfs.types import FileStatus
+
+log = logging.getLogger(__name__)
+
+# an inflight mark this old belongs to a gateway that died mid-write (a live write renews nothing,
+# so the grace must exceed the longest write a plan expects)
+INFLIGHT_GRACE_S = 600.0
+WORKERS = 8
+
+
+@dataclass
+class ReplayReport:
+    """What one replay did."""
+
+    marks: int = 0
+    files: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    deferred: int = 0
+    oldest_age_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, other: ReplayReport) -> None:
+        self.marks += other.marks
+        self.files += other.files
+        self.bytes += other.bytes
+        self.deleted += other.deleted
+        self.deferred += other.deferred
+        ages = [a for a in (self.oldest_age_s, other.oldest_age_s) if a is not None]
+        self.oldest_age_s = max(ages) if ages else None
+        self.problems += other.problems
+
+    def summary(self) -> str:
+        age = f", oldest pending {self.oldest_age_s:.0f}s" if self.oldest_age_s is not None else ""
+        text = (
+            f"{self.marks} marks replayed: {self.files} files ({self.bytes} bytes) copied, "
+            f"{self.deleted} paths deleted, {self.deferred} deferred{age}"
+        )
+        return text + ("; problems: " + "; ".join(self.problems[:5]) if self.problems else "")
+
+
+# --------------------------------------------------------------------------- one path
+
+
+def _same(src: Hdfs, src_path: str, src_status: FileStatus, dst: Hdfs, dst_path: str) -> bool:
+    dst_status = dst.status(dst_path)
+    if dst_status is None or dst_status.is_dir or dst_status.length != src_status.length:
+        return False
+    return src.checksum(src_path) == dst.checksum(dst_path)
+
+
+def copy_file(
+    src: Hdfs,
+    src_path: str,
+    status: FileStatus,
+    dst: Hdfs,
+    dst_path: str,
+    written_at_ms: int | None,
+    report: ReplayReport,
+) -> None:
+    """``src_path`` onto ``dst_path`` unless equal already: temporary name, then RENAME over."""
+    if not _same(src, src_path, status, dst, dst_path):
+        tmp = temp_name(dst_path)
+        with src.open(src_path) as chunks:
+            dst.write(tmp, chunks, overwrite=True, permission=status.permission)
+        dst.replace(tmp, dst_path)
+        report.files += 1
+        report.bytes += status.length
+    dst.set_times(dst_path, written_at_ms or status.modification_time)
+    dst.set_owner(dst_path, status.owner, status.group)
+    dst.set_permission(dst_path, status.permission)
+
+
+def _walk(hdfs: Hdfs, top: str) -> dict[str, FileStatus]:
+    return {e.relpath: e.status for e in hdfs.walk(top) if not is_gateway_temp(posixpath.basename(e.relpath))}
+
+
+def backup_path(ctx: PlanContext, path: str, written_at_ms: int | None, report: ReplayReport) -> None:
+    """Make the standby's copy of ``path`` what the primaries hold now (file, tree or nothing)."""
+    standby = ctx.standby.hdfs
+    dst = ctx.standby.local(path)
+    found = ctx.locate(path)
+    if found is None:
+        # gone from every primary; a primary that does not answer may still hold it
+        for side in ctx.primaries.values():
+            side.hdfs.status("/")
+        if standby.delete(dst, recursive=True):
+            report.deleted += 1
+        return
+    holder, status = found
+    if not status.is_dir:
+        copy_file(holder.hdfs, path, status, standby, dst, written_at_ms, report)
+        return
+    _backup_tree(ctx, path, dst, report)
+
+
+def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport) -> None:
+    """The standby's tree at ``dst`` made the union of the primaries' trees at ``path``."""
+    standby = ctx.standby.hdfs
+    merged: dict[str, tuple[Side, FileStatus]] = {}
+    for side in ctx.primaries.values():
+        if side.hdfs.status(path) is not None:
+            for rel, st in _walk(side.hdfs, path).items():
+                merged.setdefault(rel, (side, st))
+    standby.mkdirs(dst)
+    present = _walk(standby, dst)
+    for rel, (side, st) in sorted(merged.items()):
+        target = posixpath.join(dst, rel)
+        if st.is_dir:
+            if rel not in present:
+                standby.mkdirs(target)
+        else:
+            copy_file(side.hdfs, posixpath.join(path, rel), st, standby, target, None, report)
+    for rel in sorted(set(present) - set(merged), reverse=True):
+        if standby.delete(posixpath.join(dst, rel), recursive=True):
+            report.deleted += 1
+
+
+def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport) -> None:
+    """Make ``primary``'s ``path`` what the standby holds for it (its own files, every directory)."""
+    standby = ctx.standby.hdfs
+    src = ctx.standby.local(path)
+    status = standby.status(src)
+    target = primary.hdfs
+    if status is None:
+        if target.delete(path, recursive=True):
+            report.deleted += 1
+        return
+    if not status.is_dir:
+        copy_file(standby, src, status, target, path, None, report)
+        return
+    target.mkdirs(path)
+    held = _walk(target, path)
+    wanted = _walk(standby, src)
+    for rel, st in sorted(wanted.items()):
+        full = posixpath.join(path, rel)
+        if st.is_dir:
+            if rel not in held:
+                target.mkdirs(full)
+        elif rel in held or ctx.routes.route(full) == primary.name:
+            copy_file(standby, posixpath.join(src, rel), st, target, full, None, report)
+    for rel in sorted(set(held) - set(wanted), reverse=True):
+        if target.delete(posixpath.join(path, rel), recursive=True):
+            report.deleted += 1
+
+
+# --------------------------------------------------------------------------- queues
+
+
+def _run_marks(ids: list[str], one: Callable[[str], ReplayReport], report: ReplayReport) -> None:
+    started, done = time.monotonic(), 0
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tandem-replay") as pool:
+        for part in pool.map(one, ids):
+            report.add(part)
+            done += 1
+            if done % 100 == 0 or done == len(ids):
+                log.info("replayed %d/%d marks in %.1fs", done, len(ids), time.monotonic() - started)
+
+
+def _oldest(ids: list[str]) -> float | None:
+    return (time.time() - id_time_ms(ids[0]) / 1000) if ids else None
+
+
+def drain_store(ctx: PlanContext, primary: Side) -> ReplayReport:
+    """Write back what the standby took for ``primary`` while it was down."""
+    journal = ctx.journal(ctx.standby)
+    ids = journal.ids(PENDING_STORE, primary.name)
+    report = ReplayReport(oldest_age_s=_oldest(ids))
+    if not ids:
+        return report
+    primary.hdfs.status("/")  # down: raise before touching anything
+
+    def one(mark_id: str) -> ReplayReport:
+        part = ReplayReport()
+        mark = journal.read(mark_id, PENDING_STORE, primary.name)
+        if mark is None:
+            return part
+        for path in mark.paths:
+            store_path(ctx, primary, path, part)
+        journal.delete(mark_id, PENDING_STORE, primary.name)
+        part.marks += 1
+        return part
+
+    _run_marks(ids, one, report)
+    log.info("pending-store %s: %s", primary.name, report.summary())
+    return report
+
+
+def _backup_one(ctx: PlanContext, journal: Journal, primary: Side, state: str, mark_id: str) -> ReplayReport:
+    part = ReplayReport()
+    mark = journal.read(mark_id, state)
+    if mark is None:
+        return part
+    if state == INFLIGHT and mark.temp:
+        # the write that left this mark died: its temporary files are never published
+        primary.hdfs.delete(mark.temp)
+        ctx.standby.hdfs.delete(ctx.standby.local(mark.temp))
+    for path in mark.paths:
+        backup_path(ctx, path, mark.written_at_ms if mark.op == "write" else None, part)
+    journal.delete(mark_id, state)
+    part.marks += 1
+    return part
+
+
+def drain_backup(
+    ctx: PlanContext, primary: Side, min_age_s: float = 0.0, inflight_grace_s: float = INFLIGHT_GRACE_S
+) -> ReplayReport:
+    """Copy out what ``primary`` holds and the standby lacks: its pending-backup marks at least
+    ``min_age_s`` old, and inflight marks left by dead writes. The primary's pending-store queue
+    goes first, so the standby's newer data is never overwritten."""
+    report = drain_store(ctx, primary)
+    ctx.standby.hdfs.status("/")
+    journal = ctx.journal(primary)
+    now_ms = time.time() * 1000
+    for state, age in ((INFLIGHT, inflight_grace_s), (PENDING_BACKUP, min_age_s)):
+        ids = [i for i in journal.ids(state) if now_ms - id_time_ms(i) >= age * 1000]
+        part = ReplayReport(oldest_age_s=_oldest(ids))
+        _run_marks(ids, lambda i, s=state: _backup_one(ctx, journal, primary, s, i), part)  # type: ignore[misc]
+        report.add(part)
+    log.info("pending-backup %s: %s", primary.name, report.summary())
+    return report
+
+
+def replay_all(
+    ctx: PlanContext,
+    min_age_s: float = 0.0,
+    inflight_grace_s: float = INFLIGHT_GRACE_S,
+    primaries: list[str] | None = None,
+) -> ReplayReport:
+    """Every primary's queues; a primary or standby that does not answer is reported and skipped."""
+    report = ReplayReport()
+    for name in primaries or list(ctx.primaries):
+        side = ctx.primaries[name]
+        try:
+            report.add(drain_backup(ctx, side, min_age_s, inflight_grace_s))
+            side.answered()
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            report.problems.append(f"{name}: {exc}")
+            report.deferred += 1
+    return report
+
+
+def pending(ctx: PlanContext) -> dict[str, dict[str, object]]:
+    """Per side: reachable, and each queue's count and oldest age (one LISTSTATUS each)."""
+    out: dict[str, dict[str, object]] = {}
+    for side in ctx.all_sides():
+        entry: dict[str, object] = {"reachable": True}
+        try:
+            journal = ctx.journal(side)
+            if side is ctx.standby:
+                for name in ctx.primaries:
+                    q = journal.queue(PENDING_STORE, name)
+                    entry[f"pending_store_{name}"] = {"count": q.count, "oldest_age_s": q.oldest_age_s()}
+            else:
+                for state in (PENDING_BACKUP, INFLIGHT):
+                    q = journal.queue(state)
+                    entry[state.replace("-", "_")] = {"count": q.count, "oldest_age_s": q.oldest_age_s()}
+        except (SideDown, Exception) as exc:
+            if not is_unreachable(exc):
+                raise
+            entry = {"reachable": False, "error": str(exc)}
+        out[side.name] = entry
+    return out
+
+
+__all__ = [
+    "Mark",
+    "ReplayReport",
+    "backup_path",
+    "drain_backup",
+    "drain_store",
+    "pending",
+    "replay_all",
+    "store_path",
+]

@@ -1,0 +1,265 @@
+"""The gateway's HTTP face: the WebHDFS REST API as HttpFS speaks it, on its own port.
+
+Unmodified WebHDFS clients (the ``hdfs`` package, fsspec's ``webhdfs``, curl) point at
+``http://<gateway>/webhdfs/v1``. CREATE and APPEND answer 307 to the gateway's own data step
+(``data=true``; ``noredirect=true`` gets 200 with the Location); the data step streams the body
+to the sides (:mod:`.writes`). Every request needs a token (``delegation=`` or a Bearer
+header): anonymous or unknown ones get 401 and change nothing. Errors are RemoteException
+JSON with Hadoop's status codes. Every write answers ``X-Tandem-Backup: done|pending`` and
+``X-Tandem-Primary``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from tandem.errors import RemoteHdfsError
+from tandem.gateway.service import Gateway
+from tandem.gateway.sides import SideDown, is_unreachable
+from tandem.gateway.tokens import TokenStore
+from tandem.gateway.writes import Unavailable, WriteSession
+from tandem.hdfs.types import FileStatus
+
+log = logging.getLogger(__name__)
+
+BUFFER = 1 << 20
+ID_HEADER = "x-tandem-data-id"
+
+_JAVA = {
+    "FileNotFoundException": ("java.io.FileNotFoundException", 404),
+    "AccessControlException": ("org.apache.hadoop.security.AccessControlException", 403),
+    "FileAlreadyExistsException": ("org.apache.hadoop.fs.FileAlreadyExistsException", 403),
+    "IllegalArgumentException": ("java.lang.IllegalArgumentException", 400),
+    "UnsupportedOperationException": ("java.lang.UnsupportedOperationException", 400),
+    "InvalidPathException": ("org.apache.hadoop.fs.InvalidPathException", 400),
+    "SecurityException": ("java.lang.SecurityException", 401),
+    "RetriableException": ("org.apache.hadoop.ipc.RetriableException", 503),
+    "IOException": ("java.io.IOException", 403),
+}
+
+
+def remote_error(exception: str, message: str, status: int | None = None) -> JSONResponse:
+    java, code = _JAVA.get(exception, (f"org.apache.hadoop.hdfs.protocol.{exception}", 403))
+    body = {"RemoteException": {"exception": exception, "javaClassName": java, "message": message}}
+    return JSONResponse(body, status_code=status or code)
+
+
+def _boolean(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if value.lower() not in ("true", "false"):
+        raise RemoteHdfsError(f"Invalid value for boolean: {value}", exception="IllegalArgumentException")
+    return value.lower() == "true"
+
+
+def _int(params: Any, key: str) -> int | None:
+    value = params.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise RemoteHdfsError(
+            f"Invalid value for {key}: {value}", exception="IllegalArgumentException"
+        ) from None
+
+
+def clean_path(raw: str) -> str:
+    """The absolute path of a request; ``..`` and ``.`` components are refused, not resolved."""
+    path = "/" + raw.lstrip("/")
+    parts = [p for p in path.split("/") if p]
+    if any(p in ("..", ".") for p in parts) or any(":" in p for p in parts):
+        raise RemoteHdfsError(f"Invalid path name {path}", exception="InvalidPathException")
+    return "/" + "/".join(parts)
+
+
+def _status_json(st: FileStatus, suffix: str | None = None) -> dict[str, Any]:
+    doc = st.to_json()
+    if suffix is not None:
+        doc["pathSuffix"] = suffix
+    return doc
+
+
+class _Handler:
+    def __init__(self, gateway: Gateway, tokens: TokenStore) -> None:
+        self.gw = gateway
+        self.tokens = tokens
+
+    def _user(self, request: Request) -> str | None:
+        token = request.query_params.get("delegation")
+        header = request.headers.get("authorization", "")
+        if not token and header.lower().startswith("bearer "):
+            token = header[7:].strip()
+        return self.tokens.user_of(token)
+
+    @staticmethod
+    def _data_url(request: Request) -> str:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("noredirect", "data")]
+        query.append(("data", "true"))
+        return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{urlencode(query)}"
+
+    async def __call__(self, request: Request, raw_path: str) -> Response:
+        try:
+            user = await asyncio.to_thread(self._user, request)
+        except Exception as exc:
+            log.exception("token store unreadable")
+            return remote_error("IOException", f"cannot check the token: {exc}", 503)
+        if user is None:
+            return remote_error(
+                "SecurityException",
+                "Authentication required: present a gateway token "
+                "(delegation=<token> or Authorization: Bearer <token>)",
+                401,
+            )
+        try:
+            path = clean_path(raw_path)
+            op = (request.query_params.get("op") or "").upper()
+            return await self._dispatch(request, request.method, op, path, user)
+        except RemoteHdfsError as exc:
+            return remote_error(exc.exception or "IOException", str(exc).split(": ", 1)[-1])
+        except (Unavailable, SideDown) as exc:
+            return remote_error("RetriableException", str(exc), 503)
+        except Exception as exc:
+            if is_unreachable(exc):
+                return remote_error("RetriableException", f"a cluster did not answer: {exc}", 503)
+            log.exception("%s %s failed", request.method, raw_path)
+            return remote_error("RuntimeException", f"{type(exc).__name__}: {exc}", 500)
+
+    async def _dispatch(self, request: Request, method: str, op: str, path: str, user: str) -> Response:
+        q = request.query_params
+        gw = self.gw
+        if (method == "PUT" and op == "CREATE") or (method == "POST" and op == "APPEND"):
+            if not _boolean(q.get("data"), False):
+                url = self._data_url(request)
+                if _boolean(q.get("noredirect"), False):
+                    return JSONResponse({"Location": url})
+                return Response(status_code=307, headers={"Location": url})
+            return await self._write(request, path, user, append=op == "APPEND")
+        if method == "GET":
+            return await self._read(request, op, path, user)
+        if method == "PUT" and op == "MKDIRS":
+            ok = await asyncio.to_thread(gw.mkdirs, path, user, q.get("permission"))
+            return JSONResponse({"boolean": ok})
+        if method == "DELETE" and op == "DELETE":
+            recursive = _boolean(q.get("recursive"), False)
+            return JSONResponse({"boolean": await asyncio.to_thread(gw.delete, path, user, recursive)})
+        if method == "PUT" and op == "RENAME":
+            dst = q.get("destination")
+            if not dst:
+                raise RemoteHdfsError("RENAME needs a destination", exception="IllegalArgumentException")
+            moved = await asyncio.to_thread(gw.rename, path, clean_path(dst), user)
+            return JSONResponse({"boolean": moved})
+        if method == "PUT" and op in ("SETOWNER", "SETPERMISSION", "SETTIMES"):
+            await asyncio.to_thread(gw.set_attributes, path, user, op.lower(), self._attribute_call(op, q))
+            return Response(status_code=200)
+        raise RemoteHdfsError(
+            f"{method} op={op or '(none)'} is not served by the Tandem gateway",
+            exception="UnsupportedOperationException",
+        )
+
+    @staticmethod
+    def _attribute_call(op: str, q: Any) -> Any:
+        if op == "SETOWNER":
+            owner, group = q.get("owner"), q.get("group")
+            return lambda client, p: client.set_owner(p, owner, group)
+        if op == "SETPERMISSION":
+            permission = q.get("permission") or "755"
+            return lambda client, p: client.set_permission(p, permission)
+        mtime, atime = _int(q, "modificationtime"), _int(q, "accesstime")
+        return lambda client, p: client.set_times(p, mtime if mtime is not None else -1, atime)
+
+    async def _write(self, request: Request, path: str, user: str, append: bool) -> Response:
+        q = request.query_params
+        overwrite = _boolean(q.get("overwrite"), False)
+        session: WriteSession = await asyncio.to_thread(
+            self.gw.begin_write,
+            path,
+            user,
+            overwrite=overwrite,
+            permission=q.get("permission"),
+            append=append,
+            explicit_id=request.headers.get(ID_HEADER),
+        )
+        buffer = bytearray()
+        try:
+            async for chunk in request.stream():
+                buffer += chunk
+                if len(buffer) >= BUFFER:
+                    data = bytes(buffer)
+                    buffer.clear()
+                    if not session.offer(data):
+                        await asyncio.to_thread(session.feed_blocked, data)
+            if buffer and not session.offer(bytes(buffer)):
+                await asyncio.to_thread(session.feed_blocked, bytes(buffer))
+        except BaseException:
+            await asyncio.to_thread(session.abort)
+            raise
+        try:
+            result = await asyncio.to_thread(session.finish)
+        except BaseException:
+            self.gw.count(session.primary.name, None)
+            raise
+        self.gw.count(result.primary, result.backup)
+        headers = {"X-Tandem-Backup": result.backup, "X-Tandem-Primary": result.primary}
+        if result.advice:
+            headers["X-Tandem-Advice"] = result.advice
+        if append:
+            return Response(status_code=200, headers=headers)
+        location = f"{request.url.scheme}://{request.url.netloc}/webhdfs/v1{path}"
+        return JSONResponse(
+            {"Location": location}, status_code=201, headers={**headers, "Location": location}
+        )
+
+    async def _read(self, request: Request, op: str, path: str, user: str) -> Response:
+        gw = self.gw
+        q = request.query_params
+        if op == "OPEN":
+            offset = _int(q, "offset") or 0
+            stream = await asyncio.to_thread(gw.open, path, user, offset, _int(q, "length"))
+            return StreamingResponse(stream, media_type="application/octet-stream")
+        if op == "GETFILESTATUS":
+            st = await asyncio.to_thread(gw.status, path, user)
+            return JSONResponse({"FileStatus": _status_json(st, "")})
+        if op == "LISTSTATUS":
+            entries = await asyncio.to_thread(gw.list, path, user)
+            return JSONResponse({"FileStatuses": {"FileStatus": [_status_json(s) for s in entries]}})
+        if op == "GETCONTENTSUMMARY":
+            return JSONResponse({"ContentSummary": await asyncio.to_thread(gw.content_summary, path, user)})
+        if op == "GETHOMEDIRECTORY":
+            return JSONResponse({"Path": f"/user/{user}"})
+        raise RemoteHdfsError(
+            f"GET op={op or '(none)'} is not served by the Tandem gateway",
+            exception="UnsupportedOperationException",
+        )
+
+
+def create_app(gateway: Gateway, tokens: TokenStore) -> FastAPI:
+    """The ASGI app: ``/webhdfs/v1/<path>`` and ``/tandem/status`` (JSON, token required)."""
+    app = FastAPI(
+        title=f"Tandem gateway: {gateway.plan.plan}", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    handler = _Handler(gateway, tokens)
+
+    @app.api_route("/webhdfs/v1", methods=["GET", "PUT", "POST", "DELETE"])
+    async def root(request: Request) -> Response:
+        return await handler(request, "/")
+
+    @app.api_route("/webhdfs/v1/{raw_path:path}", methods=["GET", "PUT", "POST", "DELETE"])
+    async def webhdfs(raw_path: str, request: Request) -> Response:
+        return await handler(request, raw_path)
+
+    @app.get("/tandem/status")
+    async def status(request: Request) -> Response:
+        if await asyncio.to_thread(handler._user, request) is None:
+            return remote_error("SecurityException", "Authentication required", 401)
+        report = await asyncio.to_thread(gateway.status_report)
+        return Response(json.dumps(report), media_type="application/json")
+
+    return app

@@ -1,0 +1,467 @@
+"""The gateway's operations, as blocking calls: the HTTP layer (:mod:`.server`) is a thin
+translation of WebHDFS requests onto these.
+
+Namespace changes (MKDIRS, DELETE, RENAME, SETOWNER...) go to every primary that holds the
+path and to the standby, each guarded like a write: a side that misses the change gets a
+durable mark (pending-backup on a primary for the standby, pending-store on the standby for a
+primary). Reads go to the primary that holds the path, or to the standby while that primary
+is down or still taking back what the standby held for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import posixpath
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from tandem.errors import RemoteHdfsError
+from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
+from tandem.gateway.replay import drain_backup, drain_store, pending
+from tandem.gateway.sides import Side, is_unreachable
+from tandem.gateway.writes import Unavailable, WriteSession, check_absent
+from tandem.hdfs.types import FileStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STORE_CHECK_S = 2.0
+
+
+def _denied(message: str) -> RemoteHdfsError:
+    return RemoteHdfsError(message, exception="AccessControlException")
+
+
+class Gateway:
+    """One plan's gateway in one process; several may serve a plan at once."""
+
+    def __init__(
+        self, ctx: PlanContext, *, worker: bool = True, inflight_grace_s: float | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.plan = ctx.plan
+        self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tandem-gw")
+        self.writes = {"done": 0, "pending": 0, "refused": 0}
+        self.by_primary: dict[str, int] = dict.fromkeys(ctx.primaries, 0)
+        self._store_pending: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._inflight_grace_s = inflight_grace_s
+        self._worker: threading.Thread | None = None
+        if worker:
+            self._worker = threading.Thread(target=self._work, name="tandem-gw-replay", daemon=True)
+            self._worker.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.pool.shutdown(wait=True)
+
+    # -- checks --------------------------------------------------------------------------
+    def check_path(self, path: str, user: str, write: bool) -> None:
+        ancestor = any(r.startswith(path.rstrip("/") + "/") for r in self.plan.write_roots)
+        if not self.plan.within_roots(path) and (write or not ancestor):
+            raise _denied(
+                f"{path} is outside plan {self.plan.plan}'s roots {', '.join(self.plan.write_roots)}"
+            )
+        if write and not self.plan.may_write(user, path):
+            raise _denied(f"user {user} may not write {path} in plan {self.plan.plan}")
+
+    def _primary_usable(self, side: Side) -> bool:
+        """Down, or still taking back what the standby held for it: then the standby serves."""
+        return side.healthy() and side.name not in self._store_pending
+
+    def note_store_pending(self, primary: str) -> None:
+        self._store_pending[primary] = time.monotonic()
+
+    # -- writes --------------------------------------------------------------------------
+    def begin_write(
+        self,
+        path: str,
+        user: str,
+        *,
+        overwrite: bool,
+        permission: str | None,
+        append: bool = False,
+        explicit_id: str | None = None,
+    ) -> WriteSession:
+        self.check_path(path, user, write=True)
+        primary = self.ctx.primaries[self.ctx.routes.route(path, explicit_id)]
+        usable = self._primary_usable(primary)
+        if append and not usable:
+            raise Unavailable(f"{primary.name}, which holds {path}, is down: APPEND waits for it")
+        if usable and not overwrite and not append:
+            try:
+                check_absent(primary, user, path)
+            except RemoteHdfsError as exc:
+                if not is_unreachable(exc):
+                    raise
+                primary.failed(exc)
+                usable = False
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                primary.failed(exc)
+                usable = False
+        return WriteSession(
+            self.ctx,
+            self.pool,
+            self.note_store_pending,
+            path,
+            user,
+            primary,
+            overwrite=overwrite,
+            permission=permission,
+            append=append,
+            primary_up=usable,
+        )
+
+    def count(self, primary: str, backup: str | None) -> None:
+        if backup is None:
+            self.writes["refused"] += 1
+            return
+        self.writes[backup] += 1
+        self.by_primary[primary] = self.by_primary.get(primary, 0) + 1
+
+    def _fan_out(self, sides: list[Side], call: Callable[[Side], T]) -> dict[str, T | BaseException]:
+        futures: dict[str, Future[T]] = {s.name: self.pool.submit(call, s) for s in sides}
+        out: dict[str, T | BaseException] = {}
+        for name, fut in futures.items():
+            try:
+                out[name] = fut.result()
+            except Exception as exc:
+                out[name] = exc
+        return out
+
+    def _namespace_change(
+        self,
+        op: str,
+        paths: tuple[str, ...],
+        user: str,
+        holders: list[Side],
+        on_primary: Callable[[Side], T],
+        on_standby: Callable[[Side], Any],
+    ) -> T:
+        """Apply a change to ``holders`` and the standby; marks for whoever missed it."""
+        usable = [s for s in holders if self._primary_usable(s)]
+        down = [s for s in holders if s not in usable]
+        anchor = usable[0] if usable else None
+        mark = Mark.new(op, paths, anchor.name if anchor else holders[0].name, user)
+        if anchor is not None:
+            self.ctx.journal(anchor).put(mark, INFLIGHT)
+        results = self._fan_out(usable, on_primary)
+        failures = {n: r for n, r in results.items() if isinstance(r, BaseException)}
+        refused = [r for r in failures.values() if not is_unreachable(r)]
+        for name, exc in failures.items():
+            if is_unreachable(exc):
+                side = self.ctx.primaries[name]
+                side.failed(exc)
+                down.append(side)
+        answers = [r for r in results.values() if not isinstance(r, BaseException)]
+        if refused and not answers:
+            if anchor is not None:
+                self.ctx.journal(anchor).delete(mark.id, INFLIGHT)
+            raise refused[0]
+        if not answers and not down:
+            raise Unavailable(f"no primary answers for {', '.join(paths)}")
+        standby_ok = self._apply_on_standby(on_standby)
+        for side in down:
+            if not standby_ok:
+                raise Unavailable(f"{side.name} and {self.ctx.standby.name} are both down")
+            self.ctx.journal(self.ctx.standby).put(
+                Mark.new(op, paths, side.name, user), PENDING_STORE, side.name
+            )
+            self.note_store_pending(side.name)
+        if anchor is not None:
+            if standby_ok and not refused:
+                self.pool.submit(self.ctx.journal(anchor).delete, mark.id, INFLIGHT)
+            else:
+                self.ctx.journal(anchor).move(mark, INFLIGHT, PENDING_BACKUP)
+        return answers[0] if answers else None  # type: ignore[return-value]
+
+    def _apply_on_standby(self, on_standby: Callable[[Side], Any]) -> bool:
+        """Whether the standby took the change; any refusal leaves it to replay."""
+        try:
+            on_standby(self.ctx.standby)
+        except Exception as exc:
+            if is_unreachable(exc):
+                self.ctx.standby.failed(exc)
+            return False
+        self.ctx.standby.answered()
+        return True
+
+    def mkdirs(self, path: str, user: str, permission: str | None) -> bool:
+        self.check_path(path, user, write=True)
+        self._namespace_change(
+            "mkdirs",
+            (path,),
+            user,
+            list(self.ctx.primaries.values()),
+            lambda s: s.as_user(user).mkdirs(path, permission),
+            lambda s: s.hdfs.mkdirs(s.local(path), permission),
+        )
+        return True
+
+    def delete(self, path: str, user: str, recursive: bool) -> bool:
+        self.check_path(path, user, write=True)
+        if path in self.plan.write_roots:
+            raise _denied(f"{path} is a root of plan {self.plan.plan}: delete what is under it")
+        found = self._namespace_change(
+            "delete",
+            (path,),
+            user,
+            list(self.ctx.primaries.values()),
+            lambda s: s.as_user(user).delete(path, recursive),
+            lambda s: s.hdfs.delete(s.local(path), recursive=True),
+        )
+        return bool(found)
+
+    def rename(self, src: str, dst: str, user: str) -> bool:
+        self.check_path(src, user, write=True)
+        self.check_path(dst, user, write=True)
+        routed = self.ctx.primaries[self.ctx.routes.route(src)]
+        if not self._primary_usable(routed):
+            # the source was written to the standby while its primary was down: rename it there
+            return self._namespace_change(
+                "rename",
+                (src, dst),
+                user,
+                [routed],
+                lambda s: True,
+                lambda s: s.hdfs.rename(s.local(src), s.local(dst)),
+            )
+        found = self.ctx.locate(src)
+        if found is None:
+            return False
+        holder, status = found
+        if status.is_dir:
+            holders = [s for s in self.ctx.primaries.values() if s is holder or self._has(s, src)]
+            return bool(
+                self._namespace_change(
+                    "rename",
+                    (src, dst),
+                    user,
+                    holders,
+                    lambda s: s.as_user(user).rename(src, dst) is None,
+                    lambda s: s.hdfs.rename(s.local(src), s.local(dst)),
+                )
+            )
+        target = self.ctx.primaries[self.ctx.routes.route(dst)]
+        move = (
+            (lambda s: self._move_file(s, target, src, dst, user))
+            if target is not holder
+            else (lambda s: s.as_user(user).rename(src, dst) is None)
+        )
+        return bool(
+            self._namespace_change(
+                "rename",
+                (src, dst),
+                user,
+                [holder],
+                move,
+                lambda s: s.hdfs.rename(s.local(src), s.local(dst)),
+            )
+        )
+
+    def _has(self, side: Side, path: str) -> bool:
+        try:
+            return side.hdfs.status(path) is not None
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            return False
+
+    def _move_file(self, holder: Side, target: Side, src: str, dst: str, user: str) -> bool:
+        """A file renamed to a name another primary owns moves there (copy, publish, delete)."""
+        if target.as_user(user).status(dst) is not None:
+            raise RemoteHdfsError(f"{dst} already exists", exception="FileAlreadyExistsException")
+        tmp = temp_name(dst)
+        with holder.hdfs.open(src) as chunks:
+            target.as_user(user).write(tmp, chunks, overwrite=True)
+        target.as_user(user).rename(tmp, dst)
+        holder.as_user(user).delete(src)
+        log.info("%s moved from %s to %s (renamed to %s)", src, holder.name, target.name, dst)
+        return True
+
+    def set_attributes(self, path: str, user: str, op: str, apply: Callable[[Any, str], None]) -> None:
+        self.check_path(path, user, write=True)
+        found = self.ctx.locate(path)
+        if found is None:
+            raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+        holder, status = found
+        holders = (
+            [s for s in self.ctx.primaries.values() if self._has(s, path)] if status.is_dir else [holder]
+        )
+        self._namespace_change(
+            op,
+            (path,),
+            user,
+            holders,
+            lambda s: apply(s.as_user(user), path),
+            lambda s: apply(s.hdfs, s.local(path)),
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+    def _reader(self, path: str) -> tuple[Side, str]:
+        routed = self.ctx.primaries[self.ctx.routes.route(path)]
+        if self._primary_usable(routed):
+            try:
+                found = self.ctx.locate(path)
+                routed.answered()
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                routed.failed(exc)
+            else:
+                if found is not None:
+                    return found[0], path
+                raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+        return self.ctx.standby, self.ctx.standby.local(path)
+
+    def status(self, path: str, user: str) -> FileStatus:
+        self.check_path(path, user, write=False)
+        if not self.plan.within_roots(path) or path in self.plan.write_roots:
+            for side in [*self.ctx.primaries.values(), self.ctx.standby]:
+                with contextlib.suppress(Exception):
+                    found = side.hdfs.status(side.local(path))
+                    if found is not None:
+                        return found
+            raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+        side, where = self._reader(path)
+        found = side.hdfs.status(where)
+        if found is None:
+            raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+        return found
+
+    def open(self, path: str, user: str, offset: int, length: int | None) -> Iterator[bytes]:
+        self.check_path(path, user, write=False)
+        side, where = self._reader(path)
+        manager = (
+            side.as_user(user).open(where, offset=offset, length=length)
+            if side is not self.ctx.standby
+            else side.hdfs.open(where, offset=offset, length=length)
+        )
+        chunks = manager.__enter__()
+
+        def stream() -> Iterator[bytes]:
+            try:
+                yield from chunks
+            finally:
+                manager.__exit__(None, None, None)
+
+        return stream()
+
+    def list(self, path: str, user: str) -> list[FileStatus]:
+        """LISTSTATUS merged over the primaries (and the standby for a primary that is down)."""
+        self.check_path(path, user, write=False)
+        sources: list[tuple[Side, str]] = [(s, path) for s in self.ctx.primaries.values()]
+        results = self._fan_out([s for s, _ in sources], lambda s: s.hdfs.list(path))
+        merged: dict[str, FileStatus] = {}
+        missing = 0
+        degraded = False
+        for name, result in results.items():
+            if isinstance(result, BaseException):
+                if isinstance(result, RemoteHdfsError) and result.exception == "FileNotFoundException":
+                    missing += 1
+                    continue
+                if isinstance(result, RemoteHdfsError) and result.exception == "PathIsNotDirectoryException":
+                    return [self.status(path, user)]
+                if not is_unreachable(result):
+                    raise result
+                self.ctx.primaries[name].failed(result)
+                degraded = True
+                continue
+            for st in result:
+                merged.setdefault(st.path_suffix, st)
+        if degraded or self._store_pending:
+            with contextlib.suppress(Exception):
+                for st in self.ctx.standby.hdfs.list(self.ctx.standby.local(path)):
+                    merged.setdefault(st.path_suffix, st)
+        if not merged and missing == len(results):
+            raise RemoteHdfsError(f"File {path} does not exist.", exception="FileNotFoundException")
+        visible = [s for n, s in merged.items() if not is_gateway_temp(n)]
+        if not self.plan.within_roots(path):
+            visible = [
+                s
+                for s in visible
+                if any(r.startswith(posixpath.join(path, s.path_suffix)) for r in self.plan.write_roots)
+            ]
+        return sorted(visible, key=lambda s: s.path_suffix)
+
+    def content_summary(self, path: str, user: str) -> dict[str, int]:
+        """Sums over the primaries; directories counted once per primary's largest tree."""
+        self.check_path(path, user, write=False)
+        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.hdfs.content_summary(path))
+        found = [r for r in results.values() if not isinstance(r, BaseException)]
+        if not found:
+            errors = [r for r in results.values() if isinstance(r, BaseException)]
+            raise errors[0] if errors else Unavailable("no primary answers")
+        out = dict(found[0])
+        for key in ("fileCount", "length", "spaceConsumed"):
+            out[key] = sum(int(r.get(key, 0)) for r in found)
+        out["directoryCount"] = max(int(r.get("directoryCount", 0)) for r in found)
+        return out
+
+    # -- background replay ---------------------------------------------------------------
+    def _work(self) -> None:
+        """Back up async writes ``interval`` after their ACK, write back pending-store data when
+        a primary answers again; retries with back-off (to 60 s) while a side stays down."""
+        interval = self.plan.async_interval.total_seconds() if self.plan.mode == "async" else 0.0
+        tick = min(max(interval / 4, 0.2 if interval else 1.0), 5.0)
+        wait: dict[str, float] = dict.fromkeys(self.ctx.primaries, 0.0)
+        backoff: dict[str, float] = dict.fromkeys(self.ctx.primaries, tick)
+        last_store_check = 0.0
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            if now - last_store_check > STORE_CHECK_S:
+                last_store_check = now
+                self._refresh_store_pending()
+            for name, side in self.ctx.primaries.items():
+                if now < wait[name]:
+                    continue
+                try:
+                    if name in self._store_pending:
+                        drain_store(self.ctx, side)
+                        self._store_pending.pop(name, None)
+                    grace = self._inflight_grace_s
+                    drain_backup(self.ctx, side, interval, grace if grace is not None else 600.0)
+                    backoff[name] = tick
+                except Exception as exc:
+                    backoff[name] = min(backoff[name] * 2, 60.0)
+                    wait[name] = now + backoff[name]
+                    log.info("replay for %s deferred %.1fs: %s", name, backoff[name], exc)
+
+    def _refresh_store_pending(self) -> None:
+        journal = None
+        for name in self.ctx.primaries:
+            try:
+                journal = journal or self.ctx.journal(self.ctx.standby)
+                if journal.ids(PENDING_STORE, name):
+                    self._store_pending.setdefault(name, time.monotonic())
+                else:
+                    self._store_pending.pop(name, None)
+            except Exception:
+                return
+
+    def status_report(self) -> dict[str, Any]:
+        sides = pending(self.ctx)
+        degraded = any(not v.get("reachable") for v in sides.values()) or any(
+            isinstance(q, dict) and q.get("count") for v in sides.values() for q in v.values()
+        )
+        return {
+            "plan": self.plan.plan,
+            "mode": self.plan.mode,
+            "degraded": degraded,
+            "sides": sides,
+            "writes": dict(self.writes),
+            "writes_by_primary": dict(self.by_primary),
+        }
+
+
+__all__ = ["PENDING_BACKUP", "Gateway", "Unavailable"]

@@ -1,0 +1,313 @@
+"""One write through the gateway: the body streamed to its primary and, in sync mode, to the
+standby at once, then published and acknowledged, or refused. Nothing acknowledged is lost.
+
+Order of a CREATE (the gateway may be SIGKILLed at any step):
+
+1. an ``inflight`` mark on the primary (in parallel with the data): a gateway that dies from
+   here on leaves it, and replay reconciles the path;
+2. the data under a hidden temporary name beside the final one, on each side;
+3. RENAME over the final name on each side (atomic): readers see the old file or the new one;
+4. acknowledged: ``done`` when both sides hold it (the mark is then dropped), ``pending`` when
+   one does and a durable mark says what the other lacks: the inflight mark becomes
+   ``pending-backup`` (standby failed, or async mode), or a ``pending-store`` mark on the
+   standby names the primary that failed. Otherwise the client gets an error and may retry.
+
+A path that already is a client's temporary name (``x.temp-1``, ``.tmp.<hex>``) is written in
+place: the client's own RENAME publishes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from tandem.errors import RemoteHdfsError, TandemError
+from tandem.gateway.context import PlanContext, temp_name
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
+from tandem.gateway.routing import is_temporary
+from tandem.gateway.sides import Side, SideDown, is_unreachable
+
+log = logging.getLogger(__name__)
+
+QUEUE_CHUNKS = 8
+
+
+class Unavailable(TandemError):
+    """No side could take the write; nothing was acknowledged (HTTP 503, retry)."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    primary: str
+    backup: str  # "done" | "pending"
+    size: int
+    advice: str | None = None
+
+
+class _Sink:
+    """Streams chunks to one side in a thread of its own (one WebHDFS CREATE/APPEND)."""
+
+    def __init__(self, side: Side, write: Callable[[object], None]) -> None:
+        self.side = side
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self._write = write
+        self._thread = threading.Thread(target=self._run, name=f"tandem-gw-{side.name}", daemon=True)
+        self._thread.start()
+
+    def _chunks(self) -> object:
+        return iter(self._queue.get, None)
+
+    def _run(self) -> None:
+        try:
+            self._write(self._chunks())
+        except BaseException as exc:
+            self.error = exc
+
+    def offer(self, chunk: bytes) -> bool:
+        """Queue without blocking; False when the queue is full (call :meth:`feed`)."""
+        if self.error is not None:
+            return True
+        try:
+            self._queue.put_nowait(chunk)
+        except queue.Full:
+            return False
+        return True
+
+    def feed(self, chunk: bytes | None) -> None:
+        while self.error is None and self._thread.is_alive():
+            try:
+                self._queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> BaseException | None:
+        self.feed(None)
+        self._thread.join()
+        return self.error
+
+
+class WriteSession:
+    """A CREATE or APPEND in progress; :meth:`finish` publishes and says how it was backed up."""
+
+    def __init__(
+        self,
+        ctx: PlanContext,
+        pool: ThreadPoolExecutor,
+        on_store_pending: Callable[[str], None],
+        path: str,
+        user: str,
+        primary: Side,
+        *,
+        overwrite: bool,
+        permission: str | None,
+        append: bool,
+        primary_up: bool,
+    ) -> None:
+        self.ctx, self.pool, self.path, self.user = ctx, pool, path, user
+        self.primary, self.standby = primary, ctx.standby
+        self.overwrite, self.permission, self.append = overwrite, permission, append
+        self._on_store_pending = on_store_pending
+        self.size = 0
+        sync = ctx.plan.mode == "sync"
+        self.temp = path if (append or is_temporary(path)) else temp_name(path)
+        self.mark = Mark.new(
+            "write", (path,), primary.name, user, temp=None if self.temp == path else self.temp
+        )
+        self.primary_up = primary_up
+        self._mark_done: Future[None] | None = None
+        self.sinks: list[_Sink] = []
+        if primary_up:
+            self._mark_done = pool.submit(ctx.journal(primary).put, self.mark, INFLIGHT)
+            self.p_sink: _Sink | None = _Sink(primary, self._writer(primary, self.temp))
+            self.sinks.append(self.p_sink)
+        else:
+            self.p_sink = None
+        self.s_sink: _Sink | None = None
+        if sync or not primary_up:
+            self.s_sink = _Sink(self.standby, self._writer(self.standby, self.standby.local(self.temp)))
+            self.sinks.append(self.s_sink)
+
+    def _writer(self, side: Side, target: str) -> Callable[[object], None]:
+        client = side.as_user(self.user) if side is not self.standby else side.hdfs
+
+        def write(chunks: object) -> None:
+            client.write(target, chunks, overwrite=True, permission=self.permission, append=self.append)  # type: ignore[arg-type]
+
+        return write
+
+    # -- the body ------------------------------------------------------------------------
+    def offer(self, chunk: bytes) -> bool:
+        self.size += len(chunk)
+        pending = [s for s in self.sinks if not s.offer(chunk)]
+        self._blocked = pending
+        return not pending
+
+    def feed_blocked(self, chunk: bytes) -> None:
+        for sink in self._blocked:
+            sink.feed(chunk)
+        self._blocked = []
+
+    def abort(self) -> None:
+        """The client went away mid-body: nothing is published; temporary files are removed."""
+        for sink in self.sinks:
+            sink.close()
+        self._cleanup(drop_mark=True)
+
+    # -- publishing ----------------------------------------------------------------------
+    def _cleanup(self, drop_mark: bool) -> None:
+        def run() -> None:
+            for side, target in ((self.primary, self.temp), (self.standby, self.standby.local(self.temp))):
+                if target != (self.path if side is self.primary else side.local(self.path)):
+                    try:
+                        side.hdfs.delete(target)
+                    except Exception:
+                        log.debug("could not remove %s on %s", target, side.name)
+            if drop_mark and self._mark_done is not None:
+                try:
+                    self._mark_done.result()
+                    self.ctx.journal(self.primary).delete(self.mark.id, INFLIGHT)
+                except Exception:
+                    log.debug("inflight mark %s left for replay", self.mark.id)
+
+        self.pool.submit(run)
+
+    def _publish(self, side: Side, temp: str, final: str) -> None:
+        if temp == final:
+            return
+        client = side.as_user(self.user) if side is self.primary else side.hdfs
+        if self.overwrite or side is self.standby:
+            client.replace(temp, final)
+        else:
+            client.rename(temp, final)
+
+    def _publish_standby(self) -> None:
+        final = self.standby.local(self.path)
+        target = final if self.append else self.standby.local(self.temp)
+        if not self.append:
+            # the copy is written now, so its modification time is the write's timestamp
+            self._publish(self.standby, target, final)
+            return
+        lengths = [s.hdfs.status(s.local(self.path)) for s in (self.primary, self.standby)]
+        if None in lengths or lengths[0].length != lengths[1].length:  # type: ignore[union-attr]
+            raise SideDown(f"{self.standby.name}: its copy of {self.path} differs in length after the append")
+
+    def finish(self) -> WriteResult:
+        p_err = self.p_sink.close() if self.p_sink else None
+        s_err = self.s_sink.close() if self.s_sink else None
+        advice = None
+        if self.ctx.plan.mode == "sync" and self.size > self.ctx.plan.large_write_advice:
+            advice = (
+                f"a {self.size}-byte write in sync mode waits for two clusters: consider mode: async for "
+                f"plan {self.ctx.plan.plan} (large_write_advice {self.ctx.plan.large_write_advice})"
+            )
+            log.warning("%s: %s", self.path, advice)
+        if p_err is not None and not is_unreachable(p_err):
+            self._cleanup(drop_mark=True)
+            raise p_err
+        if self.p_sink is not None and p_err is None:
+            return self._finish_on_primary(s_err, advice)
+        if p_err is not None:
+            self.primary.failed(p_err)
+        return self._finish_on_standby(s_err, p_err, advice)
+
+    def _finish_on_primary(self, s_err: BaseException | None, advice: str | None) -> WriteResult:
+        assert self._mark_done is not None
+        try:
+            self._mark_done.result()
+        except Exception as exc:
+            self._cleanup(drop_mark=False)
+            if is_unreachable(exc):
+                self.primary.failed(exc)
+                raise Unavailable(f"{self.primary.name} took the data but not its mark: {exc}") from exc
+            raise
+        standby_done: Future[None] | None = None
+        if self.s_sink is not None and s_err is None:
+            standby_done = self.pool.submit(self._publish_standby)
+        try:
+            self._publish(self.primary, self.temp, self.path)
+        except Exception as exc:
+            if standby_done is not None:
+                standby_done.result()  # settle before the mark decides; replay reconciles either way
+            self._cleanup(drop_mark=False)
+            if not is_unreachable(exc):
+                self._move_mark_quietly()
+                raise
+            self.primary.failed(exc)
+            raise Unavailable(f"{self.primary.name} failed while publishing {self.path}: {exc}") from exc
+        if standby_done is not None:
+            try:
+                standby_done.result()
+                self.standby.answered()
+                self.pool.submit(self._drop_mark)
+                return WriteResult(self.primary.name, "done", self.size, advice)
+            except Exception as exc:
+                s_err = exc
+        if s_err is not None:
+            self.standby.failed(s_err)
+            self._cleanup(drop_mark=False)
+        self.ctx.journal(self.primary).move(self.mark, INFLIGHT, PENDING_BACKUP)
+        return WriteResult(self.primary.name, "pending", self.size, advice)
+
+    def _finish_on_standby(
+        self, s_err: BaseException | None, p_err: BaseException | None, advice: str | None
+    ) -> WriteResult:
+        if self.s_sink is None or s_err is not None:
+            self._cleanup(drop_mark=False)
+            if s_err is not None:
+                self.standby.failed(s_err)
+            raise Unavailable(
+                f"no side took {self.path}: {self.primary.name}: {p_err}; "
+                f"{self.standby.name}: {s_err or 'not written (async mode)'}"
+            )
+        store = Mark(
+            self.mark.id,
+            "write",
+            (self.path,),
+            self.primary.name,
+            self.user,
+            None if self.temp == self.path else self.standby.local(self.temp),
+            self.size,
+            self.mark.written_at_ms,
+        )
+        try:
+            self.ctx.journal(self.standby).put(store, PENDING_STORE, self.primary.name)
+            self._on_store_pending(self.primary.name)
+            self._publish_standby()
+        except Exception as exc:
+            self._cleanup(drop_mark=False)
+            if is_unreachable(exc):
+                self.standby.failed(exc)
+                raise Unavailable(
+                    f"{self.primary.name} is down and {self.standby.name} failed: {exc}"
+                ) from exc
+            raise
+        return WriteResult(self.primary.name, "pending", self.size, advice)
+
+    def _drop_mark(self) -> None:
+        try:
+            self.ctx.journal(self.primary).delete(self.mark.id, INFLIGHT)
+        except Exception:
+            log.debug("inflight mark %s left for replay", self.mark.id)
+
+    def _move_mark_quietly(self) -> None:
+        try:
+            self.ctx.journal(self.primary).move(self.mark, INFLIGHT, PENDING_BACKUP)
+        except Exception:
+            log.debug("inflight mark %s left for replay", self.mark.id)
+
+
+def check_absent(side: Side, user: str, path: str) -> None:
+    """CREATE without overwrite: refuse before any byte moves when the file exists."""
+    if side.as_user(user).status(path) is not None:
+        raise RemoteHdfsError(f"{path} already exists", exception="FileAlreadyExistsException")
+
+
+def elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

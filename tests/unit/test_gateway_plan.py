@@ -1,0 +1,118 @@
+"""Gateway plans and routing: pure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tandem.gateway.plan import check_plan_file, load_plans, parse_size
+from tandem.gateway.routing import BucketMap, bucket_of, data_id, is_temporary
+from tandem.policy import load_topology
+
+PROJECT = Path(__file__).resolve().parents[2]
+TOPOLOGY = load_topology(PROJECT / "include" / "clusters.yaml")
+
+GOOD = {
+    "plan": "events",
+    "primaries": ["primary", "primary2"],
+    "routing": {"hash": "md5", "buckets": 1000},
+    "target": {"cluster": "standby", "root": "/backup/events"},
+    "mode": "sync",
+    "async": {"interval": "1m"},
+    "large_write_advice": "2GiB",
+}
+
+
+def _write(tmp_path: Path, name: str, doc: object) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_project_plan_and_the_issue_example_are_valid(tmp_path: Path) -> None:
+    plans = load_plans(PROJECT / "include" / "gateway", TOPOLOGY)
+    assert not plans.errors and "events" in plans.plans
+    plan, errors = check_plan_file(_write(tmp_path, "events", GOOD), TOPOLOGY)
+    assert errors == () and plan is not None
+    assert plan.write_roots == ("/events",)
+    assert plan.large_write_advice == 2 << 30
+    assert plan.async_interval.total_seconds() == 60
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"primaries": ["primary", "nowhere"]}, "primaries", "'nowhere' is not defined"),
+        ({"target": {"cluster": "primary", "root": "/b"}}, "target.cluster", "also a primary"),
+        ({"target": {"cluster": "standby", "root": "backup"}}, "target.root", "relative"),
+        ({"mode": "eventually"}, "mode", "sync"),
+        ({"routing": {"hash": "md5", "buckets": 1}}, "routing.buckets", "cannot spread"),
+        ({"large_write_advice": "lots"}, "large_write_advice", "not a size"),
+        ({"roots": ["/.tandem/x"]}, "roots", "overlaps /.tandem"),
+        ({"roots": ["/a", "/a/b"]}, "roots", "overlap"),
+        ({"access": [{"user": "web", "paths": ["/elsewhere"]}]}, "access[0].paths", "outside"),
+        ({"surprise": 1}, "surprise", "unknown key"),
+        ({"plan": "other"}, "plan", "file is named"),
+    ],
+)
+def test_each_error_names_the_file_the_field_and_the_reason(
+    tmp_path: Path, change: dict[str, object], field: str, words: str
+) -> None:
+    path = _write(tmp_path, "events", {**GOOD, **change})
+    plan, errors = check_plan_file(path, TOPOLOGY)
+    assert plan is None
+    assert any(e.file == str(path) and e.field == field and words in e.reason for e in errors), errors
+
+
+def test_one_bad_plan_never_stops_the_others(tmp_path: Path) -> None:
+    _write(tmp_path, "events", GOOD)
+    _write(tmp_path, "broken", {**GOOD, "plan": "broken", "mode": "sometimes"})
+    (tmp_path / "garbage.yaml").write_text("plan: [unclosed")
+    found = load_plans(tmp_path, TOPOLOGY)
+    assert set(found.plans) == {"events"}
+    assert {p.name for p in found.errors} == {"broken.yaml", "garbage.yaml"}
+
+
+def test_sizes() -> None:
+    assert parse_size("2GiB") == 2 << 30
+    assert parse_size("500MB") == 500_000_000
+    with pytest.raises(ValueError):
+        parse_size("2 gigs")
+
+
+@pytest.mark.parametrize(
+    ("path", "final"),
+    [
+        ("/e/a.json.temp-1733000000123", "/e/a.json"),  # hdfs.upload
+        ("/e/a.json._COPYING_", "/e/a.json"),  # hadoop fs -put
+        ("/e/a.json.tmp", "/e/a.json"),
+        ("/e/.tmp.0123abcd", "/e"),  # fsspec cp_file: the directory
+        ("/e/a.json", "/e/a.json"),
+    ],
+)
+def test_temporary_names_route_like_their_final_name(path: str, final: str) -> None:
+    assert data_id(path) == final
+    assert is_temporary(path) == (path != final)
+
+
+def test_routing_is_deterministic_and_even() -> None:
+    routes = BucketMap.even("events", ["primary", "primary2"], 1000, "md5")
+    again = BucketMap.from_json(routes.to_json())
+    ids = [f"/events/day={d}/click-{i}.json" for d in range(10) for i in range(500)]
+    spread = Counter(routes.route(i) for i in ids)
+    assert [again.route(i) for i in ids] == [routes.route(i) for i in ids]
+    assert all(0.45 < n / len(ids) < 0.55 for n in spread.values()), spread
+    assert routes.route("/events/x.temp-12") == routes.route("/events/x")
+    assert routes.route("/anything", explicit_id="order-42") == routes.primary_of("order-42")
+    assert bucket_of("order-42", 1000) == bucket_of("order-42", 1000)
+
+
+def test_a_stored_map_that_would_move_data_is_refused() -> None:
+    stored = BucketMap.even("events", ["primary", "primary2"], 1000, "md5")
+    assert stored.differences(BucketMap.even("events", ["primary", "primary2"], 1000, "md5")) is None
+    grown = BucketMap.even("events", ["primary", "primary2", "primary3"], 1000, "md5")
+    assert "would change primary" in (stored.differences(grown) or "")
+    assert "buckets" in (stored.differences(BucketMap.even("events", ["primary"], 500, "md5")) or "")
