@@ -201,6 +201,8 @@ def drain_store(ctx: PlanContext, primary: Side) -> ReplayReport:
             return part
         for path in mark.paths:
             store_path(ctx, primary, path, part)
+        # the write may have left its inflight mark (and temporary file) on the primary as it died
+        primary.hdfs.delete(f"{ctx.plan.journal}/{INFLIGHT}/{mark_id}")
         journal.delete(mark_id, PENDING_STORE, primary.name)
         part.marks += 1
         return part

@@ -75,6 +75,16 @@ class Gateway:
 
     def _primary_usable(self, side: Side) -> bool:
         """Down, or still taking back what the standby held for it: then the standby serves."""
+        flagged = self._store_pending.get(side.name)
+        if flagged is not None and time.monotonic() - flagged > STORE_CHECK_S:
+            # replay may have run elsewhere (the DAG, another gateway): look again
+            try:
+                if self.ctx.journal(self.ctx.standby).ids(PENDING_STORE, side.name):
+                    self._store_pending[side.name] = time.monotonic()
+                else:
+                    self._store_pending.pop(side.name, None)
+            except Exception:
+                self._store_pending[side.name] = time.monotonic()
         return side.healthy() and side.name not in self._store_pending
 
     def note_store_pending(self, primary: str) -> None:

@@ -1,0 +1,574 @@
+"""The write gateway when things die: the standby, a primary, the gateway itself (SIGKILL
+mid-upload), one of two gateways serving a plan. Nothing acknowledged may be lost; nothing
+unacknowledged may be torn; replay brings every side back byte for byte.
+
+Clusters are killed here, so the module starts clusters of its own (one set for all its tests,
+each test with its own plan and root) and never touches the session's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hdfs import InsecureClient, TokenClient
+
+from tandem_dev.embedded import manager
+from tandem_dev.embedded.manager import Topology
+from tests.integration.gateway_support import (
+    Gateway,
+    GatewayPlan,
+    create,
+    gateway,
+    payload,
+    read_or_none,
+    replay,
+    served_status,
+    status,
+    superusers,
+    wait_for,
+    write_plan,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gateway_faults")]
+
+CLUSTERS = ("primary", "primary2", "standby")
+HIDDEN_TEMP = ".tandem-gw."
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    home = tmp_path_factory.mktemp("gateway-faults") / "home"
+    try:
+        topology = manager.up(home=home)
+    except Exception:
+        print(manager.log_tails(home))
+        raise
+    try:
+        yield topology
+    finally:
+        manager.down(home)
+
+
+@pytest.fixture(autouse=True)
+def clusters_back(faults: Topology) -> Iterator[None]:
+    """Whatever a test kills comes back before the next one runs."""
+    yield
+    for name, kinds in manager.probe(faults).items():
+        if not kinds["webhdfs"] or not kinds["zookeeper"]:
+            with contextlib.suppress(Exception):
+                manager.kill_cluster(faults.home, name)
+            manager.restart_cluster(faults.home, name)
+
+
+@pytest.fixture
+def direct(faults: Topology) -> dict[str, InsecureClient]:
+    return superusers({name: faults[name].webhdfs_url for name in CLUSTERS})
+
+
+def names_on(plan: GatewayPlan, directory: str, primary: str, count: int, stem: str = "f") -> list[str]:
+    found: list[str] = []
+    i = 0
+    while len(found) < count:
+        path = f"{directory}/{stem}{i:04d}.bin"
+        if plan.primary_of(path) == primary:
+            found.append(path)
+        i += 1
+    return found
+
+
+def on_primary(plan: GatewayPlan, direct: dict[str, InsecureClient], path: str) -> bytes | None:
+    return read_or_none(direct[plan.primary_of(path)], path)
+
+
+def on_standby(plan: GatewayPlan, direct: dict[str, InsecureClient], path: str) -> bytes | None:
+    return read_or_none(direct[plan.standby], plan.standby_path(path))
+
+
+def assert_both_sides(plan: GatewayPlan, direct: dict[str, InsecureClient], files: dict[str, bytes]) -> None:
+    for path, data in files.items():
+        assert on_primary(plan, direct, path) == data, f"{path} on {plan.primary_of(path)}"
+        assert on_standby(plan, direct, path) == data, f"{path} on the standby"
+
+
+def assert_whole_or_absent(
+    plan: GatewayPlan, direct: dict[str, InsecureClient], path: str, data: bytes
+) -> None:
+    """An unacknowledged write: missing, or complete, on every side; never partial."""
+    for name in plan.primaries:
+        held = read_or_none(direct[name], path)
+        assert held is None or held == data, f"{path} torn on {name}: {len(held)} of {len(data)} bytes"
+    held = on_standby(plan, direct, path)
+    assert held is None or held == data, f"{path} torn on the standby: {len(held)} of {len(data)} bytes"
+
+
+def no_hidden_temps(plan: GatewayPlan, direct: dict[str, InsecureClient], directory: str) -> None:
+    for name in plan.primaries:
+        if direct[name].status(directory, strict=False) is not None:
+            left = [n for n in direct[name].list(directory) if n.startswith(HIDDEN_TEMP)]
+            assert not left, f"temporary files left on {name}: {left}"
+    where = plan.standby_path(directory)
+    if direct[plan.standby].status(where, strict=False) is not None:
+        left = [n for n in direct[plan.standby].list(where) if n.startswith(HIDDEN_TEMP)]
+        assert not left, f"temporary files left on the standby: {left}"
+
+
+def pending_backup(doc: dict[str, Any], plan: GatewayPlan) -> int:
+    return sum(
+        doc["sides"][p]["pending_backup"]["count"] for p in plan.primaries if doc["sides"][p]["reachable"]
+    )
+
+
+def inflight(doc: dict[str, Any], primary: str) -> int:
+    return int(doc["sides"][primary]["inflight"]["count"])
+
+
+def assert_healthy(plan: GatewayPlan) -> dict[str, Any]:
+    doc = status(plan)
+    assert doc["returncode"] == 0, doc
+    sides = doc["sides"]
+    for name in plan.primaries:
+        assert sides[name]["reachable"], (name, sides)
+        assert sides[name]["pending_backup"]["count"] == 0, (name, "pending_backup", sides[name])
+        assert sides[name]["inflight"]["count"] == 0, (name, "inflight", sides[name])
+    assert sides[plan.standby]["reachable"], sides
+    for name in plan.primaries:
+        assert sides[plan.standby][f"pending_store_{name}"]["count"] == 0, sides[plan.standby]
+    assert doc["degraded"] is False, doc
+    return doc
+
+
+def acked(response: requests.Response) -> str:
+    """The backup state of a 201, failing with the response when it is anything else."""
+    assert response.status_code == 201, (response.status_code, response.text)
+    return str(response.headers["X-Tandem-Backup"])
+
+
+def read_through(gw: Gateway, plan: GatewayPlan, path: str) -> bytes:
+    with TokenClient(gw.url, plan.token, timeout=60).read(path) as reader:
+        data: bytes = reader.read()
+    return data
+
+
+class SlowBody:
+    """A request body that sends ``size`` bytes in chunks, stopping after ``pause_at`` bytes
+    until :meth:`resume` (so a test can kill something while the upload is mid-way)."""
+
+    def __init__(self, data: bytes, pause_at: int, chunk: int = 256 * 1024) -> None:
+        self.data, self.pause_at, self.chunk = data, pause_at, chunk
+        self.paused = threading.Event()
+        self._resume = threading.Event()
+        self.sent = 0
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self.data), self.chunk):
+            if start >= self.pause_at and not self._resume.is_set():
+                self.paused.set()
+                self._resume.wait(60)
+            block = self.data[start : start + self.chunk]
+            self.sent += len(block)
+            yield block
+
+
+class Upload(threading.Thread):
+    """One CREATE with a :class:`SlowBody`, in a thread; ``response`` or ``error`` after join."""
+
+    def __init__(self, webhdfs: str, token: str, path: str, body: SlowBody) -> None:
+        super().__init__(daemon=True)
+        self.webhdfs, self.token, self.path, self.body = webhdfs, token, path, body
+        self.response: requests.Response | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.response = create(self.webhdfs, self.token, self.path, iter(self.body), timeout=120)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.body.paused.set()  # never leave the test waiting on a body that was not read
+
+
+# --------------------------------------------------------------------------- the standby down
+
+
+def test_sync_with_the_standby_down(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, faults.home, "gwfs")
+    base = "/gwfs/data"
+    with gateway(plan, "--no-worker") as gw:
+        before = {p: payload(p, 20_000) for p in (f"{base}/before-{i}.bin" for i in range(4))}
+        for path, data in before.items():
+            assert acked(create(gw.webhdfs, plan.token, path, data)) == "done"
+        assert_both_sides(plan, direct, before)
+
+        # a write under way when the standby dies
+        streamed = f"{base}/midstream.bin"
+        streamed_data = payload(streamed, 6 << 20)
+        body = SlowBody(streamed_data, pause_at=3 << 20)
+        upload = Upload(gw.webhdfs, plan.token, streamed, body)
+        upload.start()
+        assert body.paused.wait(30)
+        manager.kill_cluster(faults.home, "standby")
+        body.resume()
+        upload.join(120)
+        assert upload.error is None, upload.error
+        assert upload.response is not None
+        assert acked(upload.response) == "pending"
+
+        during = {
+            p: payload(p, 30_000 + i) for i, p in enumerate(f"{base}/during-{i}.bin" for i in range(10))
+        }
+        for path, data in during.items():
+            got = create(gw.webhdfs, plan.token, path, data)
+            assert acked(got) == "pending", path
+            assert got.headers["X-Tandem-Primary"] == plan.primary_of(path)
+        written = {**before, streamed: streamed_data, **during}
+        # the primaries hold every acknowledged write, and the gateway serves them
+        for path, data in written.items():
+            assert on_primary(plan, direct, path) == data, path
+            assert read_through(gw, plan, path) == data, path
+
+        doc = status(plan)
+        assert doc["degraded"] is True, doc
+        assert doc["sides"][plan.standby]["reachable"] is False, doc
+        assert pending_backup(doc, plan) == len(during) + 1, doc
+
+        manager.restart_cluster(faults.home, "standby")
+        report = replay(plan)
+        assert report["returncode"] == 0, report
+        assert report["problems"] == [], report
+        assert report["files"] >= len(during) + 1, report
+        assert_both_sides(plan, direct, written)
+        no_hidden_temps(plan, direct, base)
+        assert_healthy(plan)
+
+        # the same gateway writes through to both sides again once the standby answers
+        again = f"{base}/after.bin"
+        assert (
+            wait_for(
+                "a write acknowledged as done after the standby came back",
+                lambda: acked(create(gw.webhdfs, plan.token, again, b"after", overwrite=True)) == "done",
+                timeout=30,
+                every=0.5,
+            )
+            is True
+        )
+        assert_both_sides(plan, direct, {again: b"after"})
+
+
+# --------------------------------------------------------------------------- a primary down
+
+
+def test_sync_with_a_primary_down(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, faults.home, "gwfp")
+    base = "/gwfp/data"
+    down, up = "primary2", "primary"
+    with gateway(plan, "--no-worker") as gw:
+        old = names_on(plan, base, down, 1, stem="old")[0]
+        assert acked(create(gw.webhdfs, plan.token, old, b"before the outage")) == "done"
+        # a done write drops its inflight mark just after the ACK: let it, before the power cut
+        wait_for("the done write's mark dropped", lambda: inflight(served_status(gw, plan), down) == 0)
+
+        manager.kill_cluster(faults.home, down)
+        to_down = {p: payload(p, 50_000 + i) for i, p in enumerate(names_on(plan, base, down, 6))}
+        to_up = {p: payload(p, 40_000 + i) for i, p in enumerate(names_on(plan, base, up, 6, stem="g"))}
+        for path, data in to_down.items():
+            got = create(gw.webhdfs, plan.token, path, data)
+            assert acked(got) == "pending", path
+            assert got.headers["X-Tandem-Primary"] == down
+        for path, data in to_up.items():
+            got = create(gw.webhdfs, plan.token, path, data)
+            assert acked(got) == "done", path
+            assert got.headers["X-Tandem-Primary"] == up
+        # an overwrite of a file the dead primary holds: the standby takes the newer bytes
+        newer = b"written during the outage"
+        assert acked(create(gw.webhdfs, plan.token, old, newer, overwrite=True)) == "pending"
+        to_down[old] = newer
+
+        written = {**to_down, **to_up}
+        for path, data in written.items():
+            assert read_through(gw, plan, path) == data, path
+            assert on_standby(plan, direct, path) == data, path
+        listed = TokenClient(gw.url, plan.token).list(base)
+        assert set(listed) == {posixpath.basename(p) for p in written}, listed
+
+        doc = status(plan)
+        assert doc["degraded"] is True, doc
+        assert doc["sides"][down]["reachable"] is False, doc
+        assert doc["sides"][plan.standby][f"pending_store_{down}"]["count"] == len(to_down), doc
+
+        manager.restart_cluster(faults.home, down)
+        report = replay(plan)
+        assert report["returncode"] == 0, report
+        assert report["problems"] == [], report
+        # written back to the primary that owns them, byte for byte, and nowhere else
+        for path, data in to_down.items():
+            assert read_or_none(direct[down], path) == data, path
+            assert direct[up].status(path, strict=False) is None, path
+        assert_both_sides(plan, direct, written)
+        no_hidden_temps(plan, direct, base)
+        assert_healthy(plan)
+        for path, data in written.items():
+            assert read_through(gw, plan, path) == data, path
+
+
+def test_a_write_cut_by_its_primary_dying_is_replayed_and_the_plan_heals(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """The primary dies while a write streams to it (its inflight mark already on it): the
+    standby takes the write whole (pending-store); after restart and replay the primary holds
+    it, and nothing is left pending anywhere."""
+    plan = write_plan(tmp_path, faults.home, "gwfc")
+    base = "/gwfc/data"
+    down = "primary2"
+    with gateway(plan, "--no-worker") as gw:
+        streamed = names_on(plan, base, down, 1, stem="midstream")[0]
+        data = payload(streamed, 6 << 20)
+        body = SlowBody(data, pause_at=3 << 20)
+        upload = Upload(gw.webhdfs, plan.token, streamed, body)
+        upload.start()
+        assert body.paused.wait(30)
+        wait_for(
+            "the write's inflight mark on its primary", lambda: inflight(served_status(gw, plan), down) == 1
+        )
+        manager.kill_cluster(faults.home, down)
+        body.resume()
+        upload.join(120)
+        assert upload.error is None, upload.error
+        assert upload.response is not None
+        assert acked(upload.response) == "pending"
+        assert upload.response.headers["X-Tandem-Primary"] == down
+        assert read_through(gw, plan, streamed) == data
+        assert on_standby(plan, direct, streamed) == data
+
+        manager.restart_cluster(faults.home, down)
+        report = replay(plan)
+        assert report["returncode"] == 0 and report["problems"] == [], report
+        assert read_or_none(direct[down], streamed) == data
+        assert on_standby(plan, direct, streamed) == data
+        no_hidden_temps(plan, direct, base)
+        assert_healthy(plan)
+
+
+def test_a_gateway_without_worker_writes_to_a_recovered_primary_again(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """``--no-worker`` leaves replay to the DAG (here: `tandem gateway replay`). Once that has
+    written the standby's data back, the same gateway must route the primary's writes to it
+    again, not to the standby as pending-store forever."""
+    plan = write_plan(tmp_path, faults.home, "gwfr")
+    base = "/gwfr/data"
+    down = "primary2"
+    with gateway(plan, "--no-worker") as gw:
+        manager.kill_cluster(faults.home, down)
+        during = names_on(plan, base, down, 1, stem="during")[0]
+        assert acked(create(gw.webhdfs, plan.token, during, b"during")) == "pending"
+        manager.restart_cluster(faults.home, down)
+        report = replay(plan)
+        assert report["returncode"] == 0 and report["problems"] == [], report
+        assert read_or_none(direct[down], during) == b"during"
+
+        fresh = names_on(plan, base, down, 1, stem="fresh")[0]
+        wait_for(
+            f"a write to {down} acknowledged as done after its replay",
+            lambda: acked(create(gw.webhdfs, plan.token, fresh, b"fresh", overwrite=True)) == "done",
+            timeout=15,
+            every=0.5,
+        )
+        assert read_or_none(direct[down], fresh) == b"fresh"
+        assert on_standby(plan, direct, fresh) == b"fresh"
+        assert served_status(gw, plan)["degraded"] is False
+
+
+# --------------------------------------------------------------------------- async
+
+
+def test_async_backs_up_after_the_interval_and_retries(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, faults.home, "gwfa", mode="async", interval="1s")
+    base = "/gwfa/data"
+    with gateway(plan) as gw:
+        files = {p: payload(p, 25_000 + i) for i, p in enumerate(f"{base}/a-{i:02d}.bin" for i in range(10))}
+        for path, data in files.items():
+            got = create(gw.webhdfs, plan.token, path, data)
+            assert acked(got) == "pending", path
+            # acknowledged on the primary's ACK: the primary holds it already
+            assert on_primary(plan, direct, path) == data, path
+        wait_for(
+            "the gateway's worker to back up every async write",
+            lambda: all(on_standby(plan, direct, p) == d for p, d in files.items()),
+            timeout=30,
+            every=0.25,
+        )
+        wait_for("no pending backups", lambda: pending_backup(served_status(gw, plan), plan) == 0, timeout=30)
+
+        # the standby down: writes are still acknowledged, and backed up once it answers again
+        manager.kill_cluster(faults.home, "standby")
+        late = {p: payload(p, 15_000 + i) for i, p in enumerate(f"{base}/late-{i:02d}.bin" for i in range(5))}
+        for path, data in late.items():
+            assert acked(create(gw.webhdfs, plan.token, path, data)) == "pending", path
+            assert on_primary(plan, direct, path) == data, path
+        acked_at = time.monotonic()
+
+        def late_pending() -> dict[str, Any] | None:
+            # the worker has tried (and failed) to back them up by now: their interval is over
+            doc = served_status(gw, plan)
+            return doc if pending_backup(doc, plan) == len(late) and time.monotonic() > acked_at + 2 else None
+
+        doc = wait_for("the late writes pending past their interval", late_pending, timeout=30, every=0.5)
+        assert doc["degraded"] is True, doc
+        manager.restart_cluster(faults.home, "standby")
+        wait_for(
+            "the worker to retry and back up the late writes",
+            lambda: all(on_standby(plan, direct, p) == d for p, d in late.items()),
+            timeout=60,
+            every=0.25,
+        )
+        assert_both_sides(plan, direct, {**files, **late})
+        wait_for("a healthy plan", lambda: served_status(gw, plan)["degraded"] is False, timeout=30)
+        assert_healthy(plan)
+
+
+# --------------------------------------------------------------------------- the gateway killed
+
+
+class Writer(threading.Thread):
+    """Writes small files through one gateway until stopped or refused; records what was
+    acknowledged and what was attempted without an acknowledgement."""
+
+    def __init__(self, gw: Gateway, plan: GatewayPlan, prefix: str, size: int = 64 * 1024) -> None:
+        super().__init__(daemon=True)
+        self.gw, self.plan, self.prefix, self.size = gw, plan, prefix, size
+        self.acked: dict[str, bytes] = {}
+        self.unacked: dict[str, bytes] = {}
+        self.stop = threading.Event()
+        self.failed: str | None = None
+        self.progress = threading.Condition()
+
+    def wait_acked(self, count: int, timeout: float = 60) -> None:
+        with self.progress:
+            ok = self.progress.wait_for(lambda: len(self.acked) >= count or not self.is_alive(), timeout)
+        assert ok and len(self.acked) >= count, (len(self.acked), self.failed)
+
+    def run(self) -> None:
+        session = requests.Session()
+        i = 0
+        while not self.stop.is_set():
+            path = f"{self.prefix}-{i:04d}.bin"
+            data = payload(path, self.size)
+            try:
+                got = create(self.gw.webhdfs, self.plan.token, path, data, session=session, timeout=30)
+            except requests.RequestException as exc:
+                self.unacked[path] = data
+                self.failed = f"{type(exc).__name__}: {exc}"
+                break
+            if got.status_code != 201:
+                self.unacked[path] = data
+                self.failed = f"{got.status_code}: {got.text}"
+                break
+            with self.progress:
+                self.acked[path] = data
+                self.progress.notify_all()
+            i += 1
+        with self.progress:
+            self.progress.notify_all()
+
+
+def test_gateway_killed_mid_upload(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, faults.home, "gwfk")
+    base = "/gwfk/data"
+    big = f"{base}/big.bin"
+    big_data = payload(big, 24 << 20)
+    with gateway(plan, "--no-worker") as gw:
+        first = {p: payload(p, 10_000 + i) for i, p in enumerate(f"{base}/first-{i}.bin" for i in range(6))}
+        for path, data in first.items():
+            assert acked(create(gw.webhdfs, plan.token, path, data)) == "done", path
+        writer = Writer(gw, plan, f"{base}/racing")
+        writer.start()
+        body = SlowBody(big_data, pause_at=8 << 20)
+        upload = Upload(gw.webhdfs, plan.token, big, body)
+        upload.start()
+        assert body.paused.wait(30)
+        writer.wait_acked(5)
+        gw.kill()
+        body.resume()
+        upload.join(60)
+        writer.stop.set()
+        writer.join(60)
+    assert upload.response is None or upload.response.status_code != 201, "acknowledged after SIGKILL?"
+    assert body.sent < len(big_data) or upload.error is not None
+
+    acknowledged = {**first, **writer.acked}
+    # every acknowledged write is on its primary at once (sync: and on the standby)
+    for path, data in acknowledged.items():
+        assert on_primary(plan, direct, path) == data, path
+    with gateway(plan, "--no-worker") as again:
+        # the dead write left its mark with the data, where any gateway finds it
+        doc = served_status(again, plan)
+        assert doc["sides"][plan.primary_of(big)]["inflight"]["count"] >= 1, doc
+        # a new gateway serves what the dead one acknowledged
+        listed = set(TokenClient(again.url, plan.token).list(base))
+        assert {posixpath.basename(p) for p in acknowledged} <= listed
+        for path in list(acknowledged)[:5]:
+            assert read_through(again, plan, path) == acknowledged[path]
+
+        report = replay(plan, "--inflight-grace", "0")
+        assert report["returncode"] == 0, report
+        assert report["problems"] == [], report
+        assert_both_sides(plan, direct, acknowledged)
+        assert_whole_or_absent(plan, direct, big, big_data)
+        for path, data in writer.unacked.items():
+            assert_whole_or_absent(plan, direct, path, data)
+        no_hidden_temps(plan, direct, base)
+        assert_healthy(plan)
+
+
+def test_two_gateways_one_killed(faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, faults.home, "gwf2")
+    base = "/gwf2/data"
+    with gateway(plan, "--no-worker") as a, gateway(plan, "--no-worker") as b:
+        wa, wb = Writer(a, plan, f"{base}/a"), Writer(b, plan, f"{base}/b")
+        wa.start()
+        wb.start()
+        wa.wait_acked(15)
+        wb.wait_acked(15)
+        a.kill()
+        wa.join(60)
+        assert not wa.is_alive()
+        assert wa.failed is not None, "the writer through the killed gateway saw no error"
+        killed_at = len(wb.acked)
+        wb.wait_acked(killed_at + 25)
+        wb.stop.set()
+        wb.join(60)
+        assert wb.failed is None, wb.failed
+        # the survivor serves everything acknowledged by either
+        survivor = TokenClient(b.url, plan.token)
+        listed = set(survivor.list(base))
+        assert {posixpath.basename(p) for p in {**wa.acked, **wb.acked}} <= listed
+        report = replay(plan, "--inflight-grace", "0")
+        assert report["returncode"] == 0, report
+        assert report["problems"] == [], report
+        acknowledged = {**wa.acked, **wb.acked}
+        assert_both_sides(plan, direct, acknowledged)
+        for path, data in wa.unacked.items():
+            assert_whole_or_absent(plan, direct, path, data)
+        spread = {plan.primary_of(p) for p in acknowledged}
+        assert spread == set(plan.primaries), spread
+        no_hidden_temps(plan, direct, base)
+        assert_healthy(plan)
