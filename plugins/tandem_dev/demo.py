@@ -419,7 +419,7 @@ def run_demo(args: argparse.Namespace) -> int:
     verified = check["files_mismatched"] == 0 and check["consistency_violations"] == 0
     from tandem_dev.gateway_demo import run_gateway_demo
 
-    gateway = run_gateway_demo(topology.home, airflow, lambda text: _say(quiet, text))
+    gateway = run_gateway_demo(topology.home, airflow, standby, lambda text: _say(quiet, text))
     verified = verified and gateway["standby_mismatched"] == 0 and not gateway["degraded_after_replay"]
     result = {
         "business": BUSINESS,

@@ -70,6 +70,17 @@ class GatewayPlan:
     def standby_path(self, path: str) -> str:
         return self.target_root.rstrip("/") + path
 
+    def names_on(self, directory: str, primary: str, count: int, stem: str = "f") -> list[str]:
+        """``count`` paths under ``directory`` that the plan routes to ``primary``."""
+        found: list[str] = []
+        i = 0
+        while len(found) < count:
+            path = f"{directory}/{stem}{i:04d}.bin"
+            if self.primary_of(path) == primary:
+                found.append(path)
+            i += 1
+        return found
+
 
 def write_plan(
     base: Path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ from hdfs import InsecureClient, TokenClient
 from tandem_dev.embedded import manager
 from tandem_dev.embedded.manager import Topology
 from tests.integration.gateway_support import (
+    COMMAND_TIMEOUT_S,
+    ROOT,
+    TANDEM,
     Gateway,
     GatewayPlan,
     create,
@@ -71,17 +75,6 @@ def clusters_back(faults: Topology) -> Iterator[None]:
 @pytest.fixture
 def direct(faults: Topology) -> dict[str, InsecureClient]:
     return superusers({name: faults[name].webhdfs_url for name in CLUSTERS})
-
-
-def names_on(plan: GatewayPlan, directory: str, primary: str, count: int, stem: str = "f") -> list[str]:
-    found: list[str] = []
-    i = 0
-    while len(found) < count:
-        path = f"{directory}/{stem}{i:04d}.bin"
-        if plan.primary_of(path) == primary:
-            found.append(path)
-        i += 1
-    return found
 
 
 def on_primary(plan: GatewayPlan, direct: dict[str, InsecureClient], path: str) -> bytes | None:
@@ -277,14 +270,14 @@ def test_sync_with_a_primary_down(
     base = "/gwfp/data"
     down, up = "primary2", "primary"
     with gateway(plan, "--no-worker") as gw:
-        old = names_on(plan, base, down, 1, stem="old")[0]
+        old = plan.names_on(base, down, 1, stem="old")[0]
         assert acked(create(gw.webhdfs, plan.token, old, b"before the outage")) == "done"
         # a done write drops its inflight mark just after the ACK: let it, before the power cut
         wait_for("the done write's mark dropped", lambda: inflight(served_status(gw, plan), down) == 0)
 
         manager.kill_cluster(faults.home, down)
-        to_down = {p: payload(p, 50_000 + i) for i, p in enumerate(names_on(plan, base, down, 6))}
-        to_up = {p: payload(p, 40_000 + i) for i, p in enumerate(names_on(plan, base, up, 6, stem="g"))}
+        to_down = {p: payload(p, 50_000 + i) for i, p in enumerate(plan.names_on(base, down, 6))}
+        to_up = {p: payload(p, 40_000 + i) for i, p in enumerate(plan.names_on(base, up, 6, stem="g"))}
         for path, data in to_down.items():
             got = create(gw.webhdfs, plan.token, path, data)
             assert acked(got) == "pending", path
@@ -335,7 +328,7 @@ def test_a_write_cut_by_its_primary_dying_is_replayed_and_the_plan_heals(
     base = "/gwfc/data"
     down = "primary2"
     with gateway(plan, "--no-worker") as gw:
-        streamed = names_on(plan, base, down, 1, stem="midstream")[0]
+        streamed = plan.names_on(base, down, 1, stem="midstream")[0]
         data = payload(streamed, 6 << 20)
         body = SlowBody(data, pause_at=3 << 20)
         upload = Upload(gw.webhdfs, plan.token, streamed, body)
@@ -374,14 +367,14 @@ def test_a_gateway_without_worker_writes_to_a_recovered_primary_again(
     down = "primary2"
     with gateway(plan, "--no-worker") as gw:
         manager.kill_cluster(faults.home, down)
-        during = names_on(plan, base, down, 1, stem="during")[0]
+        during = plan.names_on(base, down, 1, stem="during")[0]
         assert acked(create(gw.webhdfs, plan.token, during, b"during")) == "pending"
         manager.restart_cluster(faults.home, down)
         report = replay(plan)
         assert report["returncode"] == 0 and report["problems"] == [], report
         assert read_or_none(direct[down], during) == b"during"
 
-        fresh = names_on(plan, base, down, 1, stem="fresh")[0]
+        fresh = plan.names_on(base, down, 1, stem="fresh")[0]
         wait_for(
             f"a write to {down} acknowledged as done after its replay",
             lambda: acked(create(gw.webhdfs, plan.token, fresh, b"fresh", overwrite=True)) == "done",
@@ -572,3 +565,52 @@ def test_two_gateways_one_killed(faults: Topology, direct: dict[str, InsecureCli
         assert spread == set(plan.primaries), spread
         no_hidden_temps(plan, direct, base)
         assert_healthy(plan)
+
+
+# --------------------------------------------------------------------------- replay killed
+
+
+def test_a_replay_killed_midway_is_finished_by_the_next(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """``tandem gateway replay`` SIGKILLed once it has finished some marks and not others: the
+    marks it had not finished stay, so the next replay copies what is missing, and nothing on
+    either side is torn or left under a hidden temporary name (a replay copy's temporary name
+    comes from its mark, so the next replay of the mark overwrites what a dead copy left)."""
+    plan = write_plan(tmp_path, faults.home, "gwkr")
+    base = "/gwkr/data"
+    files = {p: payload(p, 1 << 20) for p in (f"{base}/f-{i:02d}.bin" for i in range(40))}
+    manager.kill_cluster(faults.home, plan.standby)
+    with gateway(plan, "--no-worker") as gw:
+        for path, data in files.items():
+            assert acked(create(gw.webhdfs, plan.token, path, data)) == "pending"
+    manager.restart_cluster(faults.home, plan.standby)
+    queues = {p: f"/.tandem/gateway/{plan.name}/pending-backup" for p in plan.primaries}
+
+    def marks_left() -> int:
+        return sum(
+            len(direct[p].list(q)) if direct[p].status(q, strict=False) else 0 for p, q in queues.items()
+        )
+
+    assert marks_left() == len(files)
+    first = subprocess.Popen(
+        [*TANDEM, "gateway", "replay", plan.name, "--home", str(plan.home)],
+        env=plan.env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(
+        "the first replay to finish some marks",
+        lambda: first.poll() is not None or marks_left() < len(files),
+        timeout=COMMAND_TIMEOUT_S,
+        every=0.005,
+    )
+    first.kill()
+    first.wait()
+
+    again = replay(plan)
+    assert again["returncode"] == 0, again
+    assert_both_sides(plan, direct, files)
+    no_hidden_temps(plan, direct, base)
+    assert_healthy(plan)

@@ -71,18 +71,6 @@ def base(request: pytest.FixtureRequest) -> str:
     return f"/{PLAN}/{request.node.name.replace('[', '-').replace(']', '')}"
 
 
-def names_on(plan: GatewayPlan, directory: str, primary: str, count: int, stem: str = "f") -> list[str]:
-    """``count`` paths under ``directory`` that the plan routes to ``primary``."""
-    found: list[str] = []
-    i = 0
-    while len(found) < count:
-        path = f"{directory}/{stem}{i:04d}.bin"
-        if plan.primary_of(path) == primary:
-            found.append(path)
-        i += 1
-    return found
-
-
 def other(plan: GatewayPlan, primary: str) -> str:
     return next(p for p in plan.primaries if p != primary)
 
@@ -126,7 +114,7 @@ def test_token_client_write_read_status(
     files = {
         p: payload(p, 1000 + 37 * n)
         for n, p in enumerate(
-            names_on(plan, base, "primary", 3) + names_on(plan, base, "primary2", 3, stem="g")
+            plan.names_on(base, "primary", 3) + plan.names_on(base, "primary2", 3, stem="g")
         )
     }
     for path, data in files.items():
@@ -151,8 +139,8 @@ def test_token_client_write_read_status(
 def test_listing_merges_primaries(
     client: TokenClient, plan: GatewayPlan, direct: dict[str, InsecureClient], base: str
 ) -> None:
-    on_first = names_on(plan, base, "primary", 4)
-    on_second = names_on(plan, base, "primary2", 4, stem="g")
+    on_first = plan.names_on(base, "primary", 4)
+    on_second = plan.names_on(base, "primary2", 4, stem="g")
     for path in on_first + on_second:
         client.write(path, payload(path, 64))
     listed = client.list(base)
@@ -214,15 +202,15 @@ def test_makedirs_rename_delete(
         where = f"{base}/a/b" if name != plan.standby else plan.standby_path(f"{base}/a/b")
         assert direct[name].status(where)["type"] == "DIRECTORY", name
     # a rename within one primary
-    src = names_on(plan, f"{base}/a", "primary", 1, stem="src")[0]
-    dst = names_on(plan, f"{base}/a", "primary", 1, stem="dst")[0]
+    src = plan.names_on(f"{base}/a", "primary", 1, stem="src")[0]
+    dst = plan.names_on(f"{base}/a", "primary", 1, stem="dst")[0]
     data = payload(src, 4321)
     client.write(src, data)
     client.rename(src, dst)
     absent_everywhere(plan, direct, src)
     assert_placed(plan, direct, dst, data)
     # a rename to a name another primary owns: the file moves there, whole
-    far = names_on(plan, f"{base}/a", "primary2", 1, stem="far")[0]
+    far = plan.names_on(f"{base}/a", "primary2", 1, stem="far")[0]
     client.rename(dst, far)
     absent_everywhere(plan, direct, dst)
     assert_placed(plan, direct, far, data)
@@ -262,7 +250,7 @@ def test_fsspec_large_write_ls_rm(
     assert_placed(plan, direct, path, data)
     assert fs.cat_file(path) == data
     assert fs.cat_file(path, start=5_000_000, end=5_000_100) == data[5_000_000:5_000_100]
-    small = names_on(plan, base, other(plan, plan.primary_of(path)), 2, stem="s")
+    small = plan.names_on(base, other(plan, plan.primary_of(path)), 2, stem="s")
     for p in small:
         fs.pipe_file(p, payload(p, 10))
     assert fs.ls(base) == sorted([path, *small])
@@ -284,8 +272,8 @@ def test_fsspec_copy_through_a_temp_name(
     data = payload(src, 300_000)
     fs.pipe_file(src, data)
     finals = [
-        names_on(plan, f"{base}/out", "primary", 1, stem="c")[0],
-        names_on(plan, f"{base}/out", "primary2", 1, stem="d")[0],
+        plan.names_on(f"{base}/out", "primary", 1, stem="c")[0],
+        plan.names_on(f"{base}/out", "primary2", 1, stem="d")[0],
     ]
     for final in finals:
         fs.cp_file(src, final)
@@ -356,7 +344,7 @@ def test_hadoop_copying_name_lands_on_the_final_names_primary(
     gw: Gateway, plan: GatewayPlan, direct: dict[str, InsecureClient], base: str
 ) -> None:
     """`hadoop fs -put` writes ``<name>._COPYING_`` and renames it: one primary throughout."""
-    for final in (names_on(plan, base, "primary", 1)[0], names_on(plan, base, "primary2", 1, stem="g")[0]):
+    for final in (plan.names_on(base, "primary", 1)[0], plan.names_on(base, "primary2", 1, stem="g")[0]):
         temp = f"{final}._COPYING_"
         data = payload(final, 77_777)
         got = create(gw.webhdfs, plan.token, temp, data)
@@ -374,7 +362,7 @@ def test_explicit_data_id_header_routes_by_the_id(
     """An id the client names (``X-Tandem-Data-Id``) decides the primary; reads find it later
     without the header."""
     data_id = next(f"user-{i}" for i in range(100) if plan.routes.primary_of(f"user-{i}") == "primary2")
-    paths = names_on(plan, base, "primary", 3)  # their own names would go to the other primary
+    paths = plan.names_on(base, "primary", 3)  # their own names would go to the other primary
     for path in paths:
         step = requests.put(gw_url(gw, path, "CREATE", plan.token), allow_redirects=False, timeout=30)
         got = requests.put(

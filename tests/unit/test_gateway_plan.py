@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tandem.gateway.plan import check_plan_file, load_plans, parse_size
+from tandem.gateway.plan import check_plan_file, load_plans
 from tandem.gateway.routing import BucketMap, bucket_of, data_id, is_temporary
-from tandem.policy import load_topology
+from tandem.policy import load_topology, parse_size
 
 PROJECT = Path(__file__).resolve().parents[2]
 TOPOLOGY = load_topology(PROJECT / "include" / "clusters.yaml")

@@ -79,30 +79,23 @@ def _serve(args: argparse.Namespace, include: Path) -> int:
 def _status(args: argparse.Namespace, include: Path) -> int:
     from tandem.gateway.context import build_context
     from tandem.gateway.plan import load_plan
-    from tandem.gateway.replay import pending
+    from tandem.gateway.status import plan_status
 
-    ctx = build_context(load_plan(include, args.plan), include)
-    sides = pending(ctx)
-    degraded = any(not v.get("reachable") for v in sides.values()) or any(
-        isinstance(q, dict) and q.get("count") for v in sides.values() for q in v.values()
-    )
-    doc = {"plan": ctx.plan.plan, "mode": ctx.plan.mode, "degraded": degraded, "sides": sides}
+    status = plan_status(build_context(load_plan(include, args.plan), include))
     if args.json:
-        print(json.dumps(doc))
+        print(json.dumps(status.to_json()))
         return 0
-    print(f"plan {ctx.plan.plan}: mode {ctx.plan.mode}, {'DEGRADED' if degraded else 'healthy'}")
-    for name, entry in sides.items():
-        role = "standby" if name == ctx.standby.name else "primary"
-        if not entry.get("reachable"):
-            print(f"  {name:<10} {role:<8} unreachable: {entry.get('error')}")
+    print(f"plan {status.plan}: mode {status.mode}, {'DEGRADED' if status.degraded else 'healthy'}")
+    for side in status.sides:
+        role = "standby" if side.name == status.standby else "primary"
+        if not side.reachable:
+            print(f"  {side.name:<10} {role:<8} unreachable: {side.error}")
             continue
         queues = [
-            f"{k.replace('_', '-')} {v['count']}"
-            + (f" (oldest {v['oldest_age_s']:.0f}s)" if v.get("oldest_age_s") is not None else "")
-            for k, v in entry.items()
-            if isinstance(v, dict)
+            f"{key.replace('_', '-')} {q.count}" + (f" (oldest {q.oldest_age_s():.0f}s)" if q.count else "")
+            for key, q in side.queues.items()
         ]
-        print(f"  {name:<10} {role:<8} reachable; " + ", ".join(queues))
+        print(f"  {side.name:<10} {role:<8} reachable; " + ", ".join(queues))
     return 0
 
 

@@ -36,9 +36,11 @@ class RoutingConflict(TandemError):
     """The stored bucket map and the plan disagree: serving would move written data."""
 
 
-def temp_name(path: str) -> str:
+def temp_name(path: str, tag: str | None = None) -> str:
+    """A hidden name beside ``path``: random for a write; ``tag`` (a mark id) for a replay copy,
+    so replaying the mark again after a crash overwrites what the dead copy left, never leaks it."""
     parent, name = posixpath.split(path)
-    return posixpath.join(parent, f"{TEMP_PREFIX}{secrets.token_hex(6)}.{name}")
+    return posixpath.join(parent, f"{TEMP_PREFIX}{tag or secrets.token_hex(6)}.{name}")
 
 
 def is_gateway_temp(name: str) -> bool:

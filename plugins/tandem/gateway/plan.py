@@ -9,65 +9,22 @@ reason, and one bad file never stops the other plans (:func:`load_plans`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from tandem.errors import ConfigError
 from tandem.policy.loader import InvalidConfig, policy_files, read_yaml, validation_errors
-from tandem.policy.models import Topology
-from tandem.policy.types import FILE_FIELD, Duration, HdfsPath, Name
+from tandem.policy.models import Topology, _join
+from tandem.policy.types import _CROSS_ERROR, FILE_FIELD, Duration, HdfsPath, Name, Size
 
 JOURNAL_ROOT = "/.tandem/gateway"
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
-_SIZE_UNITS = {
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "TB": 10**12,
-    "KiB": 1 << 10,
-    "MiB": 1 << 20,
-    "GiB": 1 << 30,
-    "TiB": 1 << 40,
-}
-
-
-def _fail(reason: str) -> None:
-    raise PydanticCustomError("tandem", "{reason}", {"reason": reason})
-
-
-def parse_size(text: str) -> int:
-    """``2GiB``, ``500MB``, ``64KiB`` -> bytes (decimal and binary units)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size like 2GiB or 500MB (units B, KB, MB, GB, TB, KiB...TiB)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
-
-
-def _to_size(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        try:
-            size = parse_size(value)
-        except ValueError as exc:
-            _fail(str(exc))
-        if size > 0:
-            return size
-    _fail(f"{value!r} is not a size: write it with a unit, like 2GiB")
-    raise AssertionError
-
-
-Size = Annotated[int, BeforeValidator(_to_size)]
 
 
 class _Frozen(BaseModel):
@@ -130,57 +87,58 @@ class GatewayPlan(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> GatewayPlan:
+        # a plan built in code is checked too; the loader reports each problem on its own
         context = info.context or {}
-        problems = [
-            *self._naming_problems(context.get("stem"), context.get("topology")),
-            *self._root_problems(),
-        ]
-        if problems:
-            raise PydanticCustomError("tandem", "{reason}", {"reason": "; ".join(problems)})
+        problems = self.problems(context.get("stem"), context.get("topology"))
+        if problems and context.get("cross", True):
+            raise PydanticCustomError(_CROSS_ERROR, "{reason}", {"reason": _join(problems)})
         return self
 
-    def _naming_problems(self, stem: str | None, topology: Topology | None) -> list[str]:
+    def problems(self, stem: str | None = None, topology: Topology | None = None) -> list[tuple[str, str]]:
+        """Checks across fields and files, as (field, reason): the file's name, the clusters, the roots."""
         problems = []
         if stem is not None and stem != self.plan:
             problems.append(
-                f"plan: is {self.plan!r} but the file is named {stem!r}: name it {self.plan}.yaml"
+                ("plan", f"is {self.plan!r} but the file is named {stem!r}: name it {self.plan}.yaml")
             )
         if len(set(self.primaries)) != len(self.primaries):
-            problems.append("primaries: a cluster is listed twice")
+            problems.append(("primaries", "a cluster is listed twice"))
         if self.target.cluster in self.primaries:
             problems.append(
-                f"target.cluster: {self.target.cluster!r} is also a primary; the standby must differ"
+                ("target.cluster", f"{self.target.cluster!r} is also a primary; the standby must differ")
             )
         if self.routing.buckets < len(self.primaries):
             problems.append(
-                f"routing.buckets: {self.routing.buckets} buckets cannot spread over "
-                f"{len(self.primaries)} primaries"
+                (
+                    "routing.buckets",
+                    f"{self.routing.buckets} buckets cannot spread over {len(self.primaries)} primaries",
+                )
             )
         if topology is not None:
             named = [*(("primaries", p) for p in self.primaries), ("target.cluster", self.target.cluster)]
             known = ", ".join(sorted(topology.clusters))
             problems += [
-                f"{where}: cluster {name!r} is not defined in clusters.yaml; defined: {known}"
+                (where, f"cluster {name!r} is not defined in clusters.yaml; defined: {known}")
                 for where, name in named
                 if name not in topology.clusters
             ]
-        return problems
+        return problems + self._root_problems()
 
-    def _root_problems(self) -> list[str]:
+    def _root_problems(self) -> list[tuple[str, str]]:
         roots = self.write_roots
         problems = [
-            f"roots: {root} overlaps /.tandem, where Tandem keeps its own records"
+            ("roots", f"{root} overlaps /.tandem, where Tandem keeps its own records")
             for root in roots
             if _within(root, "/.tandem") or _within("/.tandem", root)
         ]
         problems += [
-            f"roots: {a} and {b} overlap: list the outer one only"
+            ("roots", f"{a} and {b} overlap: list the outer one only")
             for i, a in enumerate(roots)
             for b in roots[i + 1 :]
             if _within(a, b) or _within(b, a)
         ]
         problems += [
-            f"access[{n}].paths: {path} is outside the plan's roots {', '.join(roots)}"
+            (f"access[{n}].paths", f"{path} is outside the plan's roots {', '.join(roots)}")
             for n, rule in enumerate(self.access)
             for path in rule.paths
             if not any(_within(path, r) for r in roots)
@@ -223,27 +181,19 @@ class PlanSet:
 def check_plan_file(
     path: Path, topology: Topology | None
 ) -> tuple[GatewayPlan | None, tuple[ConfigError, ...]]:
+    """Every error of one plan file, and the plan when there is none."""
     raw, errors = read_yaml(path)
     if raw is None:
         return None, tuple(errors)
+    context: dict[str, Any] = {"stem": path.stem, "topology": topology, "cross": False}
     try:
-        return GatewayPlan.model_validate(raw, context={"stem": path.stem, "topology": topology}), ()
-    except Exception as exc:  # pydantic ValidationError
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
-        found = validation_errors(str(path), GatewayPlan, exc)
-    # a model-level problem lists "field: reason" parts; report each as its own error
-    split: list[ConfigError] = []
-    for err in found:
-        if err.field == FILE_FIELD and ": " in err.reason:
-            for part in err.reason.split("; "):
-                field, _, reason = part.partition(": ")
-                split.append(ConfigError(err.file, field, reason))
-        else:
-            split.append(err)
-    return None, tuple(split)
+        plan = GatewayPlan.model_validate(raw, context=context)
+    except ValidationError as exc:
+        return None, tuple(validation_errors(str(path), GatewayPlan, exc))
+    found = tuple(
+        ConfigError(str(path), field, reason) for field, reason in plan.problems(path.stem, topology)
+    )
+    return (None, found) if found else (plan, ())
 
 
 def plans_dir(include: Path) -> Path:

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
-from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, Mark, id_time_ms
-from tandem.gateway.sides import Side, SideDown, is_unreachable
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, id_time_ms
+from tandem.gateway.sides import Side, is_unreachable
 from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import FileStatus
 
@@ -66,13 +66,6 @@ class ReplayReport:
 # --------------------------------------------------------------------------- one path
 
 
-def _same(src: Hdfs, src_path: str, src_status: FileStatus, dst: Hdfs, dst_path: str) -> bool:
-    dst_status = dst.status(dst_path)
-    if dst_status is None or dst_status.is_dir or dst_status.length != src_status.length:
-        return False
-    return src.checksum(src_path) == dst.checksum(dst_path)
-
-
 def copy_file(
     src: Hdfs,
     src_path: str,
@@ -81,25 +74,41 @@ def copy_file(
     dst_path: str,
     written_at_ms: int | None,
     report: ReplayReport,
+    tag: str,
 ) -> None:
-    """``src_path`` onto ``dst_path`` unless equal already: temporary name, then RENAME over."""
-    if not _same(src, src_path, status, dst, dst_path):
-        tmp = temp_name(dst_path)
+    """``src_path`` onto ``dst_path`` unless equal already (length, then checksum): under the
+    mark's temporary name, then RENAME over; owner, permission and times set where they differ."""
+    held = dst.status(dst_path)
+    same = (
+        held is not None
+        and not held.is_dir
+        and held.length == status.length
+        and src.checksum(src_path) == dst.checksum(dst_path)
+    )
+    if not same:
+        tmp = temp_name(dst_path, tag)
         with src.open(src_path) as chunks:
             dst.write(tmp, chunks, overwrite=True, permission=status.permission)
         dst.replace(tmp, dst_path)
         report.files += 1
         report.bytes += status.length
-    dst.set_times(dst_path, written_at_ms or status.modification_time)
-    dst.set_owner(dst_path, status.owner, status.group)
-    dst.set_permission(dst_path, status.permission)
+        held = None
+    mtime = written_at_ms or status.modification_time
+    if held is None or held.modification_time != mtime:
+        dst.set_times(dst_path, mtime)
+    if held is None or (held.owner, held.group) != (status.owner, status.group):
+        dst.set_owner(dst_path, status.owner, status.group)
+    if held is None or held.permission != status.permission:
+        dst.set_permission(dst_path, status.permission)
 
 
 def _walk(hdfs: Hdfs, top: str) -> dict[str, FileStatus]:
     return {e.relpath: e.status for e in hdfs.walk(top) if not is_gateway_temp(posixpath.basename(e.relpath))}
 
 
-def backup_path(ctx: PlanContext, path: str, written_at_ms: int | None, report: ReplayReport) -> None:
+def backup_path(
+    ctx: PlanContext, path: str, written_at_ms: int | None, report: ReplayReport, tag: str
+) -> None:
     """Make the standby's copy of ``path`` what the primaries hold now (file, tree or nothing)."""
     standby = ctx.standby.hdfs
     dst = ctx.standby.local(path)
@@ -113,12 +122,12 @@ def backup_path(ctx: PlanContext, path: str, written_at_ms: int | None, report: 
         return
     holder, status = found
     if not status.is_dir:
-        copy_file(holder.hdfs, path, status, standby, dst, written_at_ms, report)
+        copy_file(holder.hdfs, path, status, standby, dst, written_at_ms, report, tag)
         return
-    _backup_tree(ctx, path, dst, report)
+    _backup_tree(ctx, path, dst, report, tag)
 
 
-def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport) -> None:
+def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport, tag: str) -> None:
     """The standby's tree at ``dst`` made the union of the primaries' trees at ``path``."""
     standby = ctx.standby.hdfs
     merged: dict[str, tuple[Side, FileStatus]] = {}
@@ -134,13 +143,13 @@ def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport) ->
             if rel not in present:
                 standby.mkdirs(target)
         else:
-            copy_file(side.hdfs, posixpath.join(path, rel), st, standby, target, None, report)
+            copy_file(side.hdfs, posixpath.join(path, rel), st, standby, target, None, report, tag)
     for rel in sorted(set(present) - set(merged), reverse=True):
         if standby.delete(posixpath.join(dst, rel), recursive=True):
             report.deleted += 1
 
 
-def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport) -> None:
+def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport, tag: str) -> None:
     """Make ``primary``'s ``path`` what the standby holds for it (its own files, every directory)."""
     standby = ctx.standby.hdfs
     src = ctx.standby.local(path)
@@ -151,7 +160,7 @@ def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport)
             report.deleted += 1
         return
     if not status.is_dir:
-        copy_file(standby, src, status, target, path, None, report)
+        copy_file(standby, src, status, target, path, None, report, tag)
         return
     target.mkdirs(path)
     held = _walk(target, path)
@@ -162,7 +171,7 @@ def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport)
             if rel not in held:
                 target.mkdirs(full)
         elif rel in held or ctx.routes.route(full) == primary.name:
-            copy_file(standby, posixpath.join(src, rel), st, target, full, None, report)
+            copy_file(standby, posixpath.join(src, rel), st, target, full, None, report, tag)
     for rel in sorted(set(held) - set(wanted), reverse=True):
         if target.delete(posixpath.join(path, rel), recursive=True):
             report.deleted += 1
@@ -200,7 +209,7 @@ def drain_store(ctx: PlanContext, primary: Side) -> ReplayReport:
         if mark is None:
             return part
         for path in mark.paths:
-            store_path(ctx, primary, path, part)
+            store_path(ctx, primary, path, part, mark_id)
         # the write may have left its inflight mark (and temporary file) on the primary as it died
         primary.hdfs.delete(f"{ctx.plan.journal}/{INFLIGHT}/{mark_id}")
         journal.delete(mark_id, PENDING_STORE, primary.name)
@@ -222,7 +231,7 @@ def _backup_one(ctx: PlanContext, journal: Journal, primary: Side, state: str, m
         primary.hdfs.delete(mark.temp)
         ctx.standby.hdfs.delete(ctx.standby.local(mark.temp))
     for path in mark.paths:
-        backup_path(ctx, path, mark.written_at_ms if mark.op == "write" else None, part)
+        backup_path(ctx, path, mark.written_at_ms if mark.op == "write" else None, part, mark_id)
     journal.delete(mark_id, state)
     part.marks += 1
     return part
@@ -266,38 +275,3 @@ def replay_all(
             report.problems.append(f"{name}: {exc}")
             report.deferred += 1
     return report
-
-
-def pending(ctx: PlanContext) -> dict[str, dict[str, object]]:
-    """Per side: reachable, and each queue's count and oldest age (one LISTSTATUS each)."""
-    out: dict[str, dict[str, object]] = {}
-    for side in ctx.all_sides():
-        entry: dict[str, object] = {"reachable": True}
-        try:
-            journal = ctx.journal(side)
-            if side is ctx.standby:
-                for name in ctx.primaries:
-                    q = journal.queue(PENDING_STORE, name)
-                    entry[f"pending_store_{name}"] = {"count": q.count, "oldest_age_s": q.oldest_age_s()}
-            else:
-                for state in (PENDING_BACKUP, INFLIGHT):
-                    q = journal.queue(state)
-                    entry[state.replace("-", "_")] = {"count": q.count, "oldest_age_s": q.oldest_age_s()}
-        except (SideDown, Exception) as exc:
-            if not is_unreachable(exc):
-                raise
-            entry = {"reachable": False, "error": str(exc)}
-        out[side.name] = entry
-    return out
-
-
-__all__ = [
-    "Mark",
-    "ReplayReport",
-    "backup_path",
-    "drain_backup",
-    "drain_store",
-    "pending",
-    "replay_all",
-    "store_path",
-]

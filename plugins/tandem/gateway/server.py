@@ -187,17 +187,18 @@ class _Handler:
             append=append,
             explicit_id=request.headers.get(ID_HEADER),
         )
-        buffer = bytearray()
+        # chunks gathered to about BUFFER bytes and joined once, so each byte is copied once here
+        gathered: list[bytes] = []
+        size = 0
         try:
             async for chunk in request.stream():
-                buffer += chunk
-                if len(buffer) >= BUFFER:
-                    data = bytes(buffer)
-                    buffer.clear()
-                    if not session.offer(data):
-                        await asyncio.to_thread(session.feed_blocked, data)
-            if buffer and not session.offer(bytes(buffer)):
-                await asyncio.to_thread(session.feed_blocked, bytes(buffer))
+                gathered.append(chunk)
+                size += len(chunk)
+                if size >= BUFFER:
+                    await self._pass_on(session, b"".join(gathered))
+                    gathered, size = [], 0
+            if gathered:
+                await self._pass_on(session, b"".join(gathered))
         except BaseException:
             await asyncio.to_thread(session.abort)
             raise
@@ -216,6 +217,12 @@ class _Handler:
         return JSONResponse(
             {"Location": location}, status_code=201, headers={**headers, "Location": location}
         )
+
+    @staticmethod
+    async def _pass_on(session: WriteSession, data: bytes) -> None:
+        """To every side's queue; only a full queue costs a hop to a thread."""
+        if not session.offer(data):
+            await asyncio.to_thread(session.feed_blocked, data)
 
     async def _read(self, request: Request, op: str, path: str, user: str) -> Response:
         gw = self.gw

@@ -10,7 +10,6 @@ is down or still taking back what the standby held for it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import posixpath
 import threading
@@ -22,9 +21,11 @@ from typing import Any, TypeVar
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
-from tandem.gateway.replay import drain_backup, drain_store, pending
+from tandem.gateway.replay import INFLIGHT_GRACE_S, drain_backup
 from tandem.gateway.sides import Side, is_unreachable
+from tandem.gateway.status import plan_status
 from tandem.gateway.writes import Unavailable, WriteSession, check_absent
+from tandem.hdfs.client import is_missing
 from tandem.hdfs.types import FileStatus
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ STORE_CHECK_S = 2.0
 
 def _denied(message: str) -> RemoteHdfsError:
     return RemoteHdfsError(message, exception="AccessControlException")
+
+
+def _missing(path: str) -> RemoteHdfsError:
+    return RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
 
 
 class Gateway:
@@ -64,9 +69,12 @@ class Gateway:
         self.pool.shutdown(wait=True)
 
     # -- checks --------------------------------------------------------------------------
+    def _leads_to_a_root(self, path: str) -> bool:
+        return any(r.startswith(path.rstrip("/") + "/") for r in self.plan.write_roots)
+
     def check_path(self, path: str, user: str, write: bool) -> None:
-        ancestor = any(r.startswith(path.rstrip("/") + "/") for r in self.plan.write_roots)
-        if not self.plan.within_roots(path) and (write or not ancestor):
+        """Inside the plan's roots (reads may also look at their ancestors), and allowed to ``user``."""
+        if not self.plan.within_roots(path) and (write or not self._leads_to_a_root(path)):
             raise _denied(
                 f"{path} is outside plan {self.plan.plan}'s roots {', '.join(self.plan.write_roots)}"
             )
@@ -77,18 +85,27 @@ class Gateway:
         """Down, or still taking back what the standby held for it: then the standby serves."""
         flagged = self._store_pending.get(side.name)
         if flagged is not None and time.monotonic() - flagged > STORE_CHECK_S:
-            # replay may have run elsewhere (the DAG, another gateway): look again
-            try:
-                if self.ctx.journal(self.ctx.standby).ids(PENDING_STORE, side.name):
-                    self._store_pending[side.name] = time.monotonic()
-                else:
-                    self._store_pending.pop(side.name, None)
-            except Exception:
-                self._store_pending[side.name] = time.monotonic()
+            self._recheck_store_pending(side.name)  # replay may have run elsewhere (the DAG, another gateway)
         return side.healthy() and side.name not in self._store_pending
 
     def note_store_pending(self, primary: str) -> None:
         self._store_pending[primary] = time.monotonic()
+
+    def _recheck_store_pending(self, primary: str) -> None:
+        """Flag ``primary`` while the standby holds pending-store marks for it (one LISTSTATUS);
+        a standby that does not answer keeps a flagged primary flagged."""
+        try:
+            held = self.ctx.journal(self.ctx.standby).ids(PENDING_STORE, primary)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            if primary in self._store_pending:
+                self.note_store_pending(primary)
+            return
+        if held:
+            self.note_store_pending(primary)
+        else:
+            self._store_pending.pop(primary, None)
 
     # -- writes --------------------------------------------------------------------------
     def begin_write(
@@ -303,7 +320,7 @@ class Gateway:
         self.check_path(path, user, write=True)
         found = self.ctx.locate(path)
         if found is None:
-            raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+            raise _missing(path)
         holder, status = found
         holders = (
             [s for s in self.ctx.primaries.values() if self._has(s, path)] if status.is_dir else [holder]
@@ -318,7 +335,9 @@ class Gateway:
         )
 
     # -- reads ---------------------------------------------------------------------------
-    def _reader(self, path: str) -> tuple[Side, str]:
+    def _reader(self, path: str) -> tuple[Side, str, FileStatus | None]:
+        """Where ``path`` is read: the primary holding it, with its status, or the standby's copy
+        (status not looked up) while the routed primary is down or taking back pending-store data."""
         routed = self.ctx.primaries[self.ctx.routes.route(path)]
         if self._primary_usable(routed):
             try:
@@ -329,34 +348,36 @@ class Gateway:
                     raise
                 routed.failed(exc)
             else:
-                if found is not None:
-                    return found[0], path
-                raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
-        return self.ctx.standby, self.ctx.standby.local(path)
+                if found is None:
+                    raise _missing(path)
+                return found[0], path, found[1]
+        return self.ctx.standby, self.ctx.standby.local(path), None
 
     def status(self, path: str, user: str) -> FileStatus:
         self.check_path(path, user, write=False)
         if not self.plan.within_roots(path) or path in self.plan.write_roots:
+            # a root or one of its ancestors: a directory on every side, whichever answers
             for side in [*self.ctx.primaries.values(), self.ctx.standby]:
-                with contextlib.suppress(Exception):
+                try:
                     found = side.hdfs.status(side.local(path))
-                    if found is not None:
-                        return found
-            raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
-        side, where = self._reader(path)
-        found = side.hdfs.status(where)
+                except Exception as exc:
+                    if not is_unreachable(exc):
+                        raise
+                    continue
+                if found is not None:
+                    return found
+            raise _missing(path)
+        side, where, found = self._reader(path)
+        found = found or side.hdfs.status(where)
         if found is None:
-            raise RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+            raise _missing(path)
         return found
 
     def open(self, path: str, user: str, offset: int, length: int | None) -> Iterator[bytes]:
         self.check_path(path, user, write=False)
-        side, where = self._reader(path)
-        manager = (
-            side.as_user(user).open(where, offset=offset, length=length)
-            if side is not self.ctx.standby
-            else side.hdfs.open(where, offset=offset, length=length)
-        )
+        side, where, _status = self._reader(path)
+        client = side.hdfs if side is self.ctx.standby else side.as_user(user)
+        manager = client.open(where, offset=offset, length=length)
         chunks = manager.__enter__()
 
         def stream() -> Iterator[bytes]:
@@ -367,11 +388,18 @@ class Gateway:
 
         return stream()
 
+    def _standby_listing(self, path: str) -> list[FileStatus]:
+        try:
+            return self.ctx.standby.hdfs.list(self.ctx.standby.local(path))
+        except Exception as exc:
+            if not (is_unreachable(exc) or is_missing(exc)):
+                raise
+            return []
+
     def list(self, path: str, user: str) -> list[FileStatus]:
         """LISTSTATUS merged over the primaries (and the standby for a primary that is down)."""
         self.check_path(path, user, write=False)
-        sources: list[tuple[Side, str]] = [(s, path) for s in self.ctx.primaries.values()]
-        results = self._fan_out([s for s, _ in sources], lambda s: s.hdfs.list(path))
+        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.hdfs.list(path))
         merged: dict[str, FileStatus] = {}
         missing = 0
         degraded = False
@@ -390,17 +418,20 @@ class Gateway:
             for st in result:
                 merged.setdefault(st.path_suffix, st)
         if degraded or self._store_pending:
-            with contextlib.suppress(Exception):
-                for st in self.ctx.standby.hdfs.list(self.ctx.standby.local(path)):
-                    merged.setdefault(st.path_suffix, st)
+            # what a primary that does not answer holds is on the standby, backed up or pending
+            for st in self._standby_listing(path):
+                merged.setdefault(st.path_suffix, st)
         if not merged and missing == len(results):
             raise RemoteHdfsError(f"File {path} does not exist.", exception="FileNotFoundException")
         visible = [s for n, s in merged.items() if not is_gateway_temp(n)]
         if not self.plan.within_roots(path):
+            # an ancestor of the roots shows only the way to them
+            children = {s.path_suffix: posixpath.join(path, s.path_suffix) for s in visible}
             visible = [
                 s
                 for s in visible
-                if any(r.startswith(posixpath.join(path, s.path_suffix)) for r in self.plan.write_roots)
+                if self.plan.within_roots(children[s.path_suffix])
+                or self._leads_to_a_root(children[s.path_suffix])
             ]
         return sorted(visible, key=lambda s: s.path_suffix)
 
@@ -426,52 +457,31 @@ class Gateway:
         tick = min(max(interval / 4, 0.2 if interval else 1.0), 5.0)
         wait: dict[str, float] = dict.fromkeys(self.ctx.primaries, 0.0)
         backoff: dict[str, float] = dict.fromkeys(self.ctx.primaries, tick)
+        grace = self._inflight_grace_s if self._inflight_grace_s is not None else INFLIGHT_GRACE_S
         last_store_check = 0.0
         while not self._stop.wait(tick):
             now = time.monotonic()
             if now - last_store_check > STORE_CHECK_S:
                 last_store_check = now
-                self._refresh_store_pending()
+                for name in self.ctx.primaries:  # marks another gateway left count too
+                    self._recheck_store_pending(name)
             for name, side in self.ctx.primaries.items():
                 if now < wait[name]:
                     continue
                 try:
-                    if name in self._store_pending:
-                        drain_store(self.ctx, side)
-                        self._store_pending.pop(name, None)
-                    grace = self._inflight_grace_s
-                    drain_backup(self.ctx, side, interval, grace if grace is not None else 600.0)
+                    # pending-store first, then pending-backup and dead writes' inflight marks
+                    drain_backup(self.ctx, side, interval, grace)
+                    self._store_pending.pop(name, None)
                     backoff[name] = tick
                 except Exception as exc:
                     backoff[name] = min(backoff[name] * 2, 60.0)
                     wait[name] = now + backoff[name]
                     log.info("replay for %s deferred %.1fs: %s", name, backoff[name], exc)
 
-    def _refresh_store_pending(self) -> None:
-        journal = None
-        for name in self.ctx.primaries:
-            try:
-                journal = journal or self.ctx.journal(self.ctx.standby)
-                if journal.ids(PENDING_STORE, name):
-                    self._store_pending.setdefault(name, time.monotonic())
-                else:
-                    self._store_pending.pop(name, None)
-            except Exception:
-                return
-
     def status_report(self) -> dict[str, Any]:
-        sides = pending(self.ctx)
-        degraded = any(not v.get("reachable") for v in sides.values()) or any(
-            isinstance(q, dict) and q.get("count") for v in sides.values() for q in v.values()
-        )
+        """The plan's status (:mod:`.status`) and what this process served."""
         return {
-            "plan": self.plan.plan,
-            "mode": self.plan.mode,
-            "degraded": degraded,
-            "sides": sides,
+            **plan_status(self.ctx).to_json(),
             "writes": dict(self.writes),
             "writes_by_primary": dict(self.by_primary),
         }
-
-
-__all__ = ["PENDING_BACKUP", "Gateway", "Unavailable"]

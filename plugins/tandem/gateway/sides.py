@@ -39,7 +39,8 @@ def is_unreachable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RemoteHdfsError):
         return exc.exception in {"StandbyException", "RetriableException", "SafeModeException"}
-    return type(exc).__name__ in {"AirflowWebHDFSHookException", "AirflowException"}
+    # the provider's hook when no NameNode of the connection answers
+    return type(exc).__name__ == "AirflowWebHDFSHookException"
 
 
 class Side:
@@ -76,18 +77,6 @@ class Side:
     def answered(self) -> None:
         self._down_until = 0.0
         self.last_error = None
-
-    def probe(self) -> bool:
-        """One GETFILESTATUS of the root: whether the side answers now."""
-        try:
-            self.hdfs.status("/")
-        except Exception as exc:
-            if not is_unreachable(exc):
-                raise
-            self.failed(exc)
-            return False
-        self.answered()
-        return True
 
     # -- clients --------------------------------------------------------------------------
     @property

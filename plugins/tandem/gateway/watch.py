@@ -20,27 +20,17 @@ TRIGGER_PATH = "tandem.gateway.watch.PendingSidesTrigger"
 
 
 def waiting_on(include: str, plan: str) -> dict[str, Any]:
-    """``{"pending": {side: count}, "waiting_on": [sides that do not answer]}``."""
+    """``{"pending": {primary: marks}, "waiting_on": [sides that do not answer but are needed]}``."""
     from tandem.gateway.context import build_context
     from tandem.gateway.plan import load_plan
-    from tandem.gateway.replay import pending
+    from tandem.gateway.status import plan_status
 
-    ctx = build_context(load_plan(Path(include), plan), Path(include))
-    sides = pending(ctx)
-    counts: dict[str, int] = {}
-    down = [name for name, entry in sides.items() if not entry.get("reachable")]
-    for name, entry in sides.items():
-        for key, queue in entry.items():
-            if isinstance(queue, dict) and queue.get("count"):
-                # pending-store_<primary> on the standby is work for that primary
-                owner = key.removeprefix("pending_store_") if key.startswith("pending_store_") else name
-                counts[owner] = counts.get(owner, 0) + int(queue["count"])
-    needed = set(counts) | ({ctx.standby.name} if counts else set())
-    if ctx.standby.name in down:
-        # its queues cannot be read: whatever it holds for the primaries waits for it
-        needed.add(ctx.standby.name)
-        counts.setdefault(ctx.standby.name, 0)
-    return {"pending": counts, "waiting_on": sorted(needed & set(down))}
+    status = plan_status(build_context(load_plan(Path(include), plan), Path(include)))
+    work = status.work_by_primary()
+    down = status.down()
+    # a standby that does not answer hides what it holds for the primaries: it is always needed
+    needed = set(work) | ({status.standby} if work or status.standby in down else set())
+    return {"pending": work, "waiting_on": sorted(needed & set(down))}
 
 
 class PendingSidesTrigger(BaseTrigger):

@@ -21,8 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -52,7 +51,7 @@ class WriteResult:
 class _Sink:
     """Streams chunks to one side in a thread of its own (one WebHDFS CREATE/APPEND)."""
 
-    def __init__(self, side: Side, write: Callable[[object], None]) -> None:
+    def __init__(self, side: Side, write: Callable[[Iterator[bytes]], None]) -> None:
         self.side = side
         self.error: BaseException | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
@@ -60,8 +59,8 @@ class _Sink:
         self._thread = threading.Thread(target=self._run, name=f"tandem-gw-{side.name}", daemon=True)
         self._thread.start()
 
-    def _chunks(self) -> object:
-        return iter(self._queue.get, None)
+    def _chunks(self) -> Iterator[bytes]:
+        return iter(self._queue.get, None)  # None ends the stream
 
     def _run(self) -> None:
         try:
@@ -120,9 +119,9 @@ class WriteSession:
         self.mark = Mark.new(
             "write", (path,), primary.name, user, temp=None if self.temp == path else self.temp
         )
-        self.primary_up = primary_up
         self._mark_done: Future[None] | None = None
         self.sinks: list[_Sink] = []
+        self._blocked: list[_Sink] = []  # sinks whose queue was full at the last offer
         if primary_up:
             self._mark_done = pool.submit(ctx.journal(primary).put, self.mark, INFLIGHT)
             self.p_sink: _Sink | None = _Sink(primary, self._writer(primary, self.temp))
@@ -134,11 +133,12 @@ class WriteSession:
             self.s_sink = _Sink(self.standby, self._writer(self.standby, self.standby.local(self.temp)))
             self.sinks.append(self.s_sink)
 
-    def _writer(self, side: Side, target: str) -> Callable[[object], None]:
-        client = side.as_user(self.user) if side is not self.standby else side.hdfs
-
-        def write(chunks: object) -> None:
-            client.write(target, chunks, overwrite=True, permission=self.permission, append=self.append)  # type: ignore[arg-type]
+    def _writer(self, side: Side, target: str) -> Callable[[Iterator[bytes]], None]:
+        def write(chunks: Iterator[bytes]) -> None:
+            # the client is built in the sink's thread: a side never reached yet (down since the
+            # gateway started) fails this sink, which the write handles like any outage
+            client = side.as_user(self.user) if side is not self.standby else side.hdfs
+            client.write(target, chunks, overwrite=True, permission=self.permission, append=self.append)
 
         return write
 
@@ -188,14 +188,13 @@ class WriteSession:
             client.rename(temp, final)
 
     def _publish_standby(self) -> None:
-        final = self.standby.local(self.path)
-        target = final if self.append else self.standby.local(self.temp)
+        """The standby's copy into place (its modification time is the write's timestamp); after an
+        APPEND, both sides' lengths must agree, or the standby is behind and replay copies it whole."""
         if not self.append:
-            # the copy is written now, so its modification time is the write's timestamp
-            self._publish(self.standby, target, final)
+            self._publish(self.standby, self.standby.local(self.temp), self.standby.local(self.path))
             return
-        lengths = [s.hdfs.status(s.local(self.path)) for s in (self.primary, self.standby)]
-        if None in lengths or lengths[0].length != lengths[1].length:  # type: ignore[union-attr]
+        primary, standby = (s.hdfs.status(s.local(self.path)) for s in (self.primary, self.standby))
+        if primary is None or standby is None or primary.length != standby.length:
             raise SideDown(f"{self.standby.name}: its copy of {self.path} differs in length after the append")
 
     def finish(self) -> WriteResult:
@@ -307,7 +306,3 @@ def check_absent(side: Side, user: str, path: str) -> None:
     """CREATE without overwrite: refuse before any byte moves when the file exists."""
     if side.as_user(user).status(path) is not None:
         raise RemoteHdfsError(f"{path} already exists", exception="FileAlreadyExistsException")
-
-
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

@@ -50,6 +50,7 @@ from tandem.policy.types import (
     HdfsPath,
     Name,
     Rate,
+    Size,
     TableName,
     UtcInstant,
     format_duration,
@@ -57,6 +58,7 @@ from tandem.policy.types import (
     normalise_hdfs_path,
     parse_duration,
     parse_rate,
+    parse_size,
 )
 from tandem.policy.validate import ValidationReport, clusters_file_for, run_policy, validate_directory
 
@@ -81,6 +83,7 @@ __all__ = [
     "Rate",
     "Retention",
     "Schedule",
+    "Size",
     "TableName",
     "Topology",
     "UtcInstant",
@@ -96,6 +99,7 @@ __all__ = [
     "normalise_hdfs_path",
     "parse_duration",
     "parse_rate",
+    "parse_size",
     "policy_files",
     "policy_warnings",
     "run_policy",

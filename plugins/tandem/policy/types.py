@@ -113,6 +113,8 @@ Duration = Annotated[
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)/s\s*$")
 _RATE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+_SIZE_UNITS = {**_RATE_UNITS, "TB": 10**12, "TiB": 1 << 40}
 
 
 def parse_rate(text: str) -> int:
@@ -143,6 +145,31 @@ def _to_rate(value: object) -> int:
 
 
 Rate = Annotated[int, BeforeValidator(_to_rate), PlainSerializer(format_rate, return_type=str)]
+
+
+def parse_size(text: str) -> int:
+    """``2GiB``, ``500MB``, ``64KiB`` -> bytes (the units of rates, and TB, TiB)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size like 2GiB or 500MB (units B, KB, MB, GB, TB, KiB...TiB)")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError(f"{text!r}: a size must be more than zero")
+    return size
+
+
+def _to_size(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            _fail(str(exc))
+    _fail(f"{value!r} is not a size: write it with a unit, like 2GiB")
+
+
+Size = Annotated[int, BeforeValidator(_to_size)]
 
 
 # --------------------------------------------------------------------------------------------
