@@ -230,6 +230,7 @@ def test_client_survives_a_corrupt_record_without_moving(
     assert clusters.target == "primary" and not switches.snapshot()
     assert clusters.decision is not None and "its role is unknown" in clusters.decision.reason
     pair.write_raw("standby", b"\x00\x01")  # a corrupt standby is never chosen either
+    wait_for(lambda: clusters.views["standby"].role == "unknown", 5, "the corrupt standby record")
     pair.write("primary", "standby", 3)
     wait_for(lambda: clusters.views["primary"].role == "standby", 5, "the primary's new role")
     time.sleep(0.5)

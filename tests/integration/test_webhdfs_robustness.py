@@ -84,6 +84,7 @@ def test_one_writer_per_file(server: WebHdfsServer) -> None:
     first.start()
     try:
         assert gate.sent.wait(10)
+        wait_for(lambda: server.namespace.open_files() == 1)  # the datanode has taken the lease
         with pytest.raises(HdfsError) as excinfo:
             InsecureClient(server.url, user="bob").write("/lease/f", data=b"-second", append=True)
         assert excinfo.value.exception == "AlreadyBeingCreatedException"

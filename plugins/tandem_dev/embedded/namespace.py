@@ -1005,6 +1005,11 @@ class Namespace:
             limit=limit,
         )
 
+    def open_files(self) -> int:
+        """How many files have a writer now (HDFS: ``dfsadmin -listOpenFiles``)."""
+        with self._lock:
+            return len(self._creating) + len(self._appending)
+
     def begin_append(self, parts: Parts, user: str) -> PendingWrite:
         """Start an APPEND: the file must exist and have no other writer (HDFS lease)."""
         with self._lock:
