@@ -421,6 +421,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
     gateway = run_gateway_demo(topology.home, airflow, standby, lambda text: _say(quiet, text))
     verified = verified and gateway["standby_mismatched"] == 0 and not gateway["degraded_after_replay"]
+    from tandem_dev.gateway_targets_demo import run_targets_demo
+
+    targets = run_targets_demo(topology.home, project, airflow.env(), lambda text: _say(quiet, text))
+    gateway["targets"] = targets
+    verified = (
+        verified
+        and targets["nas"]["decrypted_ok"]
+        and targets["nas"]["evictions"] > 0
+        and bool(targets["nas"]["sealed"])
+        and targets["s3"]["objects"] == targets["s3"]["written"] == targets["s3"]["stamped"]
+        and targets["s3"]["sealed"] > 0
+    )
     result = {
         "business": BUSINESS,
         "restore_points": [

@@ -37,8 +37,8 @@ def _tandem(args: list[str], env: dict[str, str]) -> str:
 
 
 @contextmanager
-def serving(home: str, env: dict[str, str]) -> Iterator[str]:
-    """``tandem gateway serve events`` in a child process; yields its URL."""
+def serving(home: str, env: dict[str, str], plan: str = PLAN) -> Iterator[str]:
+    """``tandem gateway serve PLAN`` in a child process (replay left to the caller); yields its URL."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -46,7 +46,7 @@ def serving(home: str, env: dict[str, str]) -> Iterator[str]:
             "tandem.cli",
             "gateway",
             "serve",
-            PLAN,
+            plan,
             "--home",
             home,
             "--json",
@@ -63,7 +63,7 @@ def serving(home: str, env: dict[str, str]) -> Iterator[str]:
             if line.startswith("{"):
                 yield str(json.loads(line)["url"])
                 return
-        raise TandemError("the gateway exited before it answered")
+        raise TandemError(f"the gateway of plan {plan} exited before it answered")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

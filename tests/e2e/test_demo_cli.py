@@ -59,6 +59,13 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
         assert gateway["writes"] == 360 and all(n > 100 for n in gateway["spread"].values())
         assert gateway["pending_during_outage"] == 60
         assert gateway["standby_mismatched"] == 0 and gateway["degraded_after_replay"] is False
+        # the same gateway to a NAS directory that evicts its oldest backups and to a real S3
+        # server, private files sealed on both
+        nas, s3 = gateway["targets"]["nas"], gateway["targets"]["s3"]
+        assert nas["evictions"] > 0 and len(nas["kept"]) < nas["written"]
+        assert "profile-03.txt" in nas["sealed"] and "photo-09.png" in nas["sealed"] and nas["decrypted_ok"]
+        assert all(not n.startswith("profile-01") for n in nas["sealed"])
+        assert s3["objects"] == s3["stamped"] == 12 and s3["sealed"] == 5
 
         listed = tandem("restore-points", "billing", "--json", home=home)
         assert listed.returncode == 0, listed.stderr

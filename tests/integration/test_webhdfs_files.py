@@ -282,7 +282,7 @@ def test_bare_tcp_probe_does_not_disturb(server: WebHdfsServer, client: Insecure
     [
         ("GET", "NOSUCHOP", 400, "IllegalArgumentException"),
         ("GET", "MKDIRS", 400, "IllegalArgumentException"),  # a PUT op sent with GET
-        ("GET", "GETXATTRS", 400, "UnsupportedOperationException"),
+        ("GET", "GETECPOLICY", 400, "UnsupportedOperationException"),
         ("GET", "", 400, "IllegalArgumentException"),
     ],
 )

@@ -56,6 +56,25 @@ def test_the_project_plan_and_the_issue_example_are_valid(tmp_path: Path) -> Non
         ({"access": [{"user": "web", "paths": ["/elsewhere"]}]}, "access[0].paths", "outside"),
         ({"surprise": 1}, "surprise", "unknown key"),
         ({"plan": "other"}, "plan", "file is named"),
+        ({"target": {"root": "/b"}}, "target", "either a cluster"),
+        (
+            {"target": {"cluster": "standby", "uri": "file:///nas", "root": "/b"}},
+            "target",
+            "either a cluster",
+        ),
+        ({"target": {"uri": "nas/backup", "root": "/b"}}, "target.uri", "no protocol"),
+        ({"target": {"uri": "zz9://x", "root": "/b"}}, "target.uri", "no filesystem is registered"),
+        ({"target": {"cluster": "standby", "conn_id": "x", "root": "/b"}}, "target.conn_id", "only a uri"),
+        ({"target": {"uri": "s3://b", "root": "/b", "capacity": "big"}}, "target.capacity", "not a size"),
+        ({"private_data": {"words": ["x"]}}, "private_data.key_conn_id", "required"),
+        (
+            {"private_data": {"patterns": ["(unclosed"], "key_conn_id": "k"}},
+            "private_data",
+            "neither a built-in",
+        ),
+        ({"private_data": {"key_conn_id": "k", "chunk": "8B"}}, "private_data", "between 16 bytes"),
+        ({"space": {"evict": "older_than_max_age"}}, "space", "needs max_age"),
+        ({"space": {"evict": "newest"}}, "space.evict", "oldest"),
     ],
 )
 def test_each_error_names_the_file_the_field_and_the_reason(
@@ -65,6 +84,28 @@ def test_each_error_names_the_file_the_field_and_the_reason(
     plan, errors = check_plan_file(path, TOPOLOGY)
     assert plan is None
     assert any(e.file == str(path) and e.field == field and words in e.reason for e in errors), errors
+
+
+def test_targets_private_data_and_space_rules_parse() -> None:
+    from tandem.gateway.plan import GatewayPlan
+
+    plan = GatewayPlan.model_validate(
+        {
+            **GOOD,
+            "target": {
+                "uri": "s3://bkt/prefix",
+                "conn_id": "tandem_s3",
+                "root": "/events",
+                "capacity": "10GiB",
+            },
+            "private_data": {"words": ["salary"], "patterns": ["email", "EMP-[0-9]+"], "key_conn_id": "key"},
+            "space": {"max_age": "30d", "evict": "oldest"},
+        }
+    )
+    assert (plan.target.protocol, plan.target.label, plan.target.capacity) == ("s3", "s3-bkt", 10 << 30)
+    assert plan.private_data is not None and plan.private_data.chunk == 1 << 20 and plan.private_data.images
+    assert plan.space is not None and plan.space.max_age is not None and plan.space.max_age.days == 30
+    assert GatewayPlan.model_validate(GOOD).target.label == "standby"
 
 
 def test_one_bad_plan_never_stops_the_others(tmp_path: Path) -> None:

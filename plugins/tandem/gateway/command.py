@@ -1,4 +1,4 @@
-"""``tandem gateway serve|status|token|replay|validate``."""
+"""``tandem gateway serve|status|token|replay|validate|decrypt|key``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(add: Any) -> None:
-    gateway = add("gateway", "the write gateway: serve a plan, its status, tokens, replay")
-    gateway.add_argument("action", choices=["serve", "status", "token", "replay", "validate"])
+    gateway = add("gateway", "the write gateway: serve a plan, its status, tokens, replay, decryption")
+    gateway.add_argument(
+        "action", choices=["serve", "status", "token", "replay", "validate", "decrypt", "key"]
+    )
     gateway.add_argument("plan", nargs="?", help="the plan's name (include/gateway/<plan>.yaml)")
+    gateway.add_argument("path", nargs="?", help="decrypt: the path as the application wrote it")
+    gateway.add_argument(
+        "-o", "--output", type=Path, help="decrypt: write the plaintext here (default stdout)"
+    )
     gateway.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
     gateway.add_argument("--host", default="127.0.0.1", help="serve: address to bind (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
@@ -42,6 +48,8 @@ def _serve(args: argparse.Namespace, include: Path) -> int:
     from tandem.gateway.tokens import TokenStore
 
     ctx = open_plan(include, args.plan)
+    if ctx.plan.private_data is not None:
+        ctx.protection.key  # noqa: B018 - a missing or malformed master key stops the start, not a write
     gateway = Gateway(ctx, inflight_grace_s=args.inflight_grace, worker=not args.no_worker)
     app = create_app(gateway, TokenStore(ctx.plan.plan))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -114,6 +122,37 @@ def _replay(args: argparse.Namespace, include: Path) -> int:
     return 1 if report.problems else 0
 
 
+def _decrypt(args: argparse.Namespace, include: Path) -> int:
+    """The target's copy of ``path`` in plaintext (opened with the plan's master key)."""
+    from tandem.gateway.context import build_context
+    from tandem.gateway.plan import load_plan
+
+    if not args.path:
+        raise TandemError("`tandem gateway decrypt PLAN PATH` needs the path the application wrote")
+    ctx = build_context(load_plan(include, args.plan), include)
+    target, where = ctx.standby.store, ctx.standby.local(args.path)
+    if target.status(where) is None:
+        raise TandemError(f"{ctx.standby.name} holds no backup of {args.path} (looked at {where})")
+    meta = target.meta(where)
+    output = args.output
+    partial = output.with_name(output.name + ".part") if output else None
+    try:
+        with target.open(where) as chunks:
+            sink = partial.open("wb") if partial else sys.stdout.buffer
+            try:
+                for block in ctx.protection.open(meta, chunks, args.path):
+                    sink.write(block)
+            finally:
+                if partial:
+                    sink.close()
+        if partial and output:
+            partial.replace(output)  # only a whole, authenticated plaintext gets the name
+    finally:
+        if partial:
+            partial.unlink(missing_ok=True)
+    return 0
+
+
 def _validate(args: argparse.Namespace, include: Path) -> int:
     from tandem.gateway.plan import load_plans, plans_dir
     from tandem.policy import check_topology_file
@@ -140,9 +179,20 @@ def _validate(args: argparse.Namespace, include: Path) -> int:
     return 1 if found.errors else 0
 
 
+def _log_to_stderr() -> None:
+    """Tandem's own records (writes refused, sides down, evictions) on stderr, whatever logging
+    Airflow configured when it was imported (it keeps the root at ERROR for a clean stdout)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    tandem = logging.getLogger("tandem")
+    tandem.handlers[:] = [handler]
+    tandem.setLevel(logging.INFO)
+    tandem.propagate = False
+
+
 def run_gateway(args: argparse.Namespace) -> int:
     include = environment.include_dir()
-    if args.action != "validate" and not args.plan:
+    if args.action not in {"validate", "key"} and not args.plan:
         raise TandemError(f"`tandem gateway {args.action}` needs a plan name")
     if args.action == "token":
         if not args.user:
@@ -157,11 +207,18 @@ def run_gateway(args: argparse.Namespace) -> int:
         return 0
     if args.action == "validate":
         return _validate(args, include)
+    if args.action == "key":
+        from tandem.gateway.crypto import MasterKey
+
+        print(MasterKey.generate())  # store it as the password of the plan's key connection
+        return 0
     environment.use(args.home, with_airflow=args.action == "serve", strict=True)
+    if args.action in {"serve", "replay"}:
+        _log_to_stderr()
     if args.action == "serve":
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-        logging.getLogger("airflow").setLevel(logging.WARNING)
         return _serve(args, include)
     if args.action == "status":
         return _status(args, include)
+    if args.action == "decrypt":
+        return _decrypt(args, include)
     return _replay(args, include)

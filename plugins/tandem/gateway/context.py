@@ -9,6 +9,7 @@ moving written data between primaries is an explicit operation, never a side eff
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import posixpath
@@ -16,14 +17,20 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tandem.errors import ConfigError, RemoteHdfsError, TandemError
 from tandem.gateway.marks import Journal
 from tandem.gateway.plan import GatewayPlan, load_plan
+from tandem.gateway.protect import Protection
 from tandem.gateway.routing import BucketMap
-from tandem.gateway.sides import Side, is_unreachable
-from tandem.hdfs.client import is_missing
+from tandem.gateway.sides import Side, hdfs_client, is_unreachable
+from tandem.gateway.targets import Target, connect_target, target_appends
+from tandem.hdfs.client import Hdfs, is_missing
 from tandem.hdfs.types import FileStatus
+
+if TYPE_CHECKING:
+    from tandem.gateway.space import SpaceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +57,35 @@ def is_gateway_temp(name: str) -> bool:
 @dataclass
 class PlanContext:
     plan: GatewayPlan
-    primaries: dict[str, Side]
-    standby: Side
+    primaries: dict[str, Side[Hdfs]]
+    standby: Side[Target]
     routes: BucketMap
+    protection: Protection
 
-    def side(self, name: str) -> Side:
+    @property
+    def standby_appends(self) -> bool:
+        """Whether an APPEND streams to the target too. Not to an object store (it cannot append)
+        nor where files may be encrypted (a sealed file is not extended): replay copies the file."""
+        return target_appends(self.plan.target) and self.plan.private_data is None
+
+    @functools.cached_property
+    def space(self) -> SpaceKeeper:
+        """The target's room for this plan (measured lazily, evicting as the plan allows)."""
+        from tandem.gateway.space import SpaceKeeper
+
+        return SpaceKeeper(self)
+
+    def side(self, name: str) -> Side[Any]:
         return self.standby if name == self.standby.name else self.primaries[name]
 
-    def journal(self, side: Side) -> Journal:
-        return Journal(side.hdfs, self.plan.journal)
+    def journal(self, side: Side[Any]) -> Journal:
+        return Journal(side.store, self.plan.journal)
 
-    def all_sides(self) -> Iterator[Side]:
+    def all_sides(self) -> Iterator[Side[Any]]:
         yield from self.primaries.values()
         yield self.standby
 
-    def locate(self, path: str, explicit_id: str | None = None) -> tuple[Side, FileStatus] | None:
+    def locate(self, path: str, explicit_id: str | None = None) -> tuple[Side[Hdfs], FileStatus] | None:
         """The primary holding ``path`` and its status: the routed primary first, then the others
         (a directory renamed whole keeps its files where they were written). None when no
         reachable primary has it; SideDown-like errors propagate when the routed one is down."""
@@ -72,7 +93,7 @@ class PlanContext:
         order = [first, *(s for s in self.primaries.values() if s is not first)]
         for side in order:
             try:
-                status = side.hdfs.status(path)
+                status = side.store.status(path)
             except Exception as exc:
                 if side is first or not is_unreachable(exc):
                     raise
@@ -82,16 +103,16 @@ class PlanContext:
         return None
 
 
-def _read_map(side: Side, journal: str) -> BucketMap | None:
+def _read_map(side: Side[Any], journal: str) -> BucketMap | None:
     try:
-        return BucketMap.from_json(json.loads(side.hdfs.read_bytes(f"{journal}/{ROUTING_FILE}")))
+        return BucketMap.from_json(json.loads(side.store.read_bytes(f"{journal}/{ROUTING_FILE}")))
     except RemoteHdfsError as exc:
         if is_missing(exc):
             return None
         raise
 
 
-def settle_routes(plan: GatewayPlan, sides: list[Side]) -> BucketMap:
+def settle_routes(plan: GatewayPlan, sides: list[Side[Any]]) -> BucketMap:
     """The stored map (from any side that answers), or the plan's, stored on every side."""
     wanted = BucketMap.even(plan.plan, plan.primaries, plan.routing.buckets, plan.routing.hash)
     stored: BucketMap | None = None
@@ -118,7 +139,7 @@ def settle_routes(plan: GatewayPlan, sides: list[Side]) -> BucketMap:
             )
     for side in reachable:
         try:
-            side.hdfs.write(
+            side.store.write(
                 f"{plan.journal}/{ROUTING_FILE}", json.dumps(wanted.to_json()).encode(), overwrite=False
             )
         except RemoteHdfsError as exc:
@@ -132,16 +153,19 @@ def build_context(plan: GatewayPlan, include: Path) -> PlanContext:
     from tandem.policy import load_topology
 
     topology = load_topology(include / "clusters.yaml")
-    missing = [n for n in (*plan.primaries, plan.target.cluster) if n not in topology.clusters]
+    named = [*plan.primaries, *([plan.target.cluster] if plan.target.cluster else [])]
+    missing = [n for n in named if n not in topology.clusters]
     if missing:
         raise ConfigError(
             str(include / "clusters.yaml"), "clusters", f"plan {plan.plan} names unknown {missing}"
         )
-    primaries = {n: Side(n, topology.cluster(n).webhdfs_conn_id) for n in plan.primaries}
-    target = topology.cluster(plan.target.cluster)
-    standby = Side(plan.target.cluster, target.webhdfs_conn_id, plan.target.root)
+    primaries = {
+        n: Side(n, functools.partial(hdfs_client, topology.cluster(n).webhdfs_conn_id))
+        for n in plan.primaries
+    }
+    standby = Side(plan.target.label, connect_target(plan.target, topology), plan.target.root)
     routes = BucketMap.even(plan.plan, plan.primaries, plan.routing.buckets, plan.routing.hash)
-    return PlanContext(plan, primaries, standby, routes)
+    return PlanContext(plan, primaries, standby, routes, Protection(plan.private_data))
 
 
 def open_plan(include: Path, name: str) -> PlanContext:

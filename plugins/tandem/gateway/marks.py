@@ -21,10 +21,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tandem.errors import RemoteHdfsError
-from tandem.hdfs.client import Hdfs, is_missing
+from tandem.hdfs.client import is_missing
+
+if TYPE_CHECKING:
+    from tandem.gateway.targets.base import Store
 
 INFLIGHT = "inflight"
 PENDING_BACKUP = "pending-backup"
@@ -102,8 +105,8 @@ class Queue:
 class Journal:
     """The marks of one plan on one cluster."""
 
-    def __init__(self, hdfs: Hdfs, journal_root: str) -> None:
-        self.hdfs = hdfs
+    def __init__(self, store: Store, journal_root: str) -> None:
+        self.store = store
         self.root = journal_root
 
     def dir(self, state: str, primary: str | None = None) -> str:
@@ -111,25 +114,25 @@ class Journal:
 
     def put(self, mark: Mark, state: str, primary: str | None = None) -> None:
         """Durable once this returns (CREATE is acknowledged after the data is written)."""
-        self.hdfs.write(f"{self.dir(state, primary)}/{mark.id}", mark.to_bytes(), overwrite=False)
+        self.store.write(f"{self.dir(state, primary)}/{mark.id}", mark.to_bytes(), overwrite=False)
 
     def move(self, mark: Mark, src: str, dst: str) -> None:
         """Atomic (RENAME): the mark is in one queue or the other, never neither."""
         target = self.dir(dst)
         try:
-            self.hdfs.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
+            self.store.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
         except RemoteHdfsError:
             # WebHDFS answers false when the queue directory does not exist yet
-            self.hdfs.mkdirs(target)
-            self.hdfs.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
+            self.store.mkdirs(target)
+            self.store.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
 
     def delete(self, mark_id: str, state: str, primary: str | None = None) -> None:
-        self.hdfs.delete(f"{self.dir(state, primary)}/{mark_id}")
+        self.store.delete(f"{self.dir(state, primary)}/{mark_id}")
 
     def ids(self, state: str, primary: str | None = None) -> list[str]:
         """Mark ids of a queue, oldest first; empty when the queue was never used."""
         try:
-            return sorted(s.path_suffix for s in self.hdfs.list(self.dir(state, primary)))
+            return sorted(s.path_suffix for s in self.store.list(self.dir(state, primary)))
         except RemoteHdfsError as exc:
             if is_missing(exc):
                 return []
@@ -142,7 +145,7 @@ class Journal:
     def read(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
         """The mark, or None when another replayer already finished it."""
         try:
-            return Mark.from_bytes(self.hdfs.read_bytes(f"{self.dir(state, primary)}/{mark_id}"))
+            return Mark.from_bytes(self.store.read_bytes(f"{self.dir(state, primary)}/{mark_id}"))
         except RemoteHdfsError as exc:
             if is_missing(exc):
                 return None

@@ -9,12 +9,14 @@ reason, and one bad file never stops the other plans (:func:`load_plans`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -39,10 +41,45 @@ class Routing(_Frozen):
 
 
 class Target(_Frozen):
-    """Where every write is mirrored: ``<root>/<path as written>`` on ``cluster``."""
+    """Where every write is mirrored, ``<root>/<path as written>``: on a cluster of
+    ``clusters.yaml``, or on any store fsspec's registry reaches by ``uri`` (``file:///mnt/nas``,
+    ``s3://bucket/prefix``, ``webhdfs://host:port``), with the Airflow connection ``conn_id``
+    holding its credentials. ``capacity`` bounds what the plan may keep there."""
 
-    cluster: Name
+    cluster: Name | None = None
+    uri: str | None = Field(default=None, min_length=1)
+    conn_id: str | None = Field(default=None, min_length=1)
+    name: Name | None = None
     root: HdfsPath
+    capacity: Size | None = None
+
+    @property
+    def protocol(self) -> str:
+        return urlsplit(self.uri).scheme if self.uri else "webhdfs"
+
+    @property
+    def label(self) -> str:
+        """How status and logs name the target: its cluster, its ``name``, or the URI's host."""
+        if self.cluster:
+            return self.cluster
+        if self.name:
+            return self.name
+        parts = urlsplit(self.uri or "")
+        return f"{parts.scheme}-{parts.netloc}".rstrip("-") if parts.netloc else parts.scheme
+
+    def problems(self) -> list[tuple[str, str]]:
+        if (self.cluster is None) == (self.uri is None):
+            return [("target", "name either a cluster of clusters.yaml or a uri (file://, s3://, ...)")]
+        if self.uri is None:
+            return [("target.conn_id", "only a uri target takes a connection")] if self.conn_id else []
+        import fsspec
+
+        scheme = urlsplit(self.uri).scheme
+        if not scheme:
+            return [("target.uri", f"{self.uri!r} has no protocol (file://, s3://, webhdfs://...)")]
+        if scheme not in fsspec.available_protocols():
+            return [("target.uri", f"no filesystem is registered with fsspec for {scheme!r}")]
+        return []
 
 
 class AsyncOptions(_Frozen):
@@ -55,6 +92,47 @@ class Replay(_Frozen):
     """How often ``tandem_gateway_replay__<plan>`` looks for pending work."""
 
     every: Duration = timedelta(minutes=5)
+
+
+class PrivateData(_Frozen):
+    """What makes a file private (its first MiB), and the master key that encrypts it on the target."""
+
+    words: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    images: bool = True
+    key_conn_id: str = Field(min_length=1)
+    chunk: Size = 1 << 20  # plaintext bytes per sealed chunk
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> PrivateData:
+        from tandem.gateway.private import BUILT_IN
+
+        for pattern in self.patterns:
+            if pattern not in BUILT_IN:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(
+                        f"pattern {pattern!r} is neither a built-in ({', '.join(BUILT_IN)}) nor a regular "
+                        f"expression: {exc}"
+                    ) from exc
+        if not 16 <= self.chunk <= 64 << 20:
+            raise ValueError(f"chunk {self.chunk} must be between 16 bytes and 64 MiB")
+        return self
+
+
+class SpaceRules(_Frozen):
+    """When the target is full: evict the plan's oldest backups (``oldest``), or only those older
+    than ``max_age`` (``older_than_max_age``); without ``evict``, a full target leaves writes pending."""
+
+    max_age: Duration | None = None
+    evict: Literal["oldest", "older_than_max_age"] | None = None
+
+    @model_validator(mode="after")
+    def _age_given(self) -> SpaceRules:
+        if self.evict == "older_than_max_age" and self.max_age is None:
+            raise ValueError("evict: older_than_max_age needs max_age")
+        return self
 
 
 class Access(_Frozen):
@@ -82,6 +160,8 @@ class GatewayPlan(_Frozen):
     large_write_advice: Size = 2 << 30
     access: tuple[Access, ...] = ()
     replay: Replay = Replay()
+    private_data: PrivateData | None = None
+    space: SpaceRules | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -103,6 +183,7 @@ class GatewayPlan(_Frozen):
             )
         if len(set(self.primaries)) != len(self.primaries):
             problems.append(("primaries", "a cluster is listed twice"))
+        problems += self.target.problems()
         if self.target.cluster in self.primaries:
             problems.append(
                 ("target.cluster", f"{self.target.cluster!r} is also a primary; the standby must differ")
@@ -115,7 +196,9 @@ class GatewayPlan(_Frozen):
                 )
             )
         if topology is not None:
-            named = [*(("primaries", p) for p in self.primaries), ("target.cluster", self.target.cluster)]
+            named = [("primaries", p) for p in self.primaries]
+            if self.target.cluster:
+                named.append(("target.cluster", self.target.cluster))
             known = ", ".join(sorted(topology.clusters))
             problems += [
                 (where, f"cluster {name!r} is not defined in clusters.yaml; defined: {known}")

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
+from tandem.gateway.crypto import META_ALG as ENCRYPTED
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, id_time_ms
+from tandem.gateway.protect import Protection
 from tandem.gateway.sides import Side, is_unreachable
+from tandem.gateway.targets import TARGET_TYPES, WRITTEN_MS, Store
 from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import FileStatus
 
@@ -66,34 +69,67 @@ class ReplayReport:
 # --------------------------------------------------------------------------- one path
 
 
+def _meta(store: Store, path: str) -> dict[str, str]:
+    return store.meta(path) if isinstance(store, TARGET_TYPES) else {}
+
+
+def _same_content(
+    src: Store, src_path: str, src_meta: dict[str, str], dst: Store, dst_path: str, written_ms: int
+) -> bool:
+    """Equal bytes by HDFS checksums when both sides hold plaintext; otherwise a target holds
+    the same copy when it carries the same write time (a NAS, a bucket, a sealed file)."""
+    dst_meta = _meta(dst, dst_path)
+    if ENCRYPTED not in src_meta and ENCRYPTED not in dst_meta:
+        theirs, ours = src.checksum(src_path), dst.checksum(dst_path)
+        if theirs is not None and ours is not None:
+            return theirs == ours
+    return isinstance(dst, TARGET_TYPES) and dst_meta.get(WRITTEN_MS) == str(written_ms)
+
+
 def copy_file(
-    src: Hdfs,
+    src: Store,
     src_path: str,
     status: FileStatus,
-    dst: Hdfs,
+    dst: Store,
     dst_path: str,
     written_at_ms: int | None,
     report: ReplayReport,
     tag: str,
+    protection: Protection | None = None,
+    room: Callable[[int], None] | None = None,
 ) -> None:
-    """``src_path`` onto ``dst_path`` unless equal already (length, then checksum): under the
-    mark's temporary name, then RENAME over; owner, permission and times set where they differ."""
+    """``src_path`` onto ``dst_path`` unless equal already (length, then content): under the
+    mark's temporary name, then RENAME over; owner, permission and times set where they differ.
+    Onto a target, the data go with their write time and, when private, sealed; from a target,
+    sealed data are opened."""
+    mtime = written_at_ms or status.modification_time
+    src_meta = _meta(src, src_path)
+    length = Protection.plain_length(src_meta, status.length)
     held = dst.status(dst_path)
     same = (
         held is not None
         and not held.is_dir
-        and held.length == status.length
-        and src.checksum(src_path) == dst.checksum(dst_path)
+        and Protection.plain_length(_meta(dst, dst_path), held.length) == length
+        and _same_content(src, src_path, src_meta, dst, dst_path, mtime)
     )
     if not same:
+        if room is not None:
+            room(length)
         tmp = temp_name(dst_path, tag)
         with src.open(src_path) as chunks:
-            dst.write(tmp, chunks, overwrite=True, permission=status.permission)
+            data: Iterable[bytes] = chunks
+            if src_meta:
+                data = (protection or Protection(None)).open(src_meta, data, src_path)
+            if isinstance(dst, TARGET_TYPES):
+                sealed, data = protection.seal(data, dst_path) if protection else ({}, data)
+                meta = {WRITTEN_MS: str(mtime), **sealed}
+                dst.write_with_meta(tmp, data, meta, permission=status.permission)
+            else:
+                dst.write(tmp, data, overwrite=True, permission=status.permission)
         dst.replace(tmp, dst_path)
         report.files += 1
-        report.bytes += status.length
+        report.bytes += length
         held = None
-    mtime = written_at_ms or status.modification_time
     if held is None or held.modification_time != mtime:
         dst.set_times(dst_path, mtime)
     if held is None or (held.owner, held.group) != (status.owner, status.group):
@@ -102,7 +138,7 @@ def copy_file(
         dst.set_permission(dst_path, status.permission)
 
 
-def _walk(hdfs: Hdfs, top: str) -> dict[str, FileStatus]:
+def _walk(hdfs: Store, top: str) -> dict[str, FileStatus]:
     return {e.relpath: e.status for e in hdfs.walk(top) if not is_gateway_temp(posixpath.basename(e.relpath))}
 
 
@@ -110,30 +146,41 @@ def backup_path(
     ctx: PlanContext, path: str, written_at_ms: int | None, report: ReplayReport, tag: str
 ) -> None:
     """Make the standby's copy of ``path`` what the primaries hold now (file, tree or nothing)."""
-    standby = ctx.standby.hdfs
+    standby = ctx.standby.store
     dst = ctx.standby.local(path)
     found = ctx.locate(path)
     if found is None:
         # gone from every primary; a primary that does not answer may still hold it
         for side in ctx.primaries.values():
-            side.hdfs.status("/")
+            side.store.status("/")
         if standby.delete(dst, recursive=True):
             report.deleted += 1
         return
     holder, status = found
     if not status.is_dir:
-        copy_file(holder.hdfs, path, status, standby, dst, written_at_ms, report, tag)
+        copy_file(
+            holder.store,
+            path,
+            status,
+            standby,
+            dst,
+            written_at_ms,
+            report,
+            tag,
+            ctx.protection,
+            ctx.space.make_room,
+        )
         return
     _backup_tree(ctx, path, dst, report, tag)
 
 
 def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport, tag: str) -> None:
     """The standby's tree at ``dst`` made the union of the primaries' trees at ``path``."""
-    standby = ctx.standby.hdfs
-    merged: dict[str, tuple[Side, FileStatus]] = {}
+    standby = ctx.standby.store
+    merged: dict[str, tuple[Side[Hdfs], FileStatus]] = {}
     for side in ctx.primaries.values():
-        if side.hdfs.status(path) is not None:
-            for rel, st in _walk(side.hdfs, path).items():
+        if side.store.status(path) is not None:
+            for rel, st in _walk(side.store, path).items():
                 merged.setdefault(rel, (side, st))
     standby.mkdirs(dst)
     present = _walk(standby, dst)
@@ -143,24 +190,35 @@ def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport, ta
             if rel not in present:
                 standby.mkdirs(target)
         else:
-            copy_file(side.hdfs, posixpath.join(path, rel), st, standby, target, None, report, tag)
+            copy_file(
+                side.store,
+                posixpath.join(path, rel),
+                st,
+                standby,
+                target,
+                None,
+                report,
+                tag,
+                ctx.protection,
+                ctx.space.make_room,
+            )
     for rel in sorted(set(present) - set(merged), reverse=True):
         if standby.delete(posixpath.join(dst, rel), recursive=True):
             report.deleted += 1
 
 
-def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport, tag: str) -> None:
+def store_path(ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayReport, tag: str) -> None:
     """Make ``primary``'s ``path`` what the standby holds for it (its own files, every directory)."""
-    standby = ctx.standby.hdfs
+    standby = ctx.standby.store
     src = ctx.standby.local(path)
     status = standby.status(src)
-    target = primary.hdfs
+    target = primary.store
     if status is None:
         if target.delete(path, recursive=True):
             report.deleted += 1
         return
     if not status.is_dir:
-        copy_file(standby, src, status, target, path, None, report, tag)
+        copy_file(standby, src, status, target, path, None, report, tag, ctx.protection)
         return
     target.mkdirs(path)
     held = _walk(target, path)
@@ -171,7 +229,7 @@ def store_path(ctx: PlanContext, primary: Side, path: str, report: ReplayReport,
             if rel not in held:
                 target.mkdirs(full)
         elif rel in held or ctx.routes.route(full) == primary.name:
-            copy_file(standby, posixpath.join(src, rel), st, target, full, None, report, tag)
+            copy_file(standby, posixpath.join(src, rel), st, target, full, None, report, tag, ctx.protection)
     for rel in sorted(set(held) - set(wanted), reverse=True):
         if target.delete(posixpath.join(path, rel), recursive=True):
             report.deleted += 1
@@ -194,14 +252,14 @@ def _oldest(ids: list[str]) -> float | None:
     return (time.time() - id_time_ms(ids[0]) / 1000) if ids else None
 
 
-def drain_store(ctx: PlanContext, primary: Side) -> ReplayReport:
+def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
     """Write back what the standby took for ``primary`` while it was down."""
     journal = ctx.journal(ctx.standby)
     ids = journal.ids(PENDING_STORE, primary.name)
     report = ReplayReport(oldest_age_s=_oldest(ids))
     if not ids:
         return report
-    primary.hdfs.status("/")  # down: raise before touching anything
+    primary.store.status("/")  # down: raise before touching anything
 
     def one(mark_id: str) -> ReplayReport:
         part = ReplayReport()
@@ -211,7 +269,7 @@ def drain_store(ctx: PlanContext, primary: Side) -> ReplayReport:
         for path in mark.paths:
             store_path(ctx, primary, path, part, mark_id)
         # the write may have left its inflight mark (and temporary file) on the primary as it died
-        primary.hdfs.delete(f"{ctx.plan.journal}/{INFLIGHT}/{mark_id}")
+        primary.store.delete(f"{ctx.plan.journal}/{INFLIGHT}/{mark_id}")
         journal.delete(mark_id, PENDING_STORE, primary.name)
         part.marks += 1
         return part
@@ -221,15 +279,17 @@ def drain_store(ctx: PlanContext, primary: Side) -> ReplayReport:
     return report
 
 
-def _backup_one(ctx: PlanContext, journal: Journal, primary: Side, state: str, mark_id: str) -> ReplayReport:
+def _backup_one(
+    ctx: PlanContext, journal: Journal, primary: Side[Hdfs], state: str, mark_id: str
+) -> ReplayReport:
     part = ReplayReport()
     mark = journal.read(mark_id, state)
     if mark is None:
         return part
     if state == INFLIGHT and mark.temp:
         # the write that left this mark died: its temporary files are never published
-        primary.hdfs.delete(mark.temp)
-        ctx.standby.hdfs.delete(ctx.standby.local(mark.temp))
+        primary.store.delete(mark.temp)
+        ctx.standby.store.delete(ctx.standby.local(mark.temp))
     for path in mark.paths:
         backup_path(ctx, path, mark.written_at_ms if mark.op == "write" else None, part, mark_id)
     journal.delete(mark_id, state)
@@ -238,13 +298,13 @@ def _backup_one(ctx: PlanContext, journal: Journal, primary: Side, state: str, m
 
 
 def drain_backup(
-    ctx: PlanContext, primary: Side, min_age_s: float = 0.0, inflight_grace_s: float = INFLIGHT_GRACE_S
+    ctx: PlanContext, primary: Side[Hdfs], min_age_s: float = 0.0, inflight_grace_s: float = INFLIGHT_GRACE_S
 ) -> ReplayReport:
     """Copy out what ``primary`` holds and the standby lacks: its pending-backup marks at least
     ``min_age_s`` old, and inflight marks left by dead writes. The primary's pending-store queue
     goes first, so the standby's newer data is never overwritten."""
     report = drain_store(ctx, primary)
-    ctx.standby.hdfs.status("/")
+    ctx.standby.store.status("/")
     journal = ctx.journal(primary)
     now_ms = time.time() * 1000
     for state, age in ((INFLIGHT, inflight_grace_s), (PENDING_BACKUP, min_age_s)):
@@ -252,7 +312,8 @@ def drain_backup(
         part = ReplayReport(oldest_age_s=_oldest(ids))
         _run_marks(ids, lambda i, s=state: _backup_one(ctx, journal, primary, s, i), part)  # type: ignore[misc]
         report.add(part)
-    log.info("pending-backup %s: %s", primary.name, report.summary())
+    if report.marks or report.problems:
+        log.info("pending-backup %s: %s", primary.name, report.summary())
     return report
 
 

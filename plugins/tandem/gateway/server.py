@@ -59,6 +59,12 @@ def _boolean(value: str | None, default: bool) -> bool:
     return value.lower() == "true"
 
 
+def _length(request: Request) -> int | None:
+    """The body's size when the client says it (Content-Length); None for a chunked body."""
+    value = request.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
 def _int(params: Any, key: str) -> int | None:
     value = params.get(key)
     if value in (None, ""):
@@ -186,6 +192,7 @@ class _Handler:
             permission=q.get("permission"),
             append=append,
             explicit_id=request.headers.get(ID_HEADER),
+            size=_length(request),
         )
         # chunks gathered to about BUFFER bytes and joined once, so each byte is copied once here
         gathered: list[bytes] = []

@@ -10,6 +10,7 @@ is down or still taking back what the standby held for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import posixpath
 import threading
@@ -20,12 +21,15 @@ from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
+from tandem.gateway.crypto import Envelope
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
+from tandem.gateway.protect import Protection
 from tandem.gateway.replay import INFLIGHT_GRACE_S, drain_backup
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.status import plan_status
+from tandem.gateway.targets import Target
 from tandem.gateway.writes import Unavailable, WriteSession, check_absent
-from tandem.hdfs.client import is_missing
+from tandem.hdfs.client import Hdfs, is_missing
 from tandem.hdfs.types import FileStatus
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,20 @@ def _denied(message: str) -> RemoteHdfsError:
 
 def _missing(path: str) -> RemoteHdfsError:
     return RemoteHdfsError(f"File does not exist: {path}", exception="FileNotFoundException")
+
+
+def _cut(chunks: Iterator[bytes], offset: int, length: int | None) -> Iterator[bytes]:
+    """Bytes ``offset`` to ``offset + length`` of a stream."""
+    pos = 0
+    end = None if length is None else offset + length
+    for chunk in chunks:
+        start, stop = pos, pos + len(chunk)
+        pos = stop
+        if stop <= offset:
+            continue
+        if end is not None and start >= end:
+            return
+        yield chunk[max(0, offset - start) : len(chunk) if end is None else min(len(chunk), end - start)]
 
 
 class Gateway:
@@ -81,7 +99,7 @@ class Gateway:
         if write and not self.plan.may_write(user, path):
             raise _denied(f"user {user} may not write {path} in plan {self.plan.plan}")
 
-    def _primary_usable(self, side: Side) -> bool:
+    def _primary_usable(self, side: Side[Hdfs]) -> bool:
         """Down, or still taking back what the standby held for it: then the standby serves."""
         flagged = self._store_pending.get(side.name)
         if flagged is not None and time.monotonic() - flagged > STORE_CHECK_S:
@@ -117,6 +135,7 @@ class Gateway:
         permission: str | None,
         append: bool = False,
         explicit_id: str | None = None,
+        size: int | None = None,
     ) -> WriteSession:
         self.check_path(path, user, write=True)
         primary = self.ctx.primaries[self.ctx.routes.route(path, explicit_id)]
@@ -147,6 +166,7 @@ class Gateway:
             permission=permission,
             append=append,
             primary_up=usable,
+            size=size,
         )
 
     def count(self, primary: str, backup: str | None) -> None:
@@ -156,7 +176,9 @@ class Gateway:
         self.writes[backup] += 1
         self.by_primary[primary] = self.by_primary.get(primary, 0) + 1
 
-    def _fan_out(self, sides: list[Side], call: Callable[[Side], T]) -> dict[str, T | BaseException]:
+    def _fan_out(
+        self, sides: list[Side[Hdfs]], call: Callable[[Side[Hdfs]], T]
+    ) -> dict[str, T | BaseException]:
         futures: dict[str, Future[T]] = {s.name: self.pool.submit(call, s) for s in sides}
         out: dict[str, T | BaseException] = {}
         for name, fut in futures.items():
@@ -171,9 +193,9 @@ class Gateway:
         op: str,
         paths: tuple[str, ...],
         user: str,
-        holders: list[Side],
-        on_primary: Callable[[Side], T],
-        on_standby: Callable[[Side], Any],
+        holders: list[Side[Hdfs]],
+        on_primary: Callable[[Side[Hdfs]], T],
+        on_standby: Callable[[Side[Target]], Any],
     ) -> T:
         """Apply a change to ``holders`` and the standby; marks for whoever missed it."""
         usable = [s for s in holders if self._primary_usable(s)]
@@ -212,7 +234,7 @@ class Gateway:
                 self.ctx.journal(anchor).move(mark, INFLIGHT, PENDING_BACKUP)
         return answers[0] if answers else None  # type: ignore[return-value]
 
-    def _apply_on_standby(self, on_standby: Callable[[Side], Any]) -> bool:
+    def _apply_on_standby(self, on_standby: Callable[[Side[Target]], Any]) -> bool:
         """Whether the standby took the change; any refusal leaves it to replay."""
         try:
             on_standby(self.ctx.standby)
@@ -231,7 +253,7 @@ class Gateway:
             user,
             list(self.ctx.primaries.values()),
             lambda s: s.as_user(user).mkdirs(path, permission),
-            lambda s: s.hdfs.mkdirs(s.local(path), permission),
+            lambda s: s.store.mkdirs(s.local(path), permission),
         )
         return True
 
@@ -245,7 +267,7 @@ class Gateway:
             user,
             list(self.ctx.primaries.values()),
             lambda s: s.as_user(user).delete(path, recursive),
-            lambda s: s.hdfs.delete(s.local(path), recursive=True),
+            lambda s: s.store.delete(s.local(path), recursive=True),
         )
         return bool(found)
 
@@ -261,7 +283,7 @@ class Gateway:
                 user,
                 [routed],
                 lambda s: True,
-                lambda s: s.hdfs.rename(s.local(src), s.local(dst)),
+                lambda s: s.store.rename(s.local(src), s.local(dst)),
             )
         found = self.ctx.locate(src)
         if found is None:
@@ -276,7 +298,7 @@ class Gateway:
                     user,
                     holders,
                     lambda s: s.as_user(user).rename(src, dst) is None,
-                    lambda s: s.hdfs.rename(s.local(src), s.local(dst)),
+                    lambda s: s.store.rename(s.local(src), s.local(dst)),
                 )
             )
         target = self.ctx.primaries[self.ctx.routes.route(dst)]
@@ -292,24 +314,24 @@ class Gateway:
                 user,
                 [holder],
                 move,
-                lambda s: s.hdfs.rename(s.local(src), s.local(dst)),
+                lambda s: s.store.rename(s.local(src), s.local(dst)),
             )
         )
 
-    def _has(self, side: Side, path: str) -> bool:
+    def _has(self, side: Side[Hdfs], path: str) -> bool:
         try:
-            return side.hdfs.status(path) is not None
+            return side.store.status(path) is not None
         except Exception as exc:
             if not is_unreachable(exc):
                 raise
             return False
 
-    def _move_file(self, holder: Side, target: Side, src: str, dst: str, user: str) -> bool:
+    def _move_file(self, holder: Side[Hdfs], target: Side[Hdfs], src: str, dst: str, user: str) -> bool:
         """A file renamed to a name another primary owns moves there (copy, publish, delete)."""
         if target.as_user(user).status(dst) is not None:
             raise RemoteHdfsError(f"{dst} already exists", exception="FileAlreadyExistsException")
         tmp = temp_name(dst)
-        with holder.hdfs.open(src) as chunks:
+        with holder.store.open(src) as chunks:
             target.as_user(user).write(tmp, chunks, overwrite=True)
         target.as_user(user).rename(tmp, dst)
         holder.as_user(user).delete(src)
@@ -331,11 +353,11 @@ class Gateway:
             user,
             holders,
             lambda s: apply(s.as_user(user), path),
-            lambda s: apply(s.hdfs, s.local(path)),
+            lambda s: apply(s.store, s.local(path)),
         )
 
     # -- reads ---------------------------------------------------------------------------
-    def _reader(self, path: str) -> tuple[Side, str, FileStatus | None]:
+    def _reader(self, path: str) -> tuple[Side[Any], str, FileStatus | None]:
         """Where ``path`` is read: the primary holding it, with its status, or the standby's copy
         (status not looked up) while the routed primary is down or taking back pending-store data."""
         routed = self.ctx.primaries[self.ctx.routes.route(path)]
@@ -357,9 +379,10 @@ class Gateway:
         self.check_path(path, user, write=False)
         if not self.plan.within_roots(path) or path in self.plan.write_roots:
             # a root or one of its ancestors: a directory on every side, whichever answers
-            for side in [*self.ctx.primaries.values(), self.ctx.standby]:
+            sides: list[Side[Any]] = [*self.ctx.primaries.values(), self.ctx.standby]
+            for side in sides:
                 try:
-                    found = side.hdfs.status(side.local(path))
+                    found: FileStatus | None = side.store.status(side.local(path))
                 except Exception as exc:
                     if not is_unreachable(exc):
                         raise
@@ -367,17 +390,22 @@ class Gateway:
                 if found is not None:
                     return found
             raise _missing(path)
-        side, where, found = self._reader(path)
-        found = found or side.hdfs.status(where)
-        if found is None:
+        side, where, held = self._reader(path)
+        status: FileStatus | None = held or side.store.status(where)
+        if status is None:
             raise _missing(path)
-        return found
+        if side is self.ctx.standby and not status.is_dir:
+            # a sealed copy is longer than what the application wrote
+            length = Protection.plain_length(self.ctx.standby.store.meta(where), status.length)
+            status = dataclasses.replace(status, length=length)
+        return status
 
     def open(self, path: str, user: str, offset: int, length: int | None) -> Iterator[bytes]:
         self.check_path(path, user, write=False)
         side, where, _status = self._reader(path)
-        client = side.hdfs if side is self.ctx.standby else side.as_user(user)
-        manager = client.open(where, offset=offset, length=length)
+        if side is self.ctx.standby:
+            return self._open_on_target(path, where, offset, length)
+        manager = side.as_user(user).open(where, offset=offset, length=length)
         chunks = manager.__enter__()
 
         def stream() -> Iterator[bytes]:
@@ -388,9 +416,29 @@ class Gateway:
 
         return stream()
 
+    def _open_on_target(self, path: str, where: str, offset: int, length: int | None) -> Iterator[bytes]:
+        """The target's copy as the application wrote it: a sealed copy is opened whole and the
+        range cut from the plaintext."""
+        target = self.ctx.standby.store
+        meta = target.meta(where)
+        sealed = Envelope.from_meta(meta) is not None
+        manager = target.open(where, offset=0 if sealed else offset, length=None if sealed else length)
+        chunks = manager.__enter__()
+
+        def stream() -> Iterator[bytes]:
+            try:
+                if not sealed:
+                    yield from chunks
+                    return
+                yield from _cut(self.ctx.protection.open(meta, chunks, path), offset, length)
+            finally:
+                manager.__exit__(None, None, None)
+
+        return stream()
+
     def _standby_listing(self, path: str) -> list[FileStatus]:
         try:
-            return self.ctx.standby.hdfs.list(self.ctx.standby.local(path))
+            return self.ctx.standby.store.list(self.ctx.standby.local(path))
         except Exception as exc:
             if not (is_unreachable(exc) or is_missing(exc)):
                 raise
@@ -399,7 +447,7 @@ class Gateway:
     def list(self, path: str, user: str) -> list[FileStatus]:
         """LISTSTATUS merged over the primaries (and the standby for a primary that is down)."""
         self.check_path(path, user, write=False)
-        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.hdfs.list(path))
+        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.store.list(path))
         merged: dict[str, FileStatus] = {}
         missing = 0
         degraded = False
@@ -438,7 +486,7 @@ class Gateway:
     def content_summary(self, path: str, user: str) -> dict[str, int]:
         """Sums over the primaries; directories counted once per primary's largest tree."""
         self.check_path(path, user, write=False)
-        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.hdfs.content_summary(path))
+        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.store.content_summary(path))
         found = [r for r in results.values() if not isinstance(r, BaseException)]
         if not found:
             errors = [r for r in results.values() if isinstance(r, BaseException)]
@@ -484,4 +532,5 @@ class Gateway:
             **plan_status(self.ctx).to_json(),
             "writes": dict(self.writes),
             "writes_by_primary": dict(self.by_primary),
+            "evicted": {"files": self.ctx.space.evicted.files, "bytes": self.ctx.space.evicted.bytes},
         }

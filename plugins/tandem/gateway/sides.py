@@ -1,8 +1,9 @@
-"""The clusters a gateway plan writes to, each reached through its Airflow connection.
+"""The sides a gateway plan writes to, each reached through its Airflow connection.
 
-A :class:`Side` is one cluster: a primary (application paths map to themselves) or the
-standby (a path ``P`` maps to ``<target root>/P``). It builds its WebHDFS client lazily through
-the provider's hook, so a side that is down when the gateway starts is simply down, and it
+A :class:`Side` is one primary cluster (application paths map to themselves) or the plan's
+target (a path ``P`` maps to ``<target root>/P``; a cluster, a NAS directory or a bucket, see
+:mod:`tandem.gateway.targets`). It builds its client lazily (primaries through the provider's
+WebHDFS hook), so a side that is down when the gateway starts is simply down, and it
 remembers a failure for a short while so that a dead side costs one refused connection per
 ``RETRY_AFTER`` instead of one per request. Requests on behalf of an application carry its user
 as ``doas``, as HttpFS does (the connection's user must be a proxy user on real clusters).
@@ -15,7 +16,8 @@ import logging
 import posixpath
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import requests
 
@@ -43,14 +45,28 @@ def is_unreachable(exc: BaseException) -> bool:
     return type(exc).__name__ == "AirflowWebHDFSHookException"
 
 
-class Side:
-    """One cluster of a plan."""
+S = TypeVar("S")
 
-    def __init__(self, name: str, conn_id: str, root: str = "") -> None:
+
+def hdfs_client(conn_id: str) -> Hdfs:
+    """A cluster's client from its WebHDFS connection, tuned for the gateway's many small calls."""
+    client = Hdfs.from_conn_id(conn_id)
+    client._client._timeout = TIMEOUT
+    client._ext._timeout = TIMEOUT
+    # proxies and .netrc come from the connection, not the environment: skipping the
+    # environment scan saves a quarter of the client's CPU per request
+    client._client._session.trust_env = False
+    return client
+
+
+class Side(Generic[S]):
+    """One side of a plan; ``connect`` builds its client (:class:`Hdfs` for primaries)."""
+
+    def __init__(self, name: str, connect: Callable[[], S], root: str = "") -> None:
         self.name = name
-        self.conn_id = conn_id
+        self.connect = connect
         self.root = root.rstrip("/")
-        self._client: Hdfs | None = None
+        self._client: S | None = None
         self._users: dict[str, Hdfs] = {}
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -80,28 +96,22 @@ class Side:
 
     # -- clients --------------------------------------------------------------------------
     @property
-    def hdfs(self) -> Hdfs:
-        """The connection's own client (Tandem's records, copies). Raises SideDown when the
-        hook finds no NameNode answering."""
+    def store(self) -> S:
+        """The side's own client (Tandem's records, copies). Raises SideDown when it cannot be
+        built because the side does not answer (the hook finds no NameNode)."""
         with self._lock:
             if self._client is None:
                 try:
-                    client = Hdfs.from_conn_id(self.conn_id)
+                    self._client = self.connect()
                 except Exception as exc:
                     if not is_unreachable(exc):
                         raise
                     raise SideDown(f"{self.name}: {exc}") from exc
-                client._client._timeout = TIMEOUT
-                client._ext._timeout = TIMEOUT
-                # proxies and .netrc come from the connection, not the environment: skipping the
-                # environment scan saves a quarter of the client's CPU per request
-                client._client._session.trust_env = False
-                self._client = client
             return self._client
 
-    def as_user(self, user: str | None) -> Hdfs:
-        """A client acting for ``user`` (``doas``), sharing the connection's authentication."""
-        base = self.hdfs
+    def as_user(self: Side[Hdfs], user: str | None) -> Hdfs:
+        """A primary's client acting for ``user`` (``doas``), sharing the connection's authentication."""
+        base = self.store
         if not user:
             return base
         with self._lock:

@@ -14,6 +14,8 @@ from tandem.gateway.context import PlanContext
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Queue
 from tandem.gateway.sides import is_unreachable
 
+EVICTIONS = "evictions"  # the queue of eviction records on the target (:mod:`.space`)
+
 
 @dataclass(frozen=True)
 class SideQueues:
@@ -41,6 +43,8 @@ class PlanStatus:
     mode: str
     standby: str
     sides: tuple[SideQueues, ...]
+    evictions: int = 0  # eviction runs recorded on the target (each logged with what it deleted)
+    target: str = ""  # the target's protocol
 
     @property
     def degraded(self) -> bool:
@@ -64,12 +68,15 @@ class PlanStatus:
             "plan": self.plan,
             "mode": self.mode,
             "degraded": self.degraded,
+            "target": self.target,
             "sides": {s.name: s.to_json() for s in self.sides},
+            "evictions": self.evictions,
         }
 
 
 def plan_status(ctx: PlanContext) -> PlanStatus:
     sides = []
+    evictions = 0
     for side in ctx.all_sides():
         try:
             journal = ctx.journal(side)
@@ -77,6 +84,7 @@ def plan_status(ctx: PlanContext) -> PlanStatus:
                 keys = {f"pending_store_{p}": p for p in ctx.primaries}
                 queues = {key: journal.queue(PENDING_STORE, p) for key, p in keys.items()}
                 sides.append(SideQueues(side.name, True, queues, keys))
+                evictions = journal.queue(EVICTIONS).count
             else:
                 queues = {s.replace("-", "_"): journal.queue(s) for s in (PENDING_BACKUP, INFLIGHT)}
                 sides.append(SideQueues(side.name, True, queues))
@@ -84,4 +92,6 @@ def plan_status(ctx: PlanContext) -> PlanStatus:
             if not is_unreachable(exc):
                 raise
             sides.append(SideQueues(side.name, False, error=str(exc)))
-    return PlanStatus(ctx.plan.plan, ctx.plan.mode, ctx.standby.name, tuple(sides))
+    return PlanStatus(
+        ctx.plan.plan, ctx.plan.mode, ctx.standby.name, tuple(sides), evictions, ctx.plan.target.protocol
+    )

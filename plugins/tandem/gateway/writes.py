@@ -24,12 +24,15 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from tandem.errors import RemoteHdfsError, TandemError
 from tandem.gateway.context import PlanContext, temp_name
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.routing import is_temporary
 from tandem.gateway.sides import Side, SideDown, is_unreachable
+from tandem.gateway.targets import WRITTEN_MS
+from tandem.hdfs.client import Hdfs
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class WriteResult:
 class _Sink:
     """Streams chunks to one side in a thread of its own (one WebHDFS CREATE/APPEND)."""
 
-    def __init__(self, side: Side, write: Callable[[Iterator[bytes]], None]) -> None:
+    def __init__(self, side: Side[Any], write: Callable[[Iterator[bytes]], None]) -> None:
         self.side = side
         self.error: BaseException | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
@@ -102,18 +105,20 @@ class WriteSession:
         on_store_pending: Callable[[str], None],
         path: str,
         user: str,
-        primary: Side,
+        primary: Side[Hdfs],
         *,
         overwrite: bool,
         permission: str | None,
         append: bool,
         primary_up: bool,
+        size: int | None = None,
     ) -> None:
         self.ctx, self.pool, self.path, self.user = ctx, pool, path, user
         self.primary, self.standby = primary, ctx.standby
         self.overwrite, self.permission, self.append = overwrite, permission, append
         self._on_store_pending = on_store_pending
         self.size = 0
+        self.expected_size = size
         sync = ctx.plan.mode == "sync"
         self.temp = path if (append or is_temporary(path)) else temp_name(path)
         self.mark = Mark.new(
@@ -129,16 +134,31 @@ class WriteSession:
         else:
             self.p_sink = None
         self.s_sink: _Sink | None = None
-        if sync or not primary_up:
-            self.s_sink = _Sink(self.standby, self._writer(self.standby, self.standby.local(self.temp)))
+        # a target that cannot append (an object store) gets the whole file from replay instead
+        if (sync or not primary_up) and (ctx.standby_appends or not append):
+            self.s_sink = _Sink(self.standby, self._standby_writer(self.standby.local(self.temp)))
             self.sinks.append(self.s_sink)
 
-    def _writer(self, side: Side, target: str) -> Callable[[Iterator[bytes]], None]:
+    # the clients are built in the sink's thread: a side never reached yet (down since the gateway
+    # started) fails its sink, which the write handles like any outage
+    def _writer(self, side: Side[Hdfs], target: str) -> Callable[[Iterator[bytes]], None]:
         def write(chunks: Iterator[bytes]) -> None:
-            # the client is built in the sink's thread: a side never reached yet (down since the
-            # gateway started) fails this sink, which the write handles like any outage
-            client = side.as_user(self.user) if side is not self.standby else side.hdfs
+            client = side.as_user(self.user)
             client.write(target, chunks, overwrite=True, permission=self.permission, append=self.append)
+
+        return write
+
+    def _standby_writer(self, target: str) -> Callable[[Iterator[bytes]], None]:
+        def write(chunks: Iterator[bytes]) -> None:
+            store = self.standby.store
+            if self.expected_size is not None:
+                self.ctx.space.make_room(self.expected_size)  # TargetFull: this write is pending
+            if self.append:
+                store.write(target, chunks, append=True)
+            else:
+                sealed, data = self.ctx.protection.seal(chunks, self.path)
+                meta = {WRITTEN_MS: str(self.mark.written_at_ms), **sealed}
+                store.write_with_meta(target, data, meta, permission=self.permission)
 
         return write
 
@@ -166,7 +186,7 @@ class WriteSession:
             for side, target in ((self.primary, self.temp), (self.standby, self.standby.local(self.temp))):
                 if target != (self.path if side is self.primary else side.local(self.path)):
                     try:
-                        side.hdfs.delete(target)
+                        side.store.delete(target)
                     except Exception:
                         log.debug("could not remove %s on %s", target, side.name)
             if drop_mark and self._mark_done is not None:
@@ -178,10 +198,10 @@ class WriteSession:
 
         self.pool.submit(run)
 
-    def _publish(self, side: Side, temp: str, final: str) -> None:
+    def _publish(self, side: Side[Any], temp: str, final: str) -> None:
         if temp == final:
             return
-        client = side.as_user(self.user) if side is self.primary else side.hdfs
+        client = side.as_user(self.user) if side is self.primary else side.store
         if self.overwrite or side is self.standby:
             client.replace(temp, final)
         else:
@@ -193,7 +213,7 @@ class WriteSession:
         if not self.append:
             self._publish(self.standby, self.standby.local(self.temp), self.standby.local(self.path))
             return
-        primary, standby = (s.hdfs.status(s.local(self.path)) for s in (self.primary, self.standby))
+        primary, standby = (s.store.status(s.local(self.path)) for s in (self.primary, self.standby))
         if primary is None or standby is None or primary.length != standby.length:
             raise SideDown(f"{self.standby.name}: its copy of {self.path} differs in length after the append")
 
@@ -302,7 +322,7 @@ class WriteSession:
             log.debug("inflight mark %s left for replay", self.mark.id)
 
 
-def check_absent(side: Side, user: str, path: str) -> None:
+def check_absent(side: Side[Hdfs], user: str, path: str) -> None:
     """CREATE without overwrite: refuse before any byte moves when the file exists."""
     if side.as_user(user).status(path) is not None:
         raise RemoteHdfsError(f"{path} already exists", exception="FileAlreadyExistsException")

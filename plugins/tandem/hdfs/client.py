@@ -4,18 +4,19 @@ The client is always built by Airflow's :class:`WebHDFSHook` from a connection, 
 NameNode lists, TLS, basic auth and Kerberos come from the provider exactly as for any other
 DAG. :class:`Hdfs` then re-uses that client's session (and with it its authentication) for the
 operations ``hdfs`` 2.7.3 does not define: snapshot diff and list, the snapshottable directory
-list, quota usage and quotas. Every answer is parsed once into the frozen values of
-:mod:`tandem.hdfs.types`; every refusal becomes :class:`~tandem.errors.RemoteHdfsError`
-carrying the Java exception name.
+list, quota usage and quotas, extended attributes and the filesystem status. Every answer is
+parsed once into the frozen values of :mod:`tandem.hdfs.types`; every refusal becomes
+:class:`~tandem.errors.RemoteHdfsError` carrying the Java exception name.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, ParamSpec, TypeVar
 
@@ -27,10 +28,12 @@ from tandem.hdfs.types import (
     AclStatus,
     FileChecksum,
     FileStatus,
+    FsStatus,
     QuotaUsage,
     SnapshotDiffReport,
     SnapshotInfo,
     SnapshottableDir,
+    xattrs_from_json,
 )
 
 P = ParamSpec("P")
@@ -67,6 +70,9 @@ class _ExtendedClient(Client):  # type: ignore[misc]
     _get_quota_usage = _Request("GET")
     _set_quota = _Request("PUT")
     _rename = _Request("PUT")
+    _set_xattr = _Request("PUT")
+    _get_xattrs = _Request("GET")
+    _get_status = _Request("GET")
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,40 @@ class Hdfs:
         if spec:
             self._client.set_acl(path, spec, clear=False)
 
+    @_translate
+    def set_xattrs(self, path: str, values: Mapping[str, bytes]) -> None:
+        """SETXATTR for each ``prefixed name -> value`` (``user.`` for anyone with write access,
+        ``trusted.`` for the superuser), creating or replacing it; other attributes are kept.
+
+        Each attribute is set atomically and idempotently (flag ``CREATE,REPLACE``); the mapping as
+        a whole is not atomic: a refusal midway leaves the earlier names set. Empty values read back
+        as ``b""``.
+        """
+        for name, value in values.items():
+            encoded = "0s" + base64.b64encode(value).decode("ascii")  # XAttrCodec BASE64
+            self._ext._set_xattr(
+                path, **{"xattr.name": name, "xattr.value": encoded, "flag": "CREATE,REPLACE"}
+            )
+
+    @_translate
+    def xattrs(self, path: str, names: Iterable[str] | None = None) -> dict[str, bytes]:
+        """GETXATTRS: the extended attributes this user may read, ``prefixed name -> value``.
+
+        With ``names``, only those of them that exist: a missing name (or one this user may not
+        see) is left out instead of failing the call as HDFS's own name filter would. The prefix
+        is matched case-insensitively, as HDFS does. Read-only.
+        """
+        found = xattrs_from_json(self._ext._get_xattrs(path, encoding="BASE64").json())
+        if names is None:
+            return found
+        wanted = {_xattr_key(n) for n in names}
+        return {name: value for name, value in found.items() if name in wanted}
+
+    @_translate
+    def fs_status(self, path: str = "/") -> FsStatus:
+        """GETSTATUS: capacity, used and remaining bytes of the filesystem holding ``path``."""
+        return FsStatus.from_json(self._ext._get_status(path).json())
+
     # -- snapshots -----------------------------------------------------------------------------
     @_translate
     def allow_snapshot(self, path: str) -> None:
@@ -302,6 +342,12 @@ class Hdfs:
         remote = email.utils.parsedate_to_datetime(header).timestamp()
         # Date has 1 s resolution (truncated): the remote instant lies in [remote, remote + 1).
         return (before + after) / 2 - (remote + 0.5)
+
+
+def _xattr_key(name: str) -> str:
+    """An xattr name as HDFS gives it back: the namespace prefix in lower case."""
+    prefix, dot, rest = name.partition(".")
+    return f"{prefix.lower()}{dot}{rest}"
 
 
 def is_missing(exc: BaseException) -> bool:

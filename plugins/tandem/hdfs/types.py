@@ -7,6 +7,8 @@ Nothing downstream touches raw payload dictionaries.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -255,6 +257,58 @@ class QuotaUsage:
             space_consumed=_field(body, "spaceConsumed", int, where),
             space_quota=_field(body, "spaceQuota", int, where),
         )
+
+
+@dataclass(frozen=True)
+class FsStatus:
+    """``GETSTATUS``: the filesystem's capacity and the bytes used and remaining on it."""
+
+    capacity: int
+    used: int
+    remaining: int
+
+    @classmethod
+    def from_json(cls, payload: Any) -> FsStatus:
+        body = _unwrap(payload, "FsStatus")
+        where = "FsStatus"
+        return cls(
+            capacity=_field(body, "capacity", int, where),
+            used=_field(body, "used", int, where),
+            remaining=_field(body, "remaining", int, where),
+        )
+
+
+def xattrs_from_json(payload: Any) -> dict[str, bytes]:
+    """``GETXATTRS``: prefixed name -> value. Values come as ``0s`` base64, ``0x`` hex or
+    ``"text"`` (XAttrCodec); an attribute without a value (JSON null) is ``b""``."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("XAttrs"), list):
+        raise ClusterError("malformed WebHDFS response: expected a list under 'XAttrs'")
+    out: dict[str, bytes] = {}
+    for item in payload["XAttrs"]:
+        if not isinstance(item, Mapping):
+            raise ClusterError(f"malformed WebHDFS XAttr: not an object: {item!r}")
+        name = _field(item, "name", str, "XAttr")
+        value = item.get("value")
+        if value is not None and not isinstance(value, str):
+            raise ClusterError(f"malformed WebHDFS XAttr: 'value' is not str: {value!r}")
+        out[name] = _xattr_value(value)
+    return out
+
+
+def _xattr_value(text: str | None) -> bytes:
+    if text is None:
+        return b""
+    prefix = text[:2].lower()
+    try:
+        if prefix == "0s":
+            return base64.b64decode(text[2:], validate=True)
+        if prefix == "0x":
+            return bytes.fromhex(text[2:])
+    except (ValueError, binascii.Error):
+        raise ClusterError(f"malformed WebHDFS XAttr value: {text!r}") from None
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].encode("utf-8")
+    raise ClusterError(f"malformed WebHDFS XAttr value: {text!r}")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,10 @@ class AclError(HdfsException):
     java_class = "org.apache.hadoop.hdfs.protocol.AclException"
 
 
+class AccessControl(HdfsException):
+    java_class = "org.apache.hadoop.security.AccessControlException"
+
+
 class IllegalArgument(HdfsException):
     java_class = "java.lang.IllegalArgumentException"
     http_status = 400

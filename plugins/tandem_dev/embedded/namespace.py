@@ -19,11 +19,13 @@ Guarantees, shared by every method:
   16385 as in HDFS, are never reused and are shared by an inode and its snapshot copies.
 
 Permissions are recorded, returned and snapshotted but **not enforced**, as on a cluster with
-``dfs.permissions.enabled=false``; the superuser (default: the process user) owns ``/``.
+``dfs.permissions.enabled=false``, except by the extended-attribute operations, which check them as
+HDFS does (:mod:`tandem_dev.embedded.xattrs`); the superuser (default: the process user) owns ``/``.
 Idempotence follows HDFS: MKDIRS, SETOWNER, SETPERMISSION, SETTIMES, SETREPLICATION, SETQUOTA,
-the ACL setters and ALLOWSNAPSHOT/DISALLOWSNAPSHOT can be retried; DELETE of a missing path
-answers False; CREATE with overwrite can be retried; APPEND, RENAME and CREATESNAPSHOT cannot
-be blindly retried (the second attempt appends twice, finds the source gone, or finds the name taken).
+the ACL setters, SETXATTR with the REPLACE flag and ALLOWSNAPSHOT/DISALLOWSNAPSHOT can be retried;
+DELETE of a missing path answers False; CREATE with overwrite can be retried; APPEND, RENAME,
+REMOVEXATTR and CREATESNAPSHOT cannot be blindly retried (the second attempt appends twice, finds
+the source gone or the attribute gone, or finds the name taken).
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from pathlib import Path
 
 from tandem.errors import EmbeddedError
 from tandem_dev.embedded import acl as acls
-from tandem_dev.embedded import store
+from tandem_dev.embedded import store, xattrs
 from tandem_dev.embedded.checksum import ChecksumCache, FileChecksum, compute
 from tandem_dev.embedded.hdfs_exceptions import (
     READ_ONLY_SNAPSHOT,
+    AccessControl,
     AlreadyBeingCreated,
     DSQuotaExceeded,
     EndOfFile,
@@ -78,7 +81,9 @@ LIVE = 0
 
 Parts = tuple[str, ...]
 
-_COLS = "id, parent, name, dir, owner, grp, perm, acl, mtime, atime, repl, bsize, length, blob, nsq, ssq"
+_COLS = (
+    "id, parent, name, dir, owner, grp, perm, acl, mtime, atime, repl, bsize, length, blob, nsq, ssq, xattrs"
+)
 
 
 def now_ms() -> int:
@@ -109,6 +114,7 @@ class Inode:
     blob: int | None
     nsq: int
     ssq: int
+    xattrs: str | None = None  # xattrs.encode()
 
     @classmethod
     def from_row(cls, row: tuple[object, ...]) -> Inode:
@@ -383,8 +389,8 @@ class Namespace:
         now = now_ms()
         self._db.execute("BEGIN IMMEDIATE")
         self._db.execute(
-            f"INSERT INTO inodes ({_COLS}, sid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
-            (ROOT_ID, 0, "", 1, self.superuser, SUPERGROUP, 0o755, None, now, 0, 0, 0, 0, None, -1, -1),
+            f"INSERT INTO inodes ({_COLS}, sid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            (ROOT_ID, 0, "", 1, self.superuser, SUPERGROUP, 0o755, None, now, 0, 0, 0, 0, None, -1, -1, None),
         )
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_inode_id', ?)", (ROOT_ID,))
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_snapshot_id', 0)")
@@ -821,7 +827,7 @@ class Namespace:
             -1,
         )
         self._db.execute(
-            f"INSERT INTO inodes ({_COLS}, sid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            f"INSERT INTO inodes ({_COLS}, sid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
             (
                 node.id,
                 node.parent,
@@ -839,6 +845,7 @@ class Namespace:
                 node.blob,
                 -1,
                 -1,
+                None,
             ),
         )
         return node
@@ -1390,6 +1397,65 @@ class Namespace:
             return acls.remove_entries(logical, acls.parse_spec(spec, with_perm=False))
         raise IllegalArgument(f"Unknown ACL operation {op}")
 
+    # ------------------------------------------------------------------ extended attributes
+
+    def _caller(self, user: str) -> xattrs.Caller:
+        groups = xattrs.groups_of(user)
+        return xattrs.Caller(user, groups, user == self.superuser or SUPERGROUP in groups)
+
+    def _xattr_inode(self, parts: Parts, caller: xattrs.Caller, change: xattrs.XAttr | None = None) -> Inode:
+        """The inode an xattr operation reads (``change`` None) or changes, checked in HDFS's order.
+
+        Reads see a snapshot's copy under ``.snapshot/<name>/`` (and the directory itself at
+        ``<dir>/.snapshot``). Like the rest of this namespace, ancestors' execute bits are not checked.
+        """
+        resolved = self._resolve(parts)
+        if resolved.blocker is not None:  # FSDirectory.resolvePath: not a create, so not PNDE
+            raise AccessControl(f"{path_str(resolved.blocker)} (is not a directory)")
+        node = resolved.dot_snapshot or resolved.node
+        if change is None:
+            xattrs.check_read(caller, resolved.path, node)
+        else:
+            if resolved.read_only:
+                raise SnapshotAccessControl(f"{READ_ONLY_SNAPSHOT}: {resolved.path}")
+            xattrs.check_change(caller, change, resolved.path, node)
+        if node is None:
+            raise FileNotFound(f"cannot find {resolved.path}")
+        return node
+
+    def set_xattr(self, parts: Parts, user: str, attr: xattrs.XAttr, flags: frozenset[str]) -> None:
+        """SETXATTR: atomic; can be retried with the REPLACE flag (CREATE alone finds it taken)."""
+        caller = self._caller(user)
+        xattrs.check_size(attr)
+        xattrs.check_api(attr, caller)
+        with self._write():
+            node = self._xattr_inode(parts, caller, attr)
+            self._store_xattrs(
+                node, xattrs.with_set(xattrs.decode(node.xattrs), attr, flags, is_file=not node.is_dir)
+            )
+
+    def remove_xattr(self, parts: Parts, user: str, attr: xattrs.XAttr) -> None:
+        """REMOVEXATTR: atomic; not idempotent (a retry finds nothing to remove)."""
+        caller = self._caller(user)
+        xattrs.check_api(attr, caller)
+        with self._write():
+            node = self._xattr_inode(parts, caller, attr)
+            self._store_xattrs(node, xattrs.without(xattrs.decode(node.xattrs), attr))
+
+    def _store_xattrs(self, node: Inode, attrs: list[xattrs.XAttr]) -> None:
+        self._db.execute("UPDATE inodes SET xattrs=? WHERE sid=0 AND id=?", (xattrs.encode(attrs), node.id))
+
+    def get_xattrs(
+        self, parts: Parts, user: str, names: list[xattrs.XAttr] | None = None
+    ) -> list[xattrs.XAttr]:
+        """GETXATTRS: the attributes ``user`` may see, or exactly ``names`` (all must exist). Read-only."""
+        caller = self._caller(user)
+        for name in names or ():
+            xattrs.check_api(name, caller)
+        with self._lock:
+            node = self._xattr_inode(parts, caller)
+            return xattrs.select(xattrs.visible(xattrs.decode(node.xattrs), caller), names)
+
     # ------------------------------------------------------------------ snapshots
 
     def _snapshottable_dir(self, parts: Parts) -> tuple[_Resolved, Inode]:
@@ -1628,20 +1694,22 @@ class Namespace:
         tree = Tree(root)
         rows = self._db.execute(
             """WITH RECURSIVE
-               sub(id, parent, name, dir, owner, grp, perm, acl, repl, bsize, nsq, ssq, length, blob)
+               sub(id, parent, name, dir, owner, grp, perm, acl, repl, bsize, nsq, ssq, length, blob, xattrs)
                AS (
-                 SELECT id, parent, name, dir, owner, grp, perm, acl, repl, bsize, nsq, ssq, length, blob
+                 SELECT id, parent, name, dir, owner, grp, perm, acl, repl, bsize, nsq, ssq, length, blob,
+                        xattrs
                  FROM inodes WHERE sid=:sid AND id=:root
                  UNION ALL
                  SELECT i.id, i.parent, i.name, i.dir, i.owner, i.grp, i.perm, i.acl, i.repl, i.bsize, i.nsq,
-                        i.ssq, i.length, i.blob
+                        i.ssq, i.length, i.blob, i.xattrs
                  FROM inodes i INDEXED BY inodes_child JOIN sub s ON i.sid=:sid AND i.parent=s.id
                ) SELECT * FROM sub""",
             {"sid": sid, "root": root},
         )
         for row in rows:
             is_dir = bool(row[3])
-            meta = (row[4], row[5], row[6], row[7], row[10], row[11]) if is_dir else tuple(row[4:10])
+            # extended attributes are metadata too: a change is MODIFY, as in HDFS
+            meta = (*row[4:8], row[10], row[11], row[14]) if is_dir else (*row[4:10], row[14])
             content = () if is_dir else (row[12], row[13])
             tree.add(int(row[0]), TreeNode(int(row[1]), str(row[2]), is_dir, meta, content))
         return tree

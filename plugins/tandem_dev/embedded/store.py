@@ -2,7 +2,8 @@
 
 Layout under the cluster root::
 
-    namespace.db        SQLite (WAL): inodes of the current tree and of every snapshot, quotas
+    namespace.db        SQLite (WAL): inodes (with their ACLs and extended attributes) of the
+                        current tree and of every snapshot, quotas
     blobs/<xx>/<id>     file contents, one local file per blob, named by number only
     tmp/<id>            uploads in flight; emptied at start-up
 
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS inodes (
     blob INTEGER,
     nsq INTEGER NOT NULL DEFAULT -1,
     ssq INTEGER NOT NULL DEFAULT -1,
+    xattrs TEXT,                   -- extended attributes, JSON (see tandem_dev.embedded.xattrs)
     PRIMARY KEY (sid, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS inodes_child ON inodes (sid, parent, name);
@@ -73,7 +75,15 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA temp_store=MEMORY")
     db.execute("PRAGMA cache_size=-65536")
     db.executescript(SCHEMA)
+    _migrate(db)
     return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database written by an older version up to SCHEMA (columns added since)."""
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(inodes)")}
+    if "xattrs" not in columns:
+        db.execute("ALTER TABLE inodes ADD COLUMN xattrs TEXT")
 
 
 class BlobStore:

@@ -16,9 +16,10 @@ The filesystem semantics live in :class:`tandem_dev.embedded.namespace.Namespace
 
 Not a security boundary: there is no authentication (``user.name``/``doas`` are trusted, as on a
 cluster with security off) and permissions are recorded but not enforced
-(``dfs.permissions.enabled=false``). Paths are still confined: ``..``, ``.``, encoded slashes,
-NUL and the other names HDFS refuses are rejected with 400, and no HDFS path ever maps to a
-local path (see :mod:`tandem_dev.embedded.store`).
+(``dfs.permissions.enabled=false``), except by the extended-attribute operations (SETXATTR,
+REMOVEXATTR, GETXATTRS, LISTXATTRS), which check them as a Hadoop 3 NameNode does. Paths are
+still confined: ``..``, ``.``, encoded slashes, NUL and the other names HDFS refuses are rejected
+with 400, and no HDFS path ever maps to a local path (see :mod:`tandem_dev.embedded.store`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from tandem.errors import EmbeddedError
+from tandem_dev.embedded import xattrs
 from tandem_dev.embedded.checksum import FileChecksum
 from tandem_dev.embedded.hdfs_exceptions import (
     FileNotFound,
@@ -238,6 +240,7 @@ class Request:
     params: dict[str, str]
     body: _BodyReader
     node: _Node
+    repeated: dict[str, list[str]] = field(default_factory=dict)  # every value of each parameter
 
     @property
     def path(self) -> str:
@@ -297,19 +300,21 @@ def parse_path(raw: str) -> Parts:
     return tuple(parts)
 
 
-def _parse_target(target: str) -> tuple[Parts, dict[str, str]]:
+def _parse_target(target: str) -> tuple[Parts, dict[str, str], dict[str, list[str]]]:
     split = urlsplit(target)
     if split.path != PREFIX and not split.path.startswith(PREFIX + "/"):
         raise _NotWebHdfs(split.path)
     parts = parse_path(split.path[len(PREFIX) :])
     params: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     try:
         pairs = parse_qsl(split.query, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise IllegalArgument("Invalid query string") from None
     for key, value in pairs:
         params.setdefault(key.lower(), value)  # Hadoop's ParamFilter lower-cases names; first wins
-    return parts, params
+        repeated.setdefault(key.lower(), []).append(value)  # for list parameters (xattr.name)
+    return parts, params, repeated
 
 
 # ------------------------------------------------------------------------------------- parameters
@@ -548,6 +553,29 @@ def _check_access(req: Request) -> Response:
     return _empty()
 
 
+def _op_param(req: Request, name: str) -> str:
+    """``NamenodeWebHdfsMethods.validateOpParams`` (Hadoop 3's wording)."""
+    value = req.params.get(name)
+    if not value:
+        raise IllegalArgument(f"Required param {name} for op: {req.op} is null or empty")
+    return value
+
+
+def _get_xattrs(req: Request) -> Response:
+    encoding = xattrs.parse_encoding(req.params.get("encoding"))
+    if encoding is None:
+        raise IllegalArgument(f"Required param encoding for op: {req.op} is null or empty")
+    names = [xattrs.build(n) for n in req.repeated.get("xattr.name", []) if n]
+    found = req.ns.get_xattrs(req.parts, req.user, names or None)
+    values = [None if a.value is None else xattrs.encode_value(a.value, encoding) for a in found]
+    return _json({"XAttrs": [{"name": a.prefixed, "value": v} for a, v in zip(found, values, strict=True)]})
+
+
+def _list_xattrs(req: Request) -> Response:
+    names = [a.prefixed for a in req.ns.get_xattrs(req.parts, req.user)]
+    return _json({"XAttrNames": json.dumps(names, ensure_ascii=False, separators=(",", ":"))})
+
+
 def _snapshot_diff(req: Request) -> Response:
     old = req.params.get("oldsnapshotname")
     new = req.params.get("snapshotname")
@@ -687,6 +715,20 @@ def _acl_op(req: Request) -> Response:
     return _empty()
 
 
+def _set_xattr(req: Request) -> Response:
+    flags = xattrs.parse_flags(req.params.get("flag"))
+    name = _op_param(req, "xattr.name")
+    _op_param(req, "flag")
+    value = xattrs.decode_value(req.params.get("xattr.value"))
+    req.ns.set_xattr(req.parts, req.user, xattrs.build(name, value), flags)
+    return _empty()
+
+
+def _remove_xattr(req: Request) -> Response:
+    req.ns.remove_xattr(req.parts, req.user, xattrs.build(_op_param(req, "xattr.name")))
+    return _empty()
+
+
 def _allow_snapshot(req: Request) -> Response:
     req.ns.allow_snapshot(req.parts)
     return _empty()
@@ -733,6 +775,8 @@ NAMENODE_OPS: dict[tuple[str, str], Handler] = {
     ("GET", "GETHOMEDIRECTORY"): _home_directory,
     ("GET", "GETTRASHROOT"): _trash_root,
     ("GET", "GETACLSTATUS"): _acl_status,
+    ("GET", "GETXATTRS"): _get_xattrs,
+    ("GET", "LISTXATTRS"): _list_xattrs,
     ("GET", "CHECKACCESS"): _check_access,
     ("GET", "GETSNAPSHOTDIFF"): _snapshot_diff,
     ("GET", "GETSNAPSHOTDIFFLISTING"): _snapshot_diff_listing,
@@ -753,6 +797,8 @@ NAMENODE_OPS: dict[tuple[str, str], Handler] = {
     ("PUT", "REMOVEACLENTRIES"): _acl_op,
     ("PUT", "REMOVEDEFAULTACL"): _acl_op,
     ("PUT", "REMOVEACL"): _acl_op,
+    ("PUT", "SETXATTR"): _set_xattr,
+    ("PUT", "REMOVEXATTR"): _remove_xattr,
     ("PUT", "ALLOWSNAPSHOT"): _allow_snapshot,
     ("PUT", "DISALLOWSNAPSHOT"): _disallow_snapshot,
     ("PUT", "CREATESNAPSHOT"): _create_snapshot,
@@ -878,9 +924,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body: _BodyReader | None = None
         try:
             body = _BodyReader(self.rfile, self.headers)
-            parts, params = _parse_target(self.path)
+            parts, params, repeated = _parse_target(self.path)
             op = params.get("op", "").upper()
-            request = Request(method, op, parts, params, body, self.server.node)
+            request = Request(method, op, parts, params, body, self.server.node, repeated)
             return self._dispatch(request), body
         except HdfsException as exc:
             return _error(exc), body
@@ -1031,7 +1077,8 @@ class WebHdfsServer:
 
     ``superuser`` (default: the process user) owns ``/`` and sees every snapshottable directory;
     ``replication`` and ``block_size`` are the defaults for new files. Permissions and ACLs are
-    kept and returned but not enforced (``dfs.permissions.enabled=false``).
+    kept and returned but not enforced (``dfs.permissions.enabled=false``), except for extended
+    attributes (see :mod:`tandem_dev.embedded.xattrs`).
     """
 
     def __init__(

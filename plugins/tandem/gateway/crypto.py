@@ -1,0 +1,184 @@
+"""Envelope encryption of private data on its way to the target.
+
+Each file gets a fresh 256-bit data key (DEK); the data is sealed with AES-256-GCM in chunks, so
+files of any size stream in bounded memory (one GCM message is limited to 2 GiB); the DEK is
+wrapped with the plan's master key (RFC 3394 AES key wrap), and the wrapped key, the nonce
+prefix, the chunk size and the master key's id travel with the object as metadata, as HDFS
+transparent encryption keeps each file's EDEK and S3 client-side encryption its envelope.
+
+Chunk ``i`` of ``n`` is sealed under the nonce ``prefix (7 bytes) || i (4 bytes) || last (1
+byte)``: reordering, dropping or appending chunks, or cutting the file at a chunk boundary, fails
+authentication instead of yielding other plaintext (the STREAM construction). The master key
+never reaches the target.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from tandem.errors import TandemError
+
+ALGORITHM = "AES-256-GCM-STREAM-1"
+TAG = 16
+PREFIX = 7
+DEFAULT_CHUNK = 1 << 20
+_AAD = b"tandem-gateway-v1"
+# metadata names (without the store's prefix)
+META_ALG, META_KEK, META_KEY, META_NONCE, META_CHUNK = (
+    "enc-alg",
+    "enc-kek-id",
+    "enc-key",
+    "enc-nonce",
+    "enc-chunk",
+)
+
+
+class KeyMismatch(TandemError):
+    """The key given is not the key a file was encrypted with."""
+
+
+class CorruptData(TandemError):
+    """Encrypted data failed authentication: altered, reordered or truncated."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a reader needs, besides the master key, to decrypt one object."""
+
+    kek_id: str
+    wrapped_key: bytes
+    nonce_prefix: bytes
+    chunk: int
+
+    def to_meta(self) -> dict[str, str]:
+        return {
+            META_ALG: ALGORITHM,
+            META_KEK: self.kek_id,
+            META_KEY: _b64(self.wrapped_key),
+            META_NONCE: _b64(self.nonce_prefix),
+            META_CHUNK: str(self.chunk),
+        }
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, str]) -> Envelope | None:
+        """The envelope in an object's metadata; None for an object stored in the clear."""
+        if META_ALG not in meta:
+            return None
+        if meta[META_ALG] != ALGORITHM:
+            raise CorruptData(f"unknown encryption {meta[META_ALG]!r} (this Tandem reads {ALGORITHM})")
+        try:
+            return cls(
+                meta[META_KEK],
+                base64.b64decode(meta[META_KEY], validate=True),
+                base64.b64decode(meta[META_NONCE], validate=True),
+                int(meta[META_CHUNK]),
+            )
+        except (KeyError, ValueError, binascii.Error) as exc:
+            raise CorruptData(f"the encryption metadata is incomplete or damaged: {exc}") from exc
+
+    def plain_length(self, stored: int) -> int:
+        """The plaintext's length from the stored (sealed) length."""
+        sealed = self.chunk + TAG
+        chunks = max(1, -(-stored // sealed))
+        return max(0, stored - chunks * TAG)
+
+
+class MasterKey:
+    """A plan's key-encryption key: 32 bytes, given as base64 or hex (an Airflow connection's
+    password). Its id (a hash, not the key) is stored with each object to name the key needed."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise TandemError(f"a master key is 32 bytes (AES-256); this one has {len(key)}")
+        self._key = key
+        self.id = hashlib.sha256(b"tandem-kek:" + key).hexdigest()[:16]
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "the key") -> MasterKey:
+        text = text.strip()
+        for decode in (bytes.fromhex, lambda t: base64.b64decode(t, validate=True), base64.urlsafe_b64decode):
+            try:
+                raw = decode(text)
+            except (ValueError, binascii.Error):
+                continue
+            if len(raw) == 32:
+                return cls(raw)
+        raise TandemError(
+            f"{source} is not a 32-byte key in base64 or hex; make one with `tandem gateway key`"
+        )
+
+    @staticmethod
+    def generate() -> str:
+        return _b64(AESGCM.generate_key(bit_length=256))
+
+    def seal(self, chunk: int = DEFAULT_CHUNK) -> tuple[Envelope, bytes]:
+        """A new envelope and its data key, for one object."""
+        dek = AESGCM.generate_key(bit_length=256)
+        return Envelope(self.id, aes_key_wrap(self._key, dek), os.urandom(PREFIX), chunk), dek
+
+    def open(self, envelope: Envelope, where: str = "the file") -> bytes:
+        """The data key of ``envelope``; KeyMismatch when this is not its master key."""
+        if envelope.kek_id != self.id:
+            raise KeyMismatch(
+                f"{where} was encrypted with master key {envelope.kek_id}; the key given is {self.id}"
+            )
+        try:
+            return aes_key_unwrap(self._key, envelope.wrapped_key)
+        except InvalidUnwrap as exc:
+            raise KeyMismatch(f"{where}: the master key does not unwrap its data key") from exc
+
+
+def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
+    """``chunks`` re-cut into pieces of ``size`` bytes (the last may be shorter or empty), each
+    with whether it is the last."""
+    buffer = bytearray()
+    ready: bytes | None = None
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) > size or (ready is None and len(buffer) == size):
+            if ready is not None:
+                yield ready, False
+            ready = bytes(buffer[:size])
+            del buffer[:size]
+    if ready is not None and buffer:
+        yield ready, False
+        ready = None
+    yield (ready if ready is not None else bytes(buffer)), True
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    if index >= 1 << 32:
+        raise TandemError("file too large for one envelope (2^32 chunks)")
+    return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+
+def encrypt(chunks: Iterable[bytes], envelope: Envelope, dek: bytes) -> Iterator[bytes]:
+    aead = AESGCM(dek)
+    for index, (piece, last) in enumerate(_pieces(chunks, envelope.chunk)):
+        yield aead.encrypt(_nonce(envelope.nonce_prefix, index, last), piece, _AAD)
+
+
+def decrypt(
+    chunks: Iterable[bytes], envelope: Envelope, dek: bytes, where: str = "the file"
+) -> Iterator[bytes]:
+    aead = AESGCM(dek)
+    for index, (piece, last) in enumerate(_pieces(chunks, envelope.chunk + TAG)):
+        try:
+            yield aead.decrypt(_nonce(envelope.nonce_prefix, index, last), piece, _AAD)
+        except InvalidTag as exc:
+            raise CorruptData(
+                f"{where}: chunk {index} fails authentication (altered, reordered or truncated)"
+            ) from exc

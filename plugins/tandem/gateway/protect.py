@@ -1,0 +1,80 @@
+"""A plan's private-data rule at work: private files are sealed on their way to the target and
+opened on their way back (replay to a primary, a read served by the target, ``tandem gateway
+decrypt``). The primary keeps data as written.
+
+The master key is an Airflow connection's password (``private_data.key_conn_id``), read once,
+when the first private file needs it; it never reaches the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+
+from tandem.errors import TandemError
+from tandem.gateway.crypto import Envelope, MasterKey, decrypt, encrypt
+from tandem.gateway.plan import PrivateData
+from tandem.gateway.private import Detector, peek
+
+log = logging.getLogger(__name__)
+
+
+def load_key(conn_id: str) -> MasterKey:
+    """The master key held as the password of Airflow connection ``conn_id``."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception as exc:
+        raise TandemError(f"the master key's connection {conn_id!r} cannot be read: {exc}") from exc
+    if not conn.password:
+        raise TandemError(f"connection {conn_id!r} has no password: put the master key there")
+    return MasterKey.from_text(conn.password, f"the password of connection {conn_id!r}")
+
+
+class Protection:
+    """Seal and open data for one plan."""
+
+    def __init__(self, rules: PrivateData | None, key: MasterKey | None = None) -> None:
+        self.rules = rules
+        self.detector = (
+            Detector.build(rules.words, rules.patterns, rules.images) if rules is not None else None
+        )
+        self._key = key
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> MasterKey:
+        with self._lock:
+            if self._key is None:
+                if self.rules is None:
+                    raise TandemError(
+                        "the plan has no private_data.key_conn_id: encrypted data cannot be read"
+                    )
+                self._key = load_key(self.rules.key_conn_id)
+            return self._key
+
+    def seal(self, chunks: Iterable[bytes], where: str) -> tuple[dict[str, str], Iterator[bytes]]:
+        """The metadata to store and the bytes to send: sealed when ``chunks`` are private."""
+        if self.detector is None or self.rules is None:
+            return {}, iter(chunks)
+        head, stream = peek(chunks)
+        why = self.detector.why(head)
+        if why is None:
+            return {}, stream
+        envelope, dek = self.key.seal(self.rules.chunk)
+        log.info("%s holds private data (%s): encrypted on the target", where, why)
+        return envelope.to_meta(), encrypt(stream, envelope, dek)
+
+    def open(self, meta: Mapping[str, str], chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+        """The plaintext of stored bytes, whatever their metadata say they are."""
+        envelope = Envelope.from_meta(meta)
+        if envelope is None:
+            return iter(chunks)
+        return decrypt(chunks, envelope, self.key.open(envelope, where), where)
+
+    @staticmethod
+    def plain_length(meta: Mapping[str, str], stored: int) -> int:
+        envelope = Envelope.from_meta(meta)
+        return stored if envelope is None else envelope.plain_length(stored)

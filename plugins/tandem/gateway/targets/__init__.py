@@ -1,0 +1,104 @@
+"""A plan's target, whatever stores it: the protocol of ``target.uri`` picks the driver from
+fsspec's registry (``file``, ``s3``, ``webhdfs``...), a ``target.cluster`` is reached like the
+primaries, through the provider's WebHDFS hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tandem.gateway.targets.base import WRITTEN_MS, Space, Store, Target, TargetFull
+from tandem.gateway.targets.cluster import ClusterTarget
+from tandem.gateway.targets.fs import FsspecTarget, LocalTarget, S3Target
+
+if TYPE_CHECKING:
+    from tandem.gateway.plan import Target as TargetSpec
+    from tandem.policy.models import Topology
+
+# connect, read, and no retries of its own: the gateway's side health decides when to try again
+S3_CONFIG = {"connect_timeout": 3, "read_timeout": 60, "retries": {"max_attempts": 1}}
+# the drivers: what :func:`connect_target` builds
+TARGET_TYPES = (ClusterTarget, FsspecTarget)
+_DRIVERS: dict[str, type[FsspecTarget]] = {
+    "file": LocalTarget,
+    "local": LocalTarget,
+    "s3": S3Target,
+    "s3a": S3Target,
+}
+
+
+def storage_options(protocol: str, conn_id: str | None) -> dict[str, Any]:
+    """fsspec options for ``protocol`` from an Airflow connection (credentials, endpoint)."""
+    options: dict[str, Any] = {}
+    if protocol in {"s3", "s3a"}:
+        options = {"use_listings_cache": False, "skip_instance_cache": True, "config_kwargs": dict(S3_CONFIG)}
+    if conn_id is None:
+        return options
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = dict(conn.extra_dejson)
+    if protocol in {"s3", "s3a"}:
+        client_kwargs = {k: extra.pop(k) for k in ("endpoint_url", "region_name") if k in extra}
+        if conn.host and "endpoint_url" not in client_kwargs:
+            client_kwargs["endpoint_url"] = conn.host
+        options.update(key=conn.login, secret=conn.password, client_kwargs=client_kwargs)
+    elif protocol in {"webhdfs", "swebhdfs"}:
+        options.update(host=conn.host, port=conn.port, user=conn.login)
+    options.update(extra)  # anything else the driver takes, as the connection's extra says
+    return options
+
+
+def target_appends(spec: TargetSpec) -> bool:
+    """Whether the driver of ``spec`` can append to an object in place."""
+    if spec.cluster is not None:
+        return ClusterTarget.supports_append
+    return _DRIVERS.get(spec.protocol, FsspecTarget).supports_append
+
+
+def connect_target(spec: TargetSpec, topology: Topology) -> Callable[[], Target]:
+    """How to build the plan's target client (called lazily, in the thread that first needs it)."""
+    label = spec.label
+    if spec.cluster is not None:
+        conn_id = topology.cluster(spec.cluster).webhdfs_conn_id
+
+        def cluster() -> Target:
+            from tandem.gateway.sides import hdfs_client
+
+            base = hdfs_client(conn_id)
+            target = ClusterTarget(base._client, label, spec.capacity)
+            target._ext._timeout = base._ext._timeout
+            return target
+
+        return cluster
+    import fsspec
+
+    uri = spec.uri or ""
+    parts = urlsplit(uri)
+    protocol = parts.scheme
+    base = f"{parts.netloc}{parts.path}" if protocol in {"s3", "s3a"} else parts.path
+
+    def fsspec_target() -> Target:
+        fs = fsspec.filesystem(protocol, **storage_options(protocol, spec.conn_id))
+        driver = _DRIVERS.get(protocol, FsspecTarget)
+        return driver(fs, base or "/", label, protocol, spec.capacity)
+
+    return fsspec_target
+
+
+__all__ = [
+    "TARGET_TYPES",
+    "WRITTEN_MS",
+    "ClusterTarget",
+    "FsspecTarget",
+    "LocalTarget",
+    "S3Target",
+    "Space",
+    "Store",
+    "Target",
+    "TargetFull",
+    "connect_target",
+    "storage_options",
+    "target_appends",
+]

@@ -1,0 +1,143 @@
+"""A full target: the gateway evicts the plan's own oldest backups (``evict: oldest``) or only
+those older than ``max_age`` (``older_than_max_age``), never a path still pending, and when
+nothing evictable frees enough the write stays pending on its primary, never lost.
+
+The target is a NAS directory with a configured capacity; writes go through the gateway with a
+Content-Length (as most clients send), and the directory is listed before and after with ``os``.
+Ages are made by setting a backup's time back from now, never by waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hdfs import InsecureClient
+
+from tandem_dev.embedded.manager import Topology
+from tests.integration.gateway_support import (
+    Gateway,
+    GatewayPlan,
+    create,
+    gateway,
+    payload,
+    read_or_none,
+    replay,
+    status,
+    superusers,
+    write_plan,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gateway_space")]
+
+CAPACITY = 100_000
+SIZE = 24_000
+DAY_S = 86_400
+
+
+def _setup(embedded: Topology, tmp_path: Path, name: str, space: dict[str, str]) -> tuple[GatewayPlan, Path]:
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    target = {"uri": f"file://{nas}", "root": "/backup", "capacity": CAPACITY}
+    return write_plan(tmp_path, embedded.home, name, extra={"target": target, "space": space}), nas
+
+
+def _held(nas: Path, name: str) -> list[str]:
+    folder = nas / "backup" / name / "d"
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+
+
+def _put(gw: Gateway, plan: GatewayPlan, name: str) -> str:
+    path = f"/{plan.name}/d/{name}"
+    done = create(gw.webhdfs, plan.token, path, payload(path, SIZE), overwrite=True)
+    assert done.status_code == 201, done.text
+    return str(done.headers["X-Tandem-Backup"])
+
+
+def _age(nas: Path, plan: GatewayPlan, name: str, days: float) -> None:
+    then = time.time() - days * DAY_S
+    os.utime(nas / "backup" / plan.name / "d" / name, (then, then))
+
+
+@pytest.fixture
+def direct(embedded: Topology) -> dict[str, InsecureClient]:
+    return superusers({n: embedded[n].webhdfs_url for n in ("primary", "primary2")})
+
+
+@pytest.fixture
+def oldest(embedded: Topology, tmp_path: Path) -> Iterator[tuple[GatewayPlan, Gateway, Path]]:
+    plan, nas = _setup(embedded, tmp_path, "gwsold", {"evict": "oldest"})
+    with gateway(plan) as gw:
+        yield plan, gw, nas
+
+
+@pytest.fixture
+def aged(embedded: Topology, tmp_path: Path) -> Iterator[tuple[GatewayPlan, Gateway, Path]]:
+    plan, nas = _setup(embedded, tmp_path, "gwsage", {"evict": "older_than_max_age", "max_age": "1d"})
+    with gateway(plan) as gw:
+        yield plan, gw, nas
+
+
+def test_the_oldest_backups_make_room(oldest: tuple[GatewayPlan, Gateway, Path]) -> None:
+    plan, gw, nas = oldest
+    for i in range(4):
+        assert _put(gw, plan, f"f{i}") == "done"
+        _age(nas, plan, f"f{i}", 4 - i)  # f0 the oldest
+    assert _held(nas, plan.name) == ["f0", "f1", "f2", "f3"]
+    assert _put(gw, plan, "f4") == "done"  # 96,000 held, 24,000 more: one backup must go
+    assert _held(nas, plan.name) == ["f1", "f2", "f3", "f4"]
+    assert _put(gw, plan, "f5") == "done"
+    assert _held(nas, plan.name) == ["f2", "f3", "f4", "f5"]
+    doc = status(plan)
+    assert doc["evictions"] == 2 and not doc["degraded"]
+    assert "evicted /backup/gwsold/d/f0" in gw.log() and "evicted /backup/gwsold/d/f1" in gw.log()
+
+
+def test_only_backups_past_max_age_go_and_a_write_that_still_does_not_fit_stays_pending(
+    aged: tuple[GatewayPlan, Gateway, Path], direct: dict[str, InsecureClient]
+) -> None:
+    plan, gw, nas = aged
+    for i in range(4):
+        assert _put(gw, plan, f"a{i}") == "done"
+    _age(nas, plan, "a0", 3)
+    _age(nas, plan, "a1", 2)
+    _age(nas, plan, "a2", 0.5)  # younger than max_age: kept however full the target is
+    assert _put(gw, plan, "a4") == "done"
+    assert _held(nas, plan.name) == ["a2", "a3", "a4"]  # both old ones went, nothing else
+    assert _put(gw, plan, "a5") == "done"  # 72,000 + 24,000 fits
+    path = f"/{plan.name}/d/a6"
+    assert _put(gw, plan, "a6") == "pending"  # nothing old is left to evict
+    assert _held(nas, plan.name) == ["a2", "a3", "a4", "a5"]
+    assert read_or_none(direct[plan.primary_of(path)], path) == payload(path, SIZE)  # never lost
+    doc = status(plan)
+    assert doc["degraded"] is True
+    assert sum(s.get("pending_backup", {}).get("count", 0) for s in doc["sides"].values()) == 1
+    # once there is room (the application deletes a file), replay completes the backup
+    client = InsecureClient(gw.url, user=None)
+    client._session.params = {"delegation": plan.token}
+    client.delete(f"/{plan.name}/d/a2")
+    done = replay(plan)
+    assert done["returncode"] == 0, done
+    assert _held(nas, plan.name) == ["a3", "a4", "a5", "a6"]
+    assert (nas / "backup" / plan.name / "d" / "a6").read_bytes() == payload(path, SIZE)
+
+
+def test_a_path_still_pending_is_never_evicted(
+    aged: tuple[GatewayPlan, Gateway, Path], direct: dict[str, InsecureClient]
+) -> None:
+    plan, gw, nas = aged
+    for i in range(4):
+        assert _put(gw, plan, f"p{i}") == "done"
+    old = (nas / "backup" / plan.name / "d" / "p0").read_bytes()
+    _age(nas, plan, "p0", 5)
+    # p0 written again while the target is full: its own old copy is the only old backup, but the
+    # write in flight names it, so it stays; the new version is pending
+    path = f"/{plan.name}/d/p0"
+    done = create(gw.webhdfs, plan.token, path, b"v2" * (SIZE // 2) + b"++", overwrite=True)
+    assert done.status_code == 201 and done.headers["X-Tandem-Backup"] == "pending"
+    assert (nas / "backup" / plan.name / "d" / "p0").read_bytes() == old
+    assert _held(nas, plan.name) == ["p0", "p1", "p2", "p3"]
+    assert status(plan)["evictions"] == 0
