@@ -614,3 +614,31 @@ def test_a_replay_killed_midway_is_finished_by_the_next(
     assert_both_sides(plan, direct, files)
     no_hidden_temps(plan, direct, base)
     assert_healthy(plan)
+
+
+def test_writing_back_a_directory_never_deletes_what_the_primary_holds_pending(
+    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """An async write is on its primary only (pending backup) when that primary dies; a MKDIRS of
+    its directory meanwhile goes to the standby with a pending-store mark. Writing that mark back
+    must not make the primary's directory look like the standby's (where the file is not yet):
+    the acknowledged file would be deleted from the only side that holds it."""
+    plan = write_plan(tmp_path, faults.home, "gwfd", mode="async", interval="1h")
+    base = "/gwfd/dir"
+    down = "primary"
+    path = plan.names_on(base, down, 1)[0]
+    data = payload(path, 30_000)
+    with gateway(plan, "--no-worker") as gw:
+        assert acked(create(gw.webhdfs, plan.token, path, data)) == "pending"
+        assert on_primary(plan, direct, path) == data and on_standby(plan, direct, path) is None
+        manager.kill_cluster(faults.home, down)
+        done = requests.put(
+            f"{gw.webhdfs}{base}", params={"op": "MKDIRS", "delegation": plan.token}, timeout=60
+        )
+        assert done.status_code == 200 and done.json() == {"boolean": True}, done.text
+        assert status(plan)["sides"][plan.standby][f"pending_store_{down}"]["count"] == 1
+    manager.restart_cluster(faults.home, down)
+    report = replay(plan)
+    assert report["returncode"] == 0 and report["deleted"] == 0, report
+    assert_both_sides(plan, direct, {path: data})
+    assert_healthy(plan)

@@ -9,6 +9,7 @@ Ages are made by setting a backup's time back from now, never by waiting.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from hdfs import InsecureClient
 
 from tandem_dev.embedded.manager import Topology
+from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
     Gateway,
     GatewayPlan,
@@ -30,6 +32,7 @@ from tests.integration.gateway_support import (
     superusers,
     write_plan,
 )
+from tests.integration.test_failover_support import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gateway_space")]
 
@@ -141,3 +144,50 @@ def test_a_path_still_pending_is_never_evicted(
     assert (nas / "backup" / plan.name / "d" / "p0").read_bytes() == old
     assert _held(nas, plan.name) == ["p0", "p1", "p2", "p3"]
     assert status(plan)["evictions"] == 0
+
+
+def test_an_s3_target_cut_off_while_full_loses_nothing_and_evicts_once_back(
+    embedded: Topology, tmp_path: Path, s3_server: SeaweedS3, direct: dict[str, InsecureClient]
+) -> None:
+    """The store stops answering just when a write needs room: nothing is evicted blind, the
+    write stays pending on its primary; once the store answers, replay evicts the oldest backup
+    and completes the copy."""
+    bucket = s3_server.make_bucket(f"tandem-space-{os.urandom(4).hex()}")
+    proxy = TcpProxy("127.0.0.1", s3_server.ports["s3.port"])
+    conn = json.loads(s3_server.airflow_connection())
+    conn["extra"]["endpoint_url"] = f"http://127.0.0.1:{proxy.port}"
+    target = {
+        "uri": f"s3://{bucket}/t",
+        "conn_id": "tandem_space_s3",
+        "root": "/backup",
+        "capacity": CAPACITY,
+    }
+    plan = write_plan(
+        tmp_path, embedded.home, "gwss3", extra={"target": target, "space": {"evict": "oldest"}}
+    )
+    plan.env["AIRFLOW_CONN_TANDEM_SPACE_S3"] = json.dumps(conn)
+    client = s3_server.client()
+
+    def held() -> list[str]:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"t/backup/{plan.name}/d/").get("Contents", [])
+        return sorted(o["Key"].rsplit("/", 1)[1] for o in listed)
+
+    try:
+        with gateway(plan, "--no-worker") as gw:
+            for i in range(4):
+                assert _put(gw, plan, f"e{i}") == "done"
+            assert held() == ["e0", "e1", "e2", "e3"]
+            proxy.cut()
+            try:
+                assert _put(gw, plan, "e4") == "pending"
+            finally:
+                proxy.restore()
+            assert held() == ["e0", "e1", "e2", "e3"]  # nothing evicted while the store was away
+            path = f"/{plan.name}/d/e4"
+            assert read_or_none(direct[plan.primary_of(path)], path) == payload(path, SIZE)
+        done = replay(plan)
+        assert done["returncode"] == 0 and done["files"] == 1, done
+        assert held() == ["e1", "e2", "e3", "e4"]
+        assert status(plan)["evictions"] == 1
+    finally:
+        proxy.close()

@@ -256,3 +256,20 @@ def test_a_full_directory_is_target_full(tmp_path: Path) -> None:
             target.write("/too-big", [b"z" * MIB, b"z" * MIB])
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_write_that_fails_midway_leaves_nothing_under_its_name(driven: Driven) -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"a" * MIB
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(Exception, match="went away"):
+        driven.target.write_with_meta("/half/f", broken(), {WRITTEN_MS: "1"})
+    assert driven.target.status("/half/f") is None  # an upload in progress is aborted, not completed
+
+
+def test_a_read_only_file_still_takes_its_metadata(driven: Driven) -> None:
+    driven.target.write_with_meta("/ro/f", b"frozen", {WRITTEN_MS: "42"}, permission="444")
+    assert driven.stored_meta("/ro/f")[WRITTEN_MS] == "42"
+    status = driven.target.status("/ro/f")
+    assert status is not None and (driven.kind == "s3" or status.permission == "444")

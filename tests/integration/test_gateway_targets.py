@@ -19,7 +19,7 @@ import pytest
 import requests
 from hdfs import InsecureClient, TokenClient
 
-from tandem.gateway.crypto import MasterKey
+from tandem.gateway.crypto import MAGIC, MasterKey
 from tandem_dev.embedded.manager import Topology
 from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
@@ -197,7 +197,11 @@ def test_private_files_are_sealed_on_the_target_and_clean_ones_are_not(
         stored = setup.stored(path)
         assert stored is not None and stored != data and data[:16] not in stored, name
         chunks = max(1, -(-len(data) // CHUNK))
-        assert len(stored) == len(data) + 16 * chunks, name  # AES-GCM: a tag per chunk
+        # a sealed file describes itself: magic, header length, the envelope; then a tag per chunk
+        assert stored.startswith(MAGIC), name
+        header = len(MAGIC) + 2 + int.from_bytes(stored[len(MAGIC) : len(MAGIC) + 2], "big")
+        assert json.loads(stored[len(MAGIC) + 2 : header])["kek"] == MasterKey.from_text(KEY).id
+        assert len(stored) == header + len(data) + 16 * chunks, name
         meta = setup.meta(path)
         assert meta["enc-alg"] == "AES-256-GCM-STREAM-1" and meta["enc-kek-id"] == MasterKey.from_text(KEY).id
         # the primary keeps what the application wrote, and reads through the gateway are plain

@@ -157,3 +157,25 @@ def test_a_stored_map_that_would_move_data_is_refused() -> None:
     grown = BucketMap.even("events", ["primary", "primary2", "primary3"], 1000, "md5")
     assert "would change primary" in (stored.differences(grown) or "")
     assert "buckets" in (stored.differences(BucketMap.even("events", ["primary"], 500, "md5")) or "")
+
+
+def test_two_plans_never_share_a_target_root(tmp_path: Path) -> None:
+    def plan(name: str, target: dict[str, object]) -> dict[str, object]:
+        return {**GOOD, "plan": name, "roots": [f"/{name}"], "target": target}
+
+    _write(tmp_path, "a", plan("a", {"cluster": "standby", "root": "/backup"}))
+    _write(tmp_path, "b", plan("b", {"cluster": "standby", "root": "/backup/b"}))  # inside a's
+    _write(tmp_path, "c", plan("c", {"cluster": "standby", "root": "/backup-c"}))  # beside it
+    _write(tmp_path, "d", plan("d", {"uri": "file:///nas", "root": "/backup"}))  # another store
+    found = load_plans(tmp_path, TOPOLOGY)
+    assert sorted(found.plans) == ["c", "d"]
+    reasons = {p.stem: e[0] for p, e in found.errors.items()}
+    assert set(reasons) == {"a", "b"} and all(e.field == "target.root" for e in reasons.values())
+    assert "plan b's target root /backup/b" in reasons["a"].reason
+
+
+def test_a_target_root_is_never_tandems_own_records(tmp_path: Path) -> None:
+    _, errors = check_plan_file(
+        _write(tmp_path, "events", {**GOOD, "target": {"cluster": "standby", "root": "/.tandem/x"}}), TOPOLOGY
+    )
+    assert [(e.field, "overlaps /.tandem" in e.reason) for e in errors] == [("target.root", True)]

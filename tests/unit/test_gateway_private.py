@@ -9,6 +9,7 @@ import pytest
 
 from tandem.errors import TandemError
 from tandem.gateway.crypto import (
+    MAGIC,
     META_ALG,
     TAG,
     CorruptData,
@@ -17,6 +18,7 @@ from tandem.gateway.crypto import (
     MasterKey,
     decrypt,
     encrypt,
+    read_header,
 )
 from tandem.gateway.private import HEAD, Detector, peek
 
@@ -98,9 +100,19 @@ def test_sealed_chunks_round_trip_at_every_boundary(length: int, pieces: list[in
     data = bytes(i % 251 for i in range(length))
     envelope, dek = KEY.seal(16)
     sealed = b"".join(encrypt(_split(data, pieces) or [b""], envelope, dek))
-    assert len(sealed) == length + TAG * max(1, -(-length // 16))
+    header = envelope.header()
+    assert sealed.startswith(MAGIC) and sealed.startswith(header)
+    assert len(sealed) == len(header) + length + TAG * max(1, -(-length // 16))
     assert envelope.plain_length(len(sealed)) == length
-    assert b"".join(decrypt(_split(sealed, [5, 11]), envelope, KEY.open(envelope))) == data
+    found, read, rest = read_header(_split(sealed, [5, 11]))
+    assert found == envelope and read == header  # the file describes itself: no metadata needed
+    assert b"".join(decrypt(rest, found, KEY.open(found), read)) == data
+
+
+@pytest.mark.parametrize("data", [b"", b"short", MAGIC[:10], b"x" * 100, MAGIC[:-1] + b"?" + b"tail"])
+def test_plain_data_passes_the_header_check_unchanged(data: bytes) -> None:
+    found, header, rest = read_header(_split(data, [3]))
+    assert (found, header) == (None, b"") and b"".join(rest) == data
 
 
 def test_every_file_gets_its_own_key_and_nonces() -> None:
@@ -113,15 +125,25 @@ def test_every_file_gets_its_own_key_and_nonces() -> None:
 def test_tampering_truncation_and_reordering_fail_authentication() -> None:
     envelope, dek = KEY.seal(16)
     sealed = b"".join(encrypt([bytes(range(64))], envelope, dek))  # four chunks of 16 + tags
-    chunks = [sealed[i : i + 32] for i in range(0, len(sealed), 32)]
+    header = envelope.header()
+    body = sealed[len(header) :]
+    chunks = [body[i : i + 32] for i in range(0, len(body), 32)]
     for broken in (
-        sealed[:-1] + bytes([sealed[-1] ^ 1]),  # a flipped bit
+        body[:-1] + bytes([body[-1] ^ 1]),  # a flipped bit
         b"".join(chunks[:2]),  # cut at a chunk boundary
         b"".join([chunks[1], chunks[0], *chunks[2:]]),  # reordered
-        sealed + chunks[0],  # a chunk appended
+        body + chunks[0],  # a chunk appended
     ):
         with pytest.raises(CorruptData):
-            b"".join(decrypt([broken], envelope, dek))
+            b"".join(decrypt([broken], envelope, dek, header))
+    # the header is every chunk's associated data: another chunk size in it fails too
+    other = Envelope(envelope.kek_id, envelope.wrapped_key, envelope.nonce_prefix, 32)
+    with pytest.raises(CorruptData):
+        b"".join(decrypt([body], envelope, dek, other.header()))
+    with pytest.raises(CorruptData, match="header is damaged"):
+        read_header([MAGIC + b"\x00\x05{bad}"])
+    with pytest.raises(CorruptData, match="ends inside its header"):
+        read_header([header[:-3]])
 
 
 def test_a_wrong_master_key_is_refused_by_name_not_by_garbage() -> None:
@@ -162,3 +184,19 @@ def test_master_keys_are_read_in_base64_or_hex(text: str) -> None:
 def test_a_key_of_the_wrong_size_is_refused(text: str) -> None:
     with pytest.raises(TandemError, match="32-byte key"):
         MasterKey.from_text(text)
+
+
+def test_a_plan_may_seal_every_file() -> None:
+    from tandem.gateway.plan import PrivateData
+    from tandem.gateway.protect import Protection
+
+    key = MasterKey.from_text(MasterKey.generate())
+    parquet = b"PAR1" + bytes(range(256)) * 10  # binary: never looked into
+    selective = Protection(PrivateData(words=["salary"], key_conn_id="k"), key)
+    meta, stream = selective.seal([parquet], "/f.parquet")
+    assert meta == {} and b"".join(stream) == parquet
+    sealing = Protection(PrivateData(everything=True, key_conn_id="k"), key)
+    meta, stream = sealing.seal([parquet], "/f.parquet")
+    sealed = b"".join(stream)
+    assert meta[META_ALG] and sealed.startswith(MAGIC)
+    assert b"".join(sealing.open([sealed], "/f.parquet")) == parquet

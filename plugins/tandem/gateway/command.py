@@ -133,14 +133,13 @@ def _decrypt(args: argparse.Namespace, include: Path) -> int:
     target, where = ctx.standby.store, ctx.standby.local(args.path)
     if target.status(where) is None:
         raise TandemError(f"{ctx.standby.name} holds no backup of {args.path} (looked at {where})")
-    meta = target.meta(where)
     output = args.output
     partial = output.with_name(output.name + ".part") if output else None
     try:
         with target.open(where) as chunks:
             sink = partial.open("wb") if partial else sys.stdout.buffer
             try:
-                for block in ctx.protection.open(meta, chunks, args.path):
+                for block in ctx.protection.open(chunks, args.path):
                     sink.write(block)
             finally:
                 if partial:

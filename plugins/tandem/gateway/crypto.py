@@ -2,12 +2,19 @@
 
 Each file gets a fresh 256-bit data key (DEK); the data is sealed with AES-256-GCM in chunks, so
 files of any size stream in bounded memory (one GCM message is limited to 2 GiB); the DEK is
-wrapped with the plan's master key (RFC 3394 AES key wrap), and the wrapped key, the nonce
-prefix, the chunk size and the master key's id travel with the object as metadata, as HDFS
-transparent encryption keeps each file's EDEK and S3 client-side encryption its envelope.
+wrapped with the plan's master key (RFC 3394 AES key wrap), as HDFS transparent encryption
+keeps each file's EDEK and S3 client-side encryption its envelope.
 
-Chunk ``i`` of ``n`` is sealed under the nonce ``prefix (7 bytes) || i (4 bytes) || last (1
-byte)``: reordering, dropping or appending chunks, or cutting the file at a chunk boundary, fails
+A sealed file describes itself: it starts with :data:`MAGIC`, a two-byte length and the
+envelope as JSON (the master key's id, the wrapped key, the nonce prefix, the chunk size), and
+that header is the associated data of every chunk, so it cannot be altered either. Nothing
+needed to decrypt lives outside the file: a store that loses or never had metadata (a copy of
+an object over 5 GiB, a NAS without extended attributes, a crash between writing data and
+metadata) still holds a file that decrypts, and a reader never mistakes ciphertext for
+plaintext. The same envelope is also kept as metadata, for listings and operators.
+
+Chunk ``i`` is sealed under the nonce ``prefix (7 bytes) || i (4 bytes) || last (1 byte)``:
+reordering, dropping or appending chunks, or cutting the file at a chunk boundary, fails
 authentication instead of yielding other plaintext (the STREAM construction). The master key
 never reaches the target.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,7 +39,7 @@ ALGORITHM = "AES-256-GCM-STREAM-1"
 TAG = 16
 PREFIX = 7
 DEFAULT_CHUNK = 1 << 20
-_AAD = b"tandem-gateway-v1"
+MAGIC = b"\x89TNDM-SEALED\r\n\x1a\n"  # 16 bytes, PNG-style: binary, and no text starts so
 # metadata names (without the store's prefix)
 META_ALG, META_KEK, META_KEY, META_NONCE, META_CHUNK = (
     "enc-alg",
@@ -89,11 +97,44 @@ class Envelope:
         except (KeyError, ValueError, binascii.Error) as exc:
             raise CorruptData(f"the encryption metadata is incomplete or damaged: {exc}") from exc
 
+    def header(self) -> bytes:
+        """The bytes a sealed file starts with (also every chunk's associated data)."""
+        body = json.dumps(
+            {
+                "alg": ALGORITHM,
+                "kek": self.kek_id,
+                "key": _b64(self.wrapped_key),
+                "nonce": _b64(self.nonce_prefix),
+                "chunk": self.chunk,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        return MAGIC + len(body).to_bytes(2, "big") + body
+
+    @classmethod
+    def from_header(cls, body: bytes) -> Envelope:
+        try:
+            doc = json.loads(body)
+            if doc["alg"] != ALGORITHM:
+                raise CorruptData(f"unknown encryption {doc['alg']!r} (this Tandem reads {ALGORITHM})")
+            found = cls(
+                str(doc["kek"]),
+                base64.b64decode(doc["key"], validate=True),
+                base64.b64decode(doc["nonce"], validate=True),
+                int(doc["chunk"]),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise CorruptData(f"the sealed file's header is damaged: {exc}") from exc
+        if len(found.nonce_prefix) != PREFIX or not 16 <= found.chunk <= 1 << 30:
+            raise CorruptData("the sealed file's header is damaged: bad nonce prefix or chunk size")
+        return found
+
     def plain_length(self, stored: int) -> int:
         """The plaintext's length from the stored (sealed) length."""
-        sealed = self.chunk + TAG
-        chunks = max(1, -(-stored // sealed))
-        return max(0, stored - chunks * TAG)
+        body = stored - len(self.header())
+        chunks = max(1, -(-body // (self.chunk + TAG)))
+        return max(0, body - chunks * TAG)
 
 
 class MasterKey:
@@ -166,18 +207,50 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
 
 
 def encrypt(chunks: Iterable[bytes], envelope: Envelope, dek: bytes) -> Iterator[bytes]:
+    """The sealed file: its header, then each chunk sealed with the header as associated data."""
     aead = AESGCM(dek)
+    header = envelope.header()
+    yield header
     for index, (piece, last) in enumerate(_pieces(chunks, envelope.chunk)):
-        yield aead.encrypt(_nonce(envelope.nonce_prefix, index, last), piece, _AAD)
+        yield aead.encrypt(_nonce(envelope.nonce_prefix, index, last), piece, header)
+
+
+def read_header(chunks: Iterable[bytes]) -> tuple[Envelope | None, bytes, Iterator[bytes]]:
+    """Whether a stream is a sealed file: its envelope and header (None, b"" for plain data),
+    and the rest of the stream (for plain data, the whole of it)."""
+    source = iter(chunks)
+    buffer = bytearray()
+
+    def fill(size: int) -> bool:
+        for chunk in source:
+            buffer.extend(chunk)
+            if len(buffer) >= size:
+                return True
+        return len(buffer) >= size
+
+    def rest(skip: int) -> Iterator[bytes]:
+        if len(buffer) > skip:
+            yield bytes(buffer[skip:])
+        yield from source
+
+    fill(len(MAGIC) + 2)
+    if bytes(buffer[: len(MAGIC)]) != MAGIC:
+        return None, b"", rest(0)
+    size = len(MAGIC) + 2 + int.from_bytes(buffer[len(MAGIC) : len(MAGIC) + 2], "big")
+    if not fill(size):
+        raise CorruptData("the sealed file ends inside its header")
+    header = bytes(buffer[:size])
+    return Envelope.from_header(header[len(MAGIC) + 2 :]), header, rest(size)
 
 
 def decrypt(
-    chunks: Iterable[bytes], envelope: Envelope, dek: bytes, where: str = "the file"
+    chunks: Iterable[bytes], envelope: Envelope, dek: bytes, header: bytes, where: str = "the file"
 ) -> Iterator[bytes]:
+    """The plaintext of the chunks after a sealed file's header."""
     aead = AESGCM(dek)
     for index, (piece, last) in enumerate(_pieces(chunks, envelope.chunk + TAG)):
         try:
-            yield aead.decrypt(_nonce(envelope.nonce_prefix, index, last), piece, _AAD)
+            yield aead.decrypt(_nonce(envelope.nonce_prefix, index, last), piece, header)
         except InvalidTag as exc:
             raise CorruptData(
                 f"{where}: chunk {index} fails authentication (altered, reordered or truncated)"

@@ -68,6 +68,8 @@ class Target(_Frozen):
         return f"{parts.scheme}-{parts.netloc}".rstrip("-") if parts.netloc else parts.scheme
 
     def problems(self) -> list[tuple[str, str]]:
+        if _within(self.root, "/.tandem") or _within("/.tandem", self.root):
+            return [("target.root", f"{self.root} overlaps /.tandem, where Tandem keeps its own records")]
         if (self.cluster is None) == (self.uri is None):
             return [("target", "name either a cluster of clusters.yaml or a uri (file://, s3://, ...)")]
         if self.uri is None:
@@ -100,6 +102,9 @@ class PrivateData(_Frozen):
     words: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     images: bool = True
+    # seal every file: detection reads a text file's first MiB; binary formats (Parquet, ORC,
+    # gzip...) are not looked into, only recognised as images or not
+    everything: bool = False
     key_conn_id: str = Field(min_length=1)
     chunk: Size = 1 << 20  # plaintext bytes per sealed chunk
 
@@ -289,13 +294,45 @@ def load_plans(directory: Path, topology: Topology | None) -> PlanSet:
         return PlanSet(MappingProxyType({}), MappingProxyType({}))
     good: dict[str, GatewayPlan] = {}
     errors: dict[Path, tuple[ConfigError, ...]] = {}
+    files: dict[str, Path] = {}
     for path in policy_files(directory):
         plan, problems = check_plan_file(path, topology)
         if plan is None:
             errors[path] = problems
         else:
             good[plan.plan] = plan
+            files[plan.plan] = path
+    for name, problem in _shared_targets(good).items():
+        errors[files[name]] = (ConfigError(str(files[name]), "target.root", problem),)
+        del good[name]
     return PlanSet(MappingProxyType(good), MappingProxyType(errors))
+
+
+def _shared_targets(plans: Mapping[str, GatewayPlan]) -> dict[str, str]:
+    """Plans whose target roots overlap on one store: each evicts and replays only under its
+    own root, so no two plans may share one. Sorted by store and root, so linear in the plans."""
+
+    def store(plan: GatewayPlan) -> str:
+        if plan.target.cluster:
+            return f"cluster:{plan.target.cluster}"
+        parts = urlsplit(plan.target.uri or "")
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+    def key(plan: GatewayPlan) -> tuple[str, str]:
+        return store(plan), plan.target.root.rstrip("/") + "/"  # a root sorts just before what it holds
+
+    found: dict[str, str] = {}
+    outer: GatewayPlan | None = None
+    for plan in sorted(plans.values(), key=key):
+        if outer is None or key(outer)[0] != key(plan)[0] or not key(plan)[1].startswith(key(outer)[1]):
+            outer = plan
+            continue
+        for one, other in ((outer, plan), (plan, outer)):
+            found[one.plan] = (
+                f"{one.target.root} on {one.target.label} overlaps plan {other.plan}'s target root "
+                f"{other.target.root}: give each plan a root of its own"
+            )
+    return found
 
 
 def load_plan(include: Path, name: str) -> GatewayPlan:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 
 from tandem.errors import TandemError
-from tandem.gateway.crypto import Envelope, MasterKey, decrypt, encrypt
+from tandem.gateway.crypto import Envelope, MasterKey, decrypt, encrypt, read_header
 from tandem.gateway.plan import PrivateData
 from tandem.gateway.private import Detector, peek
 
@@ -60,19 +60,20 @@ class Protection:
         if self.detector is None or self.rules is None:
             return {}, iter(chunks)
         head, stream = peek(chunks)
-        why = self.detector.why(head)
+        why = "the plan seals every file" if self.rules.everything else self.detector.why(head)
         if why is None:
             return {}, stream
         envelope, dek = self.key.seal(self.rules.chunk)
         log.info("%s holds private data (%s): encrypted on the target", where, why)
         return envelope.to_meta(), encrypt(stream, envelope, dek)
 
-    def open(self, meta: Mapping[str, str], chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
-        """The plaintext of stored bytes, whatever their metadata say they are."""
-        envelope = Envelope.from_meta(meta)
+    def open(self, chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+        """The plaintext of stored bytes: a sealed file (it says so in its header) is decrypted,
+        anything else passes as it is."""
+        envelope, header, rest = read_header(chunks)
         if envelope is None:
-            return iter(chunks)
-        return decrypt(chunks, envelope, self.key.open(envelope, where), where)
+            return rest
+        return decrypt(rest, envelope, self.key.open(envelope, where), header, where)
 
     @staticmethod
     def plain_length(meta: Mapping[str, str], stored: int) -> int:

@@ -74,11 +74,16 @@ def _meta(store: Store, path: str) -> dict[str, str]:
 
 
 def _same_content(
-    src: Store, src_path: str, src_meta: dict[str, str], dst: Store, dst_path: str, written_ms: int
+    src: Store,
+    src_path: str,
+    src_meta: dict[str, str],
+    dst: Store,
+    dst_path: str,
+    dst_meta: dict[str, str],
+    written_ms: int,
 ) -> bool:
     """Equal bytes by HDFS checksums when both sides hold plaintext; otherwise a target holds
     the same copy when it carries the same write time (a NAS, a bucket, a sealed file)."""
-    dst_meta = _meta(dst, dst_path)
     if ENCRYPTED not in src_meta and ENCRYPTED not in dst_meta:
         theirs, ours = src.checksum(src_path), dst.checksum(dst_path)
         if theirs is not None and ours is not None:
@@ -106,11 +111,12 @@ def copy_file(
     src_meta = _meta(src, src_path)
     length = Protection.plain_length(src_meta, status.length)
     held = dst.status(dst_path)
+    dst_meta = _meta(dst, dst_path) if held is not None and not held.is_dir else {}
     same = (
         held is not None
         and not held.is_dir
-        and Protection.plain_length(_meta(dst, dst_path), held.length) == length
-        and _same_content(src, src_path, src_meta, dst, dst_path, mtime)
+        and Protection.plain_length(dst_meta, held.length) == length
+        and _same_content(src, src_path, src_meta, dst, dst_path, dst_meta, mtime)
     )
     if not same:
         if room is not None:
@@ -118,8 +124,8 @@ def copy_file(
         tmp = temp_name(dst_path, tag)
         with src.open(src_path) as chunks:
             data: Iterable[bytes] = chunks
-            if src_meta:
-                data = (protection or Protection(None)).open(src_meta, data, src_path)
+            if isinstance(src, TARGET_TYPES):  # a sealed file says so in its first bytes
+                data = (protection or Protection(None)).open(data, src_path)
             if isinstance(dst, TARGET_TYPES):
                 sealed, data = protection.seal(data, dst_path) if protection else ({}, data)
                 meta = {WRITTEN_MS: str(mtime), **sealed}
@@ -207,20 +213,38 @@ def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport, ta
             report.deleted += 1
 
 
-def store_path(ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayReport, tag: str) -> None:
-    """Make ``primary``'s ``path`` what the standby holds for it (its own files, every directory)."""
+# what a change made while a primary was down can have removed from the standby; after any other
+# (MKDIRS, SETOWNER...) a path missing there is a directory an object store does not keep empty
+REMOVING_OPS = {"write", "delete", "rename"}
+
+
+def store_path(
+    ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayReport, tag: str, op: str = "write"
+) -> None:
+    """Make ``primary``'s ``path`` what the standby holds for it (its own files, every directory).
+    Nothing on the primary is deleted but what the change ``op`` removed: a file there that the
+    standby lacks may be a write still pending backup."""
     standby = ctx.standby.store
     src = ctx.standby.local(path)
     status = standby.status(src)
     target = primary.store
     if status is None:
-        if target.delete(path, recursive=True):
+        if op == "mkdirs":
+            target.mkdirs(path)
+        elif op in REMOVING_OPS and target.delete(path, recursive=True):
             report.deleted += 1
         return
     if not status.is_dir:
         copy_file(standby, src, status, target, path, None, report, tag, ctx.protection)
         return
     target.mkdirs(path)
+    if op in REMOVING_OPS:
+        _store_tree(ctx, primary, path, report, tag)
+
+
+def _store_tree(ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayReport, tag: str) -> None:
+    """The primary's tree at ``path`` made what the standby holds for it."""
+    standby, target, src = ctx.standby.store, primary.store, ctx.standby.local(path)
     held = _walk(target, path)
     wanted = _walk(standby, src)
     for rel, st in sorted(wanted.items()):
@@ -230,9 +254,30 @@ def store_path(ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayR
                 target.mkdirs(full)
         elif rel in held or ctx.routes.route(full) == primary.name:
             copy_file(standby, posixpath.join(src, rel), st, target, full, None, report, tag, ctx.protection)
+    pending = _pending_on(ctx, primary)
     for rel in sorted(set(held) - set(wanted), reverse=True):
-        if target.delete(posixpath.join(path, rel), recursive=True):
+        full = posixpath.join(path, rel)
+        if any(_related(full, p) for p in pending):
+            continue  # acknowledged on the primary, not backed up yet: the standby's lack is no delete
+        if target.delete(full, recursive=True):
             report.deleted += 1
+
+
+def _related(a: str, b: str) -> bool:
+    """One path is the other or inside it."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _pending_on(ctx: PlanContext, primary: Side[Hdfs]) -> set[str]:
+    """Paths the primary's own marks name (written there, not yet on the standby)."""
+    journal = ctx.journal(primary)
+    names: set[str] = set()
+    for state in (PENDING_BACKUP, INFLIGHT):
+        for mark_id in journal.ids(state):
+            mark = journal.read(mark_id, state)
+            if mark is not None:
+                names.update(mark.paths)
+    return names
 
 
 # --------------------------------------------------------------------------- queues
@@ -267,7 +312,7 @@ def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
         if mark is None:
             return part
         for path in mark.paths:
-            store_path(ctx, primary, path, part, mark_id)
+            store_path(ctx, primary, path, part, mark_id, mark.op)
         # the write may have left its inflight mark (and temporary file) on the primary as it died
         primary.store.delete(f"{ctx.plan.journal}/{INFLIGHT}/{mark_id}")
         journal.delete(mark_id, PENDING_STORE, primary.name)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
-from tandem.gateway.crypto import Envelope
+from tandem.gateway.crypto import MAGIC
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.protect import Protection
 from tandem.gateway.replay import INFLIGHT_GRACE_S, drain_backup
@@ -200,10 +200,7 @@ class Gateway:
         """Apply a change to ``holders`` and the standby; marks for whoever missed it."""
         usable = [s for s in holders if self._primary_usable(s)]
         down = [s for s in holders if s not in usable]
-        anchor = usable[0] if usable else None
-        mark = Mark.new(op, paths, anchor.name if anchor else holders[0].name, user)
-        if anchor is not None:
-            self.ctx.journal(anchor).put(mark, INFLIGHT)
+        anchor, mark = self._anchor(op, paths, user, usable, down)
         results = self._fan_out(usable, on_primary)
         failures = {n: r for n, r in results.items() if isinstance(r, BaseException)}
         refused = [r for r in failures.values() if not is_unreachable(r)]
@@ -233,6 +230,25 @@ class Gateway:
             else:
                 self.ctx.journal(anchor).move(mark, INFLIGHT, PENDING_BACKUP)
         return answers[0] if answers else None  # type: ignore[return-value]
+
+    def _anchor(
+        self, op: str, paths: tuple[str, ...], user: str, usable: list[Side[Hdfs]], down: list[Side[Hdfs]]
+    ) -> tuple[Side[Hdfs] | None, Mark]:
+        """The first usable holder that takes the change's inflight mark; one that does not answer
+        (a primary that just died) joins ``down``, so the change is marked for it instead."""
+        while usable:
+            anchor = usable[0]
+            mark = Mark.new(op, paths, anchor.name, user)
+            try:
+                self.ctx.journal(anchor).put(mark, INFLIGHT)
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                anchor.failed(exc)
+                down.append(usable.pop(0))
+                continue
+            return anchor, mark
+        return None, Mark.new(op, paths, down[0].name, user)
 
     def _apply_on_standby(self, on_standby: Callable[[Side[Target]], Any]) -> bool:
         """Whether the standby took the change; any refusal leaves it to replay."""
@@ -420,8 +436,8 @@ class Gateway:
         """The target's copy as the application wrote it: a sealed copy is opened whole and the
         range cut from the plaintext."""
         target = self.ctx.standby.store
-        meta = target.meta(where)
-        sealed = Envelope.from_meta(meta) is not None
+        with target.open(where, length=len(MAGIC)) as probe:
+            sealed = b"".join(probe) == MAGIC
         manager = target.open(where, offset=0 if sealed else offset, length=None if sealed else length)
         chunks = manager.__enter__()
 
@@ -430,7 +446,7 @@ class Gateway:
                 if not sealed:
                     yield from chunks
                     return
-                yield from _cut(self.ctx.protection.open(meta, chunks, path), offset, length)
+                yield from _cut(self.ctx.protection.open(chunks, path), offset, length)
             finally:
                 manager.__exit__(None, None, None)
 

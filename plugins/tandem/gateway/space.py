@@ -16,16 +16,18 @@ the target (``evictions/<id>``), which the status counts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import posixpath
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, new_id
+from tandem.gateway.sides import is_unreachable
 from tandem.gateway.status import EVICTIONS
 from tandem.gateway.targets import Space, TargetFull
 
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0  # how long a measured free space is trusted (writes since are subtracted)
-SEALING_OVERHEAD = 16  # bytes per sealed chunk
 
 
 @dataclass
@@ -54,7 +55,22 @@ class SpaceKeeper:
         self._lock = threading.Lock()
         self._space: Space | None = None
         self._measured = 0.0
+        self._futile = False  # evicting freed nothing (snapshots still hold the blocks)
+        self._writing: dict[str, int] = {}  # target paths being written by this process
         self.evicted = Evicted()
+
+    @contextlib.contextmanager
+    def writing(self, path: str) -> Iterator[None]:
+        """``path`` (on the target) is being written: never an eviction candidate meanwhile."""
+        with self._lock:
+            self._writing[path] = self._writing.get(path, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writing[path] -= 1
+                if not self._writing[path]:
+                    del self._writing[path]
 
     @property
     def root(self) -> str:
@@ -69,20 +85,37 @@ class SpaceKeeper:
         """Return when ``size`` more bytes fit on the target (evicting if the plan allows);
         raise TargetFull when they cannot."""
         rules = self.ctx.plan.space
+        if rules is None and self.ctx.plan.target.capacity is None:
+            return  # nothing to keep: a full store refuses the write itself, which stays pending
         with self._lock:
             space = self._space
-            if space is None or time.monotonic() - self._measured > REFRESH_S or not space.fits(size):
-                space = self._measure()
-            if not space.fits(size) and rules is not None and rules.evict is not None:
+            try:
+                if space is None or time.monotonic() - self._measured > REFRESH_S or not space.fits(size):
+                    space = self._measure()
+            except Exception as exc:
+                if is_unreachable(exc):
+                    raise
+                log.warning("%s: free space unknown (%s); writing anyway", self.ctx.standby.name, exc)
+                return
+            if not space.fits(size) and rules is not None and rules.evict is not None and not self._futile:
+                before = space.free
                 self._evict(size, space)
                 space = self._measure()
+                if before is not None and space.free is not None and space.free <= before:
+                    self._futile = True
+                    log.error(
+                        "%s: evicting freed no space for plan %s (do snapshots hold the blocks?); "
+                        "no more evictions until the gateway restarts",
+                        self.ctx.standby.name,
+                        self.ctx.plan.plan,
+                    )
             if not space.fits(size):
                 raise TargetFull(
                     f"{self.ctx.standby.name}: {size} bytes do not fit in {space.free} free ({space.source})"
                     + ("" if rules and rules.evict else "; the plan sets no space.evict")
                 )
             if space.free is not None:
-                self._space = Space(space.free - size, space.used, space.source)
+                self._space = Space(space.free - size * space.factor, space.used, space.source, space.factor)
 
     # -- eviction ----------------------------------------------------------------------------
     def _pending_paths(self) -> set[str]:
@@ -128,16 +161,28 @@ class SpaceKeeper:
         assert rules is not None
         now_ms = self.clock() * 1000
         max_age_ms = rules.max_age.total_seconds() * 1000 if rules.max_age else None
-        need = size - (space.free or 0)
+        need = size * space.factor - (space.free or 0)
         run = Evicted()
+        store = self.ctx.standby.store
         for written_ms, path, length in self._candidates():
             age_ms = now_ms - written_ms
             old_enough = max_age_ms is not None and age_ms > max_age_ms
             if rules.evict == "older_than_max_age" and not old_enough:
                 break  # oldest first: nothing further is old enough either
-            if rules.evict == "oldest" and run.bytes >= need and not old_enough:
+            if rules.evict == "oldest" and run.bytes * space.factor >= need and not old_enough:
                 break
-            if self.ctx.standby.store.delete(path):
+            held = store.status(path)
+            if (
+                path in self._writing
+                or held is None
+                or (held.modification_time, held.length)
+                != (
+                    written_ms,
+                    length,
+                )
+            ):
+                continue  # written again since it was listed: not the backup that was old
+            if store.delete(path):
                 run.files += 1
                 run.bytes += length
                 run.paths.append((path, age_ms / 1000, length))

@@ -151,14 +151,15 @@ class WriteSession:
     def _standby_writer(self, target: str) -> Callable[[Iterator[bytes]], None]:
         def write(chunks: Iterator[bytes]) -> None:
             store = self.standby.store
-            if self.expected_size is not None:
-                self.ctx.space.make_room(self.expected_size)  # TargetFull: this write is pending
-            if self.append:
-                store.write(target, chunks, append=True)
-            else:
-                sealed, data = self.ctx.protection.seal(chunks, self.path)
-                meta = {WRITTEN_MS: str(self.mark.written_at_ms), **sealed}
-                store.write_with_meta(target, data, meta, permission=self.permission)
+            with self.ctx.space.writing(target):
+                if self.expected_size is not None:
+                    self.ctx.space.make_room(self.expected_size)  # TargetFull: this write is pending
+                if self.append:
+                    store.write(target, chunks, append=True)
+                else:
+                    sealed, data = self.ctx.protection.seal(chunks, self.path)
+                    meta = {WRITTEN_MS: str(self.mark.written_at_ms), **sealed}
+                    store.write_with_meta(target, data, meta, permission=self.permission)
 
         return write
 

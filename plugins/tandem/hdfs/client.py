@@ -73,6 +73,7 @@ class _ExtendedClient(Client):  # type: ignore[misc]
     _set_xattr = _Request("PUT")
     _get_xattrs = _Request("GET")
     _get_status = _Request("GET")
+    _get_server_defaults = _Request("GET")
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,11 @@ class Hdfs:
             return found
         wanted = {_xattr_key(n) for n in names}
         return {name: value for name, value in found.items() if name in wanted}
+
+    @_translate
+    def default_replication(self) -> int:
+        """GETSERVERDEFAULTS' replication: what a file written without one gets. Read-only."""
+        return int(self._ext._get_server_defaults("/").json()["FsServerDefaults"]["replication"])
 
     @_translate
     def fs_status(self, path: str = "/") -> FsStatus:

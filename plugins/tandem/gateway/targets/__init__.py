@@ -81,6 +81,8 @@ def connect_target(spec: TargetSpec, topology: Topology) -> Callable[[], Target]
 
     def fsspec_target() -> Target:
         fs = fsspec.filesystem(protocol, **storage_options(protocol, spec.conn_id))
+        if protocol in {"s3", "s3a"}:
+            fs.retries = 1  # s3fs retries 5 times with back-off on its own; a side that is down is down
         driver = _DRIVERS.get(protocol, FsspecTarget)
         return driver(fs, base or "/", label, protocol, spec.capacity)
 

@@ -42,9 +42,10 @@ class Space:
     free: int | None
     used: int | None
     source: str  # quota | fs-status | disk | capacity | unlimited
+    factor: int = 1  # bytes the store counts per byte written (HDFS: the replication)
 
     def fits(self, size: int) -> bool:
-        return self.free is None or size <= self.free
+        return self.free is None or size * self.factor <= self.free
 
 
 class Store(Protocol):

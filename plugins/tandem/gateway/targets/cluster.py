@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from tandem.errors import RemoteHdfsError
-from tandem.gateway.targets.base import Space
+from tandem.gateway.targets.base import Space, TargetFull
 from tandem.hdfs.client import Hdfs
 
 XATTR_PREFIX = "user.tandem."
+QUOTA_EXCEEDED = {"DSQuotaExceededException", "QuotaExceededException", "NSQuotaExceededException"}
 
 
 class ClusterTarget(Hdfs):
@@ -37,11 +38,17 @@ class ClusterTarget(Hdfs):
         permission: str | None = None,
     ) -> None:
         # a list would reach requests as form fields: stream anything that is not bytes
-        self.write(
-            path, data if isinstance(data, bytes) else iter(data), overwrite=True, permission=permission
-        )
+        body = data if isinstance(data, bytes) else iter(data)
+        try:
+            self.write(path, body, overwrite=True)
+        except RemoteHdfsError as exc:
+            if exc.exception in QUOTA_EXCEEDED:
+                raise TargetFull(f"{self.name}: {exc}") from exc
+            raise
         if meta:
             self.set_xattrs(path, {XATTR_PREFIX + k: v.encode() for k, v in meta.items()})
+        if permission:  # last: a read-only file still takes its metadata first
+            self.set_permission(path, permission)
 
     def meta(self, path: str) -> dict[str, str]:
         return {
@@ -51,15 +58,17 @@ class ClusterTarget(Hdfs):
         }
 
     def space(self, root: str) -> Space:
+        factor = max(1, self.default_replication())  # quotas and the filesystem count every replica
         if self.status(root) is not None:
             usage = self.quota_usage(root)
             if usage.space_quota >= 0:
-                return Space(max(0, usage.space_quota - usage.space_consumed), usage.space_consumed, "quota")
+                free = max(0, usage.space_quota - usage.space_consumed)
+                return Space(free, usage.space_consumed, "quota", factor)
             used = usage.space_consumed
         else:
             used = 0
-        if self.capacity is not None:
-            return Space(max(0, self.capacity - used), used, "capacity")
+        if self.capacity is not None:  # a capacity counts bytes as written
+            return Space(max(0, self.capacity - used // factor), used // factor, "capacity")
         try:
             status = self.fs_status(root)
         except RemoteHdfsError as exc:
@@ -67,4 +76,4 @@ class ClusterTarget(Hdfs):
             if exc.exception not in {"IllegalArgumentException", "UnsupportedOperationException"}:
                 raise
             return Space(None, used, "unlimited")
-        return Space(status.remaining, used, "fs-status")
+        return Space(status.remaining, used, "fs-status", factor)

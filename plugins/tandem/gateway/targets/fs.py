@@ -25,6 +25,7 @@ import posixpath
 import pwd
 import shutil
 import stat as stat_mod
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,6 +44,9 @@ SIDECAR_PREFIX = ".tandem-meta."
 XATTR_PREFIX = "user.tandem."
 _UNREACHABLE_ERRNOS = {
     errno.EIO,
+    errno.EBUSY,  # s3fs: 503 SlowDown / ServiceUnavailable
+    errno.EREMOTEIO,  # s3fs: 500 InternalError
+    errno.EAGAIN,
     errno.ENOTCONN,
     errno.ESTALE,
     errno.EHOSTDOWN,
@@ -204,6 +208,9 @@ class FsspecTarget:
         if self.status(src) is None:
             raise RemoteHdfsError(f"File does not exist: {src}", exception="FileNotFoundException")
         self._call(src, lambda: self.fs.mv(self._p(src), self._p(dst), recursive=True))
+        # some drivers ignore a refused move (fsspec's webhdfs: RENAME answering false)
+        if self.status(src) is not None or self.status(dst) is None:
+            raise RemoteHdfsError(f"{self.name} did not move {src} to {dst}", exception="IOException")
 
     @contextlib.contextmanager
     def open(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[Iterator[bytes]]:
@@ -256,10 +263,25 @@ class FsspecTarget:
     ) -> None:
         full = self._p(path)
         self._call(path, lambda: self.fs.makedirs(posixpath.dirname(full), exist_ok=True))
-        with self._call(path, lambda: self._open_write(full, meta)) as handle:
+        handle = self._call(path, lambda: self._open_write(full, meta))
+        try:
             for block in [data] if isinstance(data, bytes) else data:
                 self._call(path, lambda b=block: handle.write(b))  # type: ignore[misc]
+        except BaseException:
+            self._discard(handle, full)  # never a partial object under the name
+            raise
+        self._call(path, handle.close)
         self._after_write(path, meta, permission)
+
+    def _discard(self, handle: Any, full: str) -> None:
+        discard = getattr(handle, "discard", None)
+        with contextlib.suppress(Exception):
+            if discard is not None:
+                discard()  # an upload in progress is aborted, not completed
+                handle.closed = True  # nothing left to flush when the object is collected
+            else:
+                handle.close()
+                self.fs.rm(full)
 
     def _open_write(self, full: str, meta: Mapping[str, str]) -> Any:
         return self.fs.open(full, "wb")
@@ -354,10 +376,10 @@ class LocalTarget(FsspecTarget):
         return open(full, "wb")
 
     def _after_write(self, path: str, meta: Mapping[str, str], permission: str | None) -> None:
-        full = self._p(path)
+        super()._after_write(path, meta, permission)  # first: a read-only file takes no xattr
         if permission:
+            full = self._p(path)
             self._call(path, lambda: os.chmod(full, int(permission, 8) & 0o7777))
-        super()._after_write(path, meta, permission)
 
     def _move(self, src: str, dst: str) -> None:
         if self.status(src) is None:
@@ -400,9 +422,10 @@ class LocalTarget(FsspecTarget):
                 raise _remote(exc, path, self.name) from exc
             sidecar = self._sidecar(path)
             current = self.meta(path)
-            with open(sidecar + ".tmp", "w") as handle:
+            scratch = f"{sidecar}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(scratch, "w") as handle:
                 json.dump({**current, **meta}, handle)
-            os.replace(sidecar + ".tmp", sidecar)
+            os.replace(scratch, sidecar)
         if WRITTEN_MS in meta:
             seconds = int(meta[WRITTEN_MS]) / 1000
             self._call(path, lambda: os.utime(full, (seconds, seconds)))
