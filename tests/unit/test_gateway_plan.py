@@ -179,3 +179,18 @@ def test_a_target_root_is_never_tandems_own_records(tmp_path: Path) -> None:
         _write(tmp_path, "events", {**GOOD, "target": {"cluster": "standby", "root": "/.tandem/x"}}), TOPOLOGY
     )
     assert [(e.field, "overlaps /.tandem" in e.reason) for e in errors] == [("target.root", True)]
+
+
+def test_a_target_root_never_holds_a_business_dataset(tmp_path: Path) -> None:
+    """Eviction there could delete what a restore point needs."""
+    from tandem.policy import load_policies
+
+    policies = load_policies(PROJECT / "include" / "policies", TOPOLOGY).policies
+    billing = next(p for p in policies if p.business == "billing")
+    inside = billing.hdfs_paths[0]
+    for root in (inside, inside.rsplit("/", 1)[0]):
+        doc = {**GOOD, "target": {"cluster": "standby", "root": root}}
+        _, errors = check_plan_file(_write(tmp_path, "events", doc), TOPOLOGY, policies)
+        assert [e.field for e in errors] == ["target.root"] and "business billing" in errors[0].reason
+    plan, errors = check_plan_file(_write(tmp_path, "events", GOOD), TOPOLOGY, policies)
+    assert plan is not None and errors == ()

@@ -153,11 +153,11 @@ def _decrypt(args: argparse.Namespace, include: Path) -> int:
 
 
 def _validate(args: argparse.Namespace, include: Path) -> int:
-    from tandem.gateway.plan import load_plans, plans_dir
+    from tandem.gateway.plan import business_policies, load_plans, plans_dir
     from tandem.policy import check_topology_file
 
     topology, _ = check_topology_file(include / "clusters.yaml")
-    found = load_plans(plans_dir(include), topology)
+    found = load_plans(plans_dir(include), topology, business_policies(include, topology))
     for path, errors in found.errors.items():
         for err in errors:
             print(f"{path}: {err.field}: {err.reason}", file=sys.stderr)

@@ -10,7 +10,7 @@ reason, and one bad file never stops the other plans (:func:`load_plans`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from tandem.errors import ConfigError
 from tandem.policy.loader import InvalidConfig, policy_files, read_yaml, validation_errors
-from tandem.policy.models import Topology, _join
+from tandem.policy.models import Policy, Topology, _join
 from tandem.policy.types import _CROSS_ERROR, FILE_FIELD, Duration, HdfsPath, Name, Size
 
 JOURNAL_ROOT = "/.tandem/gateway"
@@ -267,9 +267,10 @@ class PlanSet:
 
 
 def check_plan_file(
-    path: Path, topology: Topology | None
+    path: Path, topology: Topology | None, policies: Sequence[Policy] = ()
 ) -> tuple[GatewayPlan | None, tuple[ConfigError, ...]]:
-    """Every error of one plan file, and the plan when there is none."""
+    """Every error of one plan file, and the plan when there is none (``policies``: the
+    businesses whose data its target root must stay clear of)."""
     raw, errors = read_yaml(path)
     if raw is None:
         return None, tuple(errors)
@@ -278,17 +279,46 @@ def check_plan_file(
         plan = GatewayPlan.model_validate(raw, context=context)
     except ValidationError as exc:
         return None, tuple(validation_errors(str(path), GatewayPlan, exc))
-    found = tuple(
-        ConfigError(str(path), field, reason) for field, reason in plan.problems(path.stem, topology)
-    )
+    problems = plan.problems(path.stem, topology)
+    if topology is not None:
+        problems += [("target.root", why) for why in business_overlaps(plan, policies, topology)]
+    found = tuple(ConfigError(str(path), field, reason) for field, reason in problems)
     return (None, found) if found else (plan, ())
+
+
+def business_overlaps(plan: GatewayPlan, policies: Sequence[Policy], topology: Topology) -> list[str]:
+    """Why ``plan``'s target root would hold a business's data: on a cluster of the business's
+    pair, at or around one of its HDFS datasets. Eviction there could delete what a restore point
+    needs, so such a plan is refused."""
+    cluster = plan.target.cluster
+    if cluster is None:
+        return []
+    found = []
+    for policy in policies:
+        pair = topology.pairs.get(policy.pair)
+        if pair is None or cluster not in (pair.primary, pair.standby):
+            continue
+        found += [
+            f"{plan.target.root} on {cluster} overlaps {path}, a dataset of business {policy.business}"
+            for path in policy.hdfs_paths
+            if _within(path, plan.target.root) or _within(plan.target.root, path)
+        ]
+    return found
+
+
+def business_policies(include: Path, topology: Topology | None) -> tuple[Policy, ...]:
+    """The businesses of ``include/policies`` (none when a site runs only the gateway)."""
+    from tandem.policy import load_policies
+
+    directory = include / "policies"
+    return load_policies(directory, topology).policies if directory.is_dir() else ()
 
 
 def plans_dir(include: Path) -> Path:
     return include / "gateway"
 
 
-def load_plans(directory: Path, topology: Topology | None) -> PlanSet:
+def load_plans(directory: Path, topology: Topology | None, policies: Sequence[Policy] = ()) -> PlanSet:
     """Every plan of ``directory`` (``*.yaml``/``*.yml``), each file isolated from the others."""
     if not directory.is_dir():
         return PlanSet(MappingProxyType({}), MappingProxyType({}))
@@ -296,7 +326,7 @@ def load_plans(directory: Path, topology: Topology | None) -> PlanSet:
     errors: dict[Path, tuple[ConfigError, ...]] = {}
     files: dict[str, Path] = {}
     for path in policy_files(directory):
-        plan, problems = check_plan_file(path, topology)
+        plan, problems = check_plan_file(path, topology, policies)
         if plan is None:
             errors[path] = problems
         else:
@@ -345,7 +375,8 @@ def load_plan(include: Path, name: str) -> GatewayPlan:
     )
     if path is None:
         raise ConfigError(str(plans_dir(include) / f"{name}.yaml"), FILE_FIELD, f"no gateway plan {name!r}")
-    plan, errors = check_plan_file(path, load_topology(include / "clusters.yaml"))
+    topology = load_topology(include / "clusters.yaml")
+    plan, errors = check_plan_file(path, topology, business_policies(include, topology))
     if plan is None:
         raise InvalidConfig(errors)
     return plan
