@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/throttle.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	-$(BIN)/tandem down

@@ -216,8 +216,28 @@ def list_points(hdfs: Hdfs, business: str) -> list[Manifest]:
 
 
 def latest(hdfs: Hdfs, business: str) -> Manifest | None:
-    points = list_points(hdfs, business)
-    return points[-1] if points else None
+    """The newest published restore point: one LISTSTATUS and one read (the next older one
+    when the newest manifest is unreadable). Read-only."""
+    directory = manifest_dir(business)
+    try:
+        entries = hdfs.list(directory)
+    except RemoteHdfsError as exc:
+        if exc.exception == "FileNotFoundException":
+            return None
+        raise
+    # point ids (20261120T130000Z) are fixed-width: by name is by time
+    names = sorted(
+        e.path_suffix
+        for e in entries
+        if e.path_suffix.endswith(".json") and not e.path_suffix.startswith(".")
+    )
+    for name in reversed(names):
+        path = posixpath.join(directory, name)
+        try:
+            return Manifest.model_validate_json(hdfs.read_bytes(path))
+        except (ValidationError, ValueError, RemoteHdfsError) as exc:
+            log.warning("skipping unreadable manifest %s: %s", path, exc)
+    return None
 
 
 def remove(hdfs: Hdfs, business: str, instant: datetime) -> bool:

@@ -102,18 +102,23 @@ def format_pairs(report: Mapping[str, Any]) -> list[str]:
                 lines.append(f"  {business}: no restore point yet")
                 continue
             lines.append(
-                f"  {business}: newest restore point {point['point']} ({_age(point['age_s'])} old), "
+                f"  {business}: newest restore point {point['point']} ({format_age(point['age_s'])} old), "
                 f"{point['source']} -> {point['target']}, {point['mode']}"
             )
     return lines
 
 
-def _age(seconds: float) -> str:
+def format_age(seconds: float | None) -> str:
+    """An age for people: ``45 s``, ``12 min``, ``3.5 h``, ``2.1 d`` (``-`` for none)."""
+    if seconds is None:
+        return "-"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
 
 
 @contextmanager

@@ -10,13 +10,14 @@ AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
 
 def register(add: AddCommand) -> dict[str, str]:
-    """Add ``up``, ``down``, ``servers``, ``demo`` and ``drill``; returns their handlers."""
+    """Add ``up``, ``down``, ``servers``, ``demo``, ``drill`` and ``ui``; returns their handlers."""
     for name, help_ in (
         ("up", "start the embedded clusters: primary, standby and primary2"),
         ("down", "stop the embedded clusters (data is kept)"),
         ("servers", "the embedded clusters' servers and whether each answers"),
         ("demo", "the main job: back the billing business up twice and verify it"),
         ("drill", "rehearse a failover on the embedded clusters"),
+        ("ui", "the Airflow UI on the embedded clusters, with the Disaster recovery page"),
     ):
         add(name, help_).add_argument("--home", type=Path, default=None, help="embedded clusters' home")
     return {
@@ -25,4 +26,5 @@ def register(add: AddCommand) -> dict[str, str]:
         "servers": "tandem_dev.embedded.manager:run_servers",
         "demo": "tandem_dev.demo:run_demo",
         "drill": "tandem_dev.drill:run_drill",
+        "ui": "tandem_dev.ui_server:run_ui",
     }

@@ -525,5 +525,6 @@ def _summary(result: dict[str, Any], check: dict[str, Any], seconds: float) -> N
     )
     print(
         "The clusters are still up: `tandem status`, `tandem restore-points billing`; "
+        "`tandem ui` opens Airflow with the Disaster recovery page (billing's restore points and RPO); "
         "stop them with `tandem down`."
     )

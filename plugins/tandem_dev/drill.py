@@ -155,13 +155,19 @@ class AirflowServer:
                 raise TandemError(f"Airflow was not ready within {timeout:.0f} s:\n{self.log_tail()}")
             time.sleep(1.0)
 
+    def password(self) -> str | None:
+        """The admin's password that ``airflow standalone`` generated (None before it did)."""
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        if not passwords.exists():
+            return None
+        return str(json.loads(passwords.read_text())["admin"])
+
     def _login(self) -> bool:
         import requests
 
-        passwords = self.home / "simple_auth_manager_passwords.json.generated"
-        if not passwords.exists():
+        password = self.password()
+        if password is None:
             return False
-        password = json.loads(passwords.read_text())["admin"]
         answer = requests.post(
             f"{self.url}/auth/token", json={"username": "admin", "password": password}, timeout=10
         )
@@ -193,6 +199,16 @@ class AirflowServer:
         if answer.status_code >= 400:
             raise TandemError(f"{method} {path}: HTTP {answer.status_code}: {answer.text[:500]}")
         return answer.json() if answer.content else None
+
+    def page(self, path: str, authenticated: bool = True) -> tuple[int, Any]:
+        """A GET of Tandem's plugin app (``/tandem/...``) as served by this api-server."""
+        import requests
+
+        headers = {"Authorization": f"Bearer {self._token}"} if authenticated else {}
+        answer = requests.get(f"{self.url}/tandem{path}", headers=headers, timeout=60)
+        return answer.status_code, answer.json() if "json" in answer.headers.get(
+            "content-type", ""
+        ) else answer.text
 
     def wait_dag(self, dag_id: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -473,6 +489,11 @@ def run_steps(drill: Drill) -> dict[str, Any]:
     drill.say("Starting Airflow (standalone: scheduler, triggerer, API server; about a minute)...")
     drill.start_airflow(include)
     first = drill.backup("first")
+    page = _operators_page(drill)
+    drill.say(
+        f"Disaster recovery page: {BUSINESS}'s newest point {page['business']['newest_point']}, "
+        f"{page['business']['compliance']}"
+    )
     drill.wait_armed()
     drill.say(f"Watch armed; the application writes through ActiveClusterClient (now on {old}).")
     with active_client(topology, unreachable_after=2.0) as clients:
@@ -495,10 +516,26 @@ def run_steps(drill: Drill) -> dict[str, Any]:
             "writes_failed_during_outage": writer.failures,
             "reverse_restore_point": {k: reverse[k] for k in ("point", "source", "target", "mode")},
             "roles": roles,
+            "page": page,
             "seconds": round(time.monotonic() - began, 1),
         }
     )
     return result
+
+
+def _operators_page(drill: Drill) -> dict[str, Any]:
+    """What the api-server's Disaster recovery page says after the first backup."""
+    assert drill.airflow is not None
+    anonymous, _ = drill.airflow.page("/api/businesses", authenticated=False)
+    status, rows = drill.airflow.page("/api/businesses")
+    if status != 200:
+        raise TandemError(f"the Disaster recovery page answered {status}: {str(rows)[:300]}")
+    html_status, html = drill.airflow.page("/ui/")
+    return {
+        "anonymous_status": anonymous,
+        "business": next(r for r in rows if r["business"] == BUSINESS),
+        "html_lists_business": html_status == 200 and f">{BUSINESS}<" in str(html),
+    }
 
 
 def _failover(

@@ -65,6 +65,11 @@ def test_drill_fails_over_without_losing_writes_and_fails_back_when_run_again(dr
     assert reasons["switch"].endswith("standby is active and alive: switching to standby")
     assert reasons["split_brain"].startswith("split brain: both primary (active, alive")
     assert {"rpo_s", "writes_acknowledged"} <= set(result)
+    # the api-server serves Tandem's page behind its own auth: the first point is there
+    page = result["page"]
+    assert isinstance(page, dict) and page["anonymous_status"] == 401 and page["html_lists_business"]
+    assert page["business"]["newest_point"] is not None and page["business"]["compliance"] == "met"
+    assert page["business"]["last_run_state"] == "success"
 
     # the same drill the other way round: the standby fails and the primary takes over again
     again, done = drill(drill_home)

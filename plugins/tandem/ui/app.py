@@ -1,0 +1,207 @@
+"""The operators' page, served by the Airflow api-server as a plugin app under ``/tandem``.
+
+Airflow does not protect plugin routes, so every route here asks Airflow's own auth manager:
+a request without a user gets 401; reading needs permission to read DAGs, triggering a backup
+needs permission to create that DAG's runs (403 otherwise). No ``/docs`` or OpenAPI schema is
+exposed. Building the app reads nothing: the first request does (:mod:`.collect`).
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel
+
+from tandem.status import format_age
+from tandem.ui.collect import Collector, Sources, points_of
+from tandem.ui.model import STATES
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+async def _authenticated(request: Request) -> Any:
+    """The caller, resolved by Airflow from a Bearer token or the UI's ``_token`` cookie (401 else)."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    bearer = None
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        from fastapi.security import HTTPAuthorizationCredentials
+
+        bearer = HTTPAuthorizationCredentials(scheme="Bearer", credentials=header[7:])
+    return await get_user(request, None, bearer)
+
+
+def _may(user: Any, method: str, dag_id: str | None = None) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    entity = DagAccessEntity.RUN if method == "POST" else None
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method=method,  # type: ignore[arg-type]
+            access_entity=entity,
+            details=DagDetails(id=dag_id),
+            user=user,
+        )
+    )
+
+
+def _reader(user: Annotated[Any, Depends(_authenticated)]) -> Any:
+    if not _may(user, "GET"):
+        raise HTTPException(403, "reading Tandem's page needs permission to read DAGs")
+    return user
+
+
+Reader = Annotated[Any, Depends(_reader)]
+
+
+class RunRequest(BaseModel):
+    """A backup now: incremental from the newest point, or ``full``."""
+
+    full: bool = False
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return "-"
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+class _Reading:
+    """The collector, built on the first request (reading nothing before), and the templates."""
+
+    def __init__(self, collector: Collector | None) -> None:
+        self._collector = collector
+        self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+        self.env.filters["age"] = format_age
+        self.env.filters["size"] = _size
+
+    @property
+    def collector(self) -> Collector:
+        if self._collector is None:
+            self._collector = _default_collector()
+        return self._collector
+
+    def page(self, name: str, **values: Any) -> HTMLResponse:
+        return HTMLResponse(self.env.get_template(name).render(states=STATES, **values))
+
+    def points(self, business: str) -> tuple[Any, list[Any], list[str]]:
+        row = _row(self.collector, business)
+        clusters = self.collector.sources.clusters
+        pair = clusters.topology.pair(row.pair)
+        found, problems = points_of(clusters, (pair.primary, pair.standby), business)
+        return row, found, problems
+
+
+def create_app(collector: Collector | None = None) -> FastAPI:
+    """The plugin app; ``collector`` reads the clusters (built on the first request when None)."""
+    app = FastAPI(title="Tandem", openapi_url=None, docs_url=None, redoc_url=None)
+    reading = _Reading(collector)
+    _api(app, reading)
+    _pages(app, reading)
+    return app
+
+
+def _api(app: FastAPI, reading: _Reading) -> None:
+    @app.get("/api/businesses")
+    def businesses(user: Reader) -> list[dict[str, Any]]:
+        return [row.to_json() for row in reading.collector.snapshot().businesses]
+
+    @app.get("/api/pairs")
+    def pairs(user: Reader) -> list[dict[str, Any]]:
+        return [row.to_json() for row in reading.collector.snapshot().pairs]
+
+    @app.get("/api/gateways")
+    def gateways(user: Reader) -> list[dict[str, Any]]:
+        return [row.to_json() for row in reading.collector.snapshot().gateways]
+
+    @app.get("/api/businesses/{business}/points")
+    def points(business: str, user: Reader) -> list[dict[str, Any]]:
+        found = reading.points(business)[1]
+        return [p.__dict__ for p in found]
+
+    @app.post("/api/businesses/{business}/runs", status_code=201)
+    def run(business: str, body: RunRequest, user: Annotated[Any, Depends(_authenticated)]) -> dict[str, Any]:
+        dag_id = f"tandem_backup__{business}"
+        if not _may(user, "POST", dag_id):
+            raise HTTPException(403, f"triggering {dag_id} needs permission to create its runs")
+        return _trigger(dag_id, body, user)
+
+
+def _pages(app: FastAPI, reading: _Reading) -> None:
+    @app.get("/ui/", response_class=HTMLResponse)
+    def overview(user: Reader) -> HTMLResponse:
+        snap = reading.collector.snapshot()
+        age = (_now() - snap.taken).total_seconds()
+        return reading.page("overview.html", snap=snap, counts=snap.counts(), age=age)
+
+    @app.get("/ui/business/{business}", response_class=HTMLResponse)
+    def business_page(business: str, user: Reader) -> HTMLResponse:
+        row, found, problems = reading.points(business)
+        return reading.page(
+            "business.html",
+            row=row,
+            points=found,
+            problems=problems,
+            may_run=_may(user, "POST", row.dag_id),
+            promote_dag=f"tandem_promote__{row.pair}",
+        )
+
+    @app.get("/ui/dag/{dag_id}", response_class=HTMLResponse)
+    def dag_tab(dag_id: str, user: Reader) -> HTMLResponse:
+        rows = {r.dag_id: r for r in reading.collector.snapshot().businesses}
+        return reading.page("dag.html", dag_id=dag_id, row=rows.get(dag_id))
+
+
+def _row(collector: Collector, business: str) -> Any:
+    for row in collector.snapshot().businesses:
+        if row.business == business:
+            return row
+    raise HTTPException(404, f"no business {business!r} among the policies")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _trigger(dag_id: str, body: RunRequest, user: Any) -> dict[str, Any]:
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import DagNotFound
+    from airflow.utils.types import DagRunTriggeredByType
+
+    conf = {"full": True} if body.full else {}
+    try:
+        created = trigger_dag(
+            dag_id,
+            triggered_by=DagRunTriggeredByType.REST_API,
+            triggering_user_name=user.get_name(),
+            conf=conf,
+            logical_date=None,
+        )
+    except DagNotFound as exc:
+        raise HTTPException(404, f"{dag_id} is not known to Airflow yet: {exc}") from exc
+    if created is None:
+        raise HTTPException(409, f"{dag_id} could not be triggered")
+    return {"dag_id": dag_id, "run_id": created.run_id, "conf": conf}
+
+
+@functools.cache
+def _default_collector() -> Collector:
+    from tandem.environment import include_dir
+    from tandem.policy import load_topology
+    from tandem.runtime import Clusters
+
+    include = include_dir()
+    return Collector(Sources(include, Clusters(load_topology(include / "clusters.yaml"))))

@@ -1,0 +1,65 @@
+"""`tandem ui --json` as a new user runs it: Airflow on the embedded clusters, the Disaster
+recovery page behind Airflow's login, and Ctrl-C stopping it."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+
+PROJECT = Path(__file__).resolve().parents[2]
+TANDEM = str(Path(sys.executable).parent / "tandem")
+
+
+def test_tandem_ui_serves_the_page_behind_the_login_until_interrupted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TANDEM_"))}
+    log = (tmp_path / "ui.err").open("w")
+    proc = subprocess.Popen(
+        [TANDEM, "ui", "--json", "--home", str(home)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        line = lines.get(timeout=400)
+        info = json.loads(line)
+        assert set(info) == {"url", "username", "password"} and info["url"].endswith("/plugin/tandem")
+        base = info["url"].rsplit("/plugin/tandem", 1)[0]
+        assert requests.get(f"{base}/tandem/api/businesses", timeout=30).status_code == 401
+        token = requests.post(
+            f"{base}/auth/token",
+            json={"username": info["username"], "password": info["password"]},
+            timeout=30,
+        ).json()["access_token"]
+        got = requests.get(
+            f"{base}/tandem/api/businesses", headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+        assert got.status_code == 200, got.text[:500]
+        assert "billing" in {row["business"] for row in got.json()}
+        page = requests.get(f"{base}/tandem/ui/", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        assert page.status_code == 200 and "Disaster recovery" in page.text and "billing" in page.text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        subprocess.run(
+            [TANDEM, "down", "--home", str(home)], cwd=PROJECT, env=env, capture_output=True, timeout=120
+        )
