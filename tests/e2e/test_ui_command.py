@@ -54,6 +54,7 @@ def test_tandem_ui_serves_the_page_behind_the_login_until_interrupted(tmp_path: 
         assert "billing" in {row["business"] for row in got.json()}
         page = requests.get(f"{base}/tandem/ui/", headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert page.status_code == 200 and "Disaster recovery" in page.text and "billing" in page.text
+        _in_the_browser(base, token)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
     finally:
@@ -63,3 +64,35 @@ def test_tandem_ui_serves_the_page_behind_the_login_until_interrupted(tmp_path: 
         subprocess.run(
             [TANDEM, "down", "--home", str(home)], cwd=PROJECT, env=env, capture_output=True, timeout=120
         )
+
+
+ARTIFACTS = PROJECT / "test-artifacts"
+
+
+def _in_the_browser(base: str, token: str) -> None:
+    """Debian's chromium, driven by Playwright with the system browser (never `playwright
+    install`): signed in with Airflow's own session cookie, the nav page shows Tandem's page in
+    its frame, billing's row included; the screenshot is kept as an artifact."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = "/usr/bin/chromium"
+    assert Path(chromium).exists(), "Debian's chromium is missing: `make test` installs it"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.add_cookies([{"name": "_token", "value": token, "url": base}])
+            tab = context.new_page()
+            tab.goto(f"{base}/plugin/tandem")
+            frame = tab.frame_locator("iframe[title='Disaster recovery']")
+            frame.locator("#businesses").get_by_text("billing", exact=True).wait_for(timeout=60_000)
+            counts = " ".join(frame.locator("#counts").inner_text().split())
+            # a fresh home: billing has no restore point yet, and the header counts it so
+            assert "met 0" in counts and "no point yet 1" in counts, counts
+            tab.screenshot(path=str(ARTIFACTS / "disaster-recovery-page.png"), full_page=True)
+            # the DAG tab of a DAG that is not a backup DAG says so
+            tab.goto(f"{base}/tandem/ui/dag/tandem_restore")
+            assert "is not a Tandem DAG" in tab.inner_text("#verdict")
+        finally:
+            browser.close()
