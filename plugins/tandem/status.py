@@ -21,6 +21,7 @@ from typing import Any
 
 from tandem.failover.arbiter import ClusterView, arbitrate, assess_pair
 from tandem.runtime import Clusters
+from tandem.ui.model import format_age
 
 
 def read_views(
@@ -106,19 +107,6 @@ def format_pairs(report: Mapping[str, Any]) -> list[str]:
                 f"{point['source']} -> {point['target']}, {point['mode']}"
             )
     return lines
-
-
-def format_age(seconds: float | None) -> str:
-    """An age for people: ``45 s``, ``12 min``, ``3.5 h``, ``2.1 d`` (``-`` for none)."""
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 @contextmanager

@@ -43,12 +43,13 @@ def run_ui(args: argparse.Namespace) -> int:
     def finish(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, finish) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, finish)}
     try:
         if not args.json:
             print("Starting Airflow (api-server, scheduler, triggerer; about a minute)...", flush=True)
         server.start()
-        server.wait_ready()
+        server.wait_ready()  # Ctrl-C here interrupts the start (KeyboardInterrupt), and Airflow stops
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, finish)
         password = server.password()
         page = f"{server.url}/plugin/tandem"
         if args.json:

@@ -156,7 +156,7 @@ def client(
     }
     collector = Collector(
         Sources(include, Clusters(load_topology(include / "clusters.yaml")), lambda ids: runs),
-        ttl=0.0,
+        ttl=3600.0,  # one reading per test (each test has its own app): no refresh in the background
         clock=lambda: NOW,  # the readings' now: ages are exact, however late the test runs
     )
     return TestClient(create_app(collector))
@@ -167,7 +167,15 @@ def _as(auth: Any, who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {_token(auth, who, role)}"}
 
 
-ROUTES = ["/api/businesses", "/api/pairs", "/api/gateways", "/ui/", "/ui/business/uiwith", "/ui/dag/x"]
+ROUTES = [
+    "/api/businesses",
+    "/api/pairs",
+    "/api/gateways",
+    "/api/businesses/uiwith/points",
+    "/ui/",
+    "/ui/business/uiwith",
+    "/ui/dag/x",
+]
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -197,6 +205,7 @@ def test_businesses_with_and_without_points_and_their_compliance(
     assert with_["bytes_copied"] == 12345 and with_["verified"] is True
     assert rows["uiwithout"]["newest_point"] is None and rows["uiwithout"]["compliance"] == "no point yet"
     assert rows["uiwithout"]["last_run_state"] is None
+    assert got.headers["X-Tandem-Read-At"] == NOW.isoformat()
     # a standby that does not exist is shown as such, row by row
     ghost = rows["uighost"]
     assert ghost["problems"] and any(p.startswith("dark:") for p in ghost["problems"])
@@ -219,10 +228,14 @@ def test_the_page_shows_states_points_and_actions_for_those_who_may(
     page = client.get("/ui/", headers=_as(auth, "watcher"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
-    assert "uiwith" in html and manifests[-1] in html and "exceeded" in html and "unreachable" in html
+    assert manifests[-1] in html and '<span class="state exceeded">exceeded</span>' in html
+    assert '<span class="state no-point-yet">no point yet</span>' in html and ">unreachable</span>" in html
     detail = client.get("/ui/business/uiwith", headers=_as(auth, "ops")).text
-    assert all(p in detail for p in manifests) and "trigger a backup" in detail and "12.1 KiB" in detail
-    assert "trigger a backup" not in client.get("/ui/business/uiwith", headers=_as(auth, "watcher")).text
+    assert all(p in detail for p in manifests) and 'id="may-run"' in detail and "12.1 KiB" in detail
+    assert 'id="may-run"' not in client.get("/ui/business/uiwith", headers=_as(auth, "watcher")).text
+    # Airflow's UI session (its _token cookie) is a user too
+    cookie = TestClient(client.app, cookies={"_token": _token(auth, "watcher", "viewer")})
+    assert cookie.get("/api/businesses").status_code == 200
     assert client.get("/ui/business/nobody", headers=_as(auth, "ops")).status_code == 404
     points = client.get("/api/businesses/uiwith/points", headers=_as(auth, "watcher")).json()
     assert [p["point"] for p in points] == manifests[::-1]
@@ -232,7 +245,9 @@ def test_the_dag_tab_says_when_a_dag_is_not_tandems(client: TestClient, auth: An
     other = client.get("/ui/dag/example_etl", headers=_as(auth, "watcher")).text
     assert "example_etl is not a Tandem DAG" in other
     ours = client.get("/ui/dag/tandem_backup__uiwith", headers=_as(auth, "watcher")).text
-    assert "not a Tandem DAG" not in ours and "exceeded" in ours
+    assert "not a Tandem DAG" not in ours and '<span class="state exceeded">exceeded</span>' in ours
+    restore = client.get("/ui/dag/tandem_restore", headers=_as(auth, "watcher")).text
+    assert "is Tandem's restore DAG" in restore
 
 
 def test_triggering_a_backup_needs_the_run_permission(client: TestClient, auth: Any) -> None:
@@ -251,3 +266,27 @@ def test_the_page_is_registered_with_airflow() -> None:
     assert prefixes == ["/tandem"]
     views = {v["destination"]: v for v in TandemPlugin.external_views}
     assert views["nav"]["href"] == "tandem/ui/" and views["dag"]["href"] == "tandem/ui/dag/{DAG_ID}"
+
+
+def test_a_part_that_fails_is_unknown_not_a_failed_page(
+    include: Path, auth: Any, airflow_conns: dict[str, str], tmp_path: Path
+) -> None:
+    """A broken policy file and Airflow's runs that cannot be read are said on the page; the rest
+    is shown; an error never names what it could not reach."""
+    broken = tmp_path / "include"
+    shutil.copytree(include, broken)
+    (broken / "policies" / "uiwithout.yaml").write_text("business: uiwithout\npair: [unclosed\n")
+
+    def runs(ids: Any) -> Any:
+        raise ConnectionError("db.internal:5432 refused user airflow")
+
+    collector = Collector(
+        Sources(broken, Clusters(load_topology(broken / "clusters.yaml")), runs), ttl=3600.0
+    )
+    client = TestClient(create_app(collector))
+    rows = client.get("/api/businesses", headers=_as(auth, "watcher"))
+    assert rows.status_code == 200 and rows.headers["X-Tandem-Read-Errors"] == "2"
+    assert {r["business"] for r in rows.json()} == {"uiwith", "uighost"}
+    html = client.get("/ui/", headers=_as(auth, "watcher")).text
+    assert "uiwithout.yaml" in html and "Airflow&#39;s runs could not be read (ConnectionError)" in html
+    assert "db.internal" not in html

@@ -14,28 +14,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 
-from tandem.status import format_age
 from tandem.ui.collect import Collector, Sources, points_of
-from tandem.ui.model import STATES
+from tandem.ui.model import STATES, format_age
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-async def _authenticated(request: Request) -> Any:
-    """The caller, resolved by Airflow from a Bearer token or the UI's ``_token`` cookie (401 else)."""
+async def _authenticated(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
+) -> Any:
+    """The caller, resolved by Airflow from a Bearer token or else the UI's ``_token`` cookie
+    (401 without either, 403 for a token Airflow did not sign), as Airflow's own routes do."""
     from airflow.api_fastapi.core_api.security import get_user
 
-    bearer = None
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        from fastapi.security import HTTPAuthorizationCredentials
-
-        bearer = HTTPAuthorizationCredentials(scheme="Bearer", credentials=header[7:])
-    return await get_user(request, None, bearer)
+    return await get_user(request=request, _oauth_token=None, bearer_credentials=bearer)
 
 
 def _may(user: Any, method: str, dag_id: str | None = None) -> bool:
@@ -115,17 +113,24 @@ def create_app(collector: Collector | None = None) -> FastAPI:
 
 
 def _api(app: FastAPI, reading: _Reading) -> None:
+    def rows(kind: str) -> JSONResponse:
+        snap = reading.collector.snapshot()
+        found = [row.to_json() for row in getattr(snap, kind)]
+        # how old the reading is and whether parts of it failed, for monitors (the body stays a list)
+        headers = {"X-Tandem-Read-At": snap.taken.isoformat(), "X-Tandem-Read-Errors": str(len(snap.errors))}
+        return JSONResponse(found, headers=headers)
+
     @app.get("/api/businesses")
-    def businesses(user: Reader) -> list[dict[str, Any]]:
-        return [row.to_json() for row in reading.collector.snapshot().businesses]
+    def businesses(user: Reader) -> JSONResponse:
+        return rows("businesses")
 
     @app.get("/api/pairs")
-    def pairs(user: Reader) -> list[dict[str, Any]]:
-        return [row.to_json() for row in reading.collector.snapshot().pairs]
+    def pairs(user: Reader) -> JSONResponse:
+        return rows("pairs")
 
     @app.get("/api/gateways")
-    def gateways(user: Reader) -> list[dict[str, Any]]:
-        return [row.to_json() for row in reading.collector.snapshot().gateways]
+    def gateways(user: Reader) -> JSONResponse:
+        return rows("gateways")
 
     @app.get("/api/businesses/{business}/points")
     def points(business: str, user: Reader) -> list[dict[str, Any]]:
@@ -162,7 +167,14 @@ def _pages(app: FastAPI, reading: _Reading) -> None:
     @app.get("/ui/dag/{dag_id}", response_class=HTMLResponse)
     def dag_tab(dag_id: str, user: Reader) -> HTMLResponse:
         rows = {r.dag_id: r for r in reading.collector.snapshot().businesses}
-        return reading.page("dag.html", dag_id=dag_id, row=rows.get(dag_id))
+        kinds = {
+            "tandem_restore": "restore",
+            "tandem_promote__": "promotion",
+            "tandem_failover_watch__": "failover watch",
+            "tandem_gateway_replay__": "gateway replay",
+        }
+        kind = next((k for prefix, k in kinds.items() if dag_id.startswith(prefix)), None)
+        return reading.page("dag.html", dag_id=dag_id, row=rows.get(dag_id), tandem_kind=kind)
 
 
 def _row(collector: Collector, business: str) -> Any:
@@ -178,7 +190,7 @@ def _now() -> datetime:
 
 def _trigger(dag_id: str, body: RunRequest, user: Any) -> dict[str, Any]:
     from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound
+    from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
     from airflow.utils.types import DagRunTriggeredByType
 
     conf = {"full": True} if body.full else {}
@@ -191,7 +203,11 @@ def _trigger(dag_id: str, body: RunRequest, user: Any) -> dict[str, Any]:
             logical_date=None,
         )
     except DagNotFound as exc:
-        raise HTTPException(404, f"{dag_id} is not known to Airflow yet: {exc}") from exc
+        raise HTTPException(404, f"{dag_id} is not known to Airflow yet") from exc
+    except DagRunAlreadyExists as exc:
+        raise HTTPException(409, f"a run of {dag_id} with this id exists already") from exc
+    except (ParamValidationError, ValueError) as exc:
+        raise HTTPException(400, f"{dag_id} refused the run: {exc}") from exc
     if created is None:
         raise HTTPException(409, f"{dag_id} could not be triggered")
     return {"dag_id": dag_id, "run_id": created.run_id, "conf": conf}

@@ -10,22 +10,36 @@ such, row by row, never as a failed page.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tandem.ui.model import BusinessRow, ClusterRow, GatewayRow, PairRow, Point, Run, Snapshot, compliance
+from tandem.ui.model import (
+    UNKNOWN,
+    BusinessRow,
+    ClusterRow,
+    GatewayRow,
+    PairRow,
+    Point,
+    Run,
+    Snapshot,
+    compliance,
+)
 
 log = logging.getLogger(__name__)
 
 TTL_S = 30.0
 WORKERS = 16
+DEADLINE_S = 20.0  # a reading shows what answered by then; the rest is unknown
+
+T = TypeVar("T")
 
 RunsReader = Callable[[Sequence[str]], Mapping[str, tuple[Run | None, datetime | None]]]
 
@@ -43,16 +57,19 @@ def airflow_runs(dag_ids: Sequence[str]) -> dict[str, tuple[Run | None, datetime
             select(func.max(DagRun.id)).where(DagRun.dag_id.in_(list(dag_ids))).group_by(DagRun.dag_id)
         ).scalar_subquery()
         runs = {
-            r.dag_id: Run(r.run_id, str(getattr(r.state, "value", r.state)), r.start_date, r.end_date)
+            r.dag_id: Run(
+                r.run_id, str(getattr(r.state, "value", r.state) or "none"), r.start_date, r.end_date
+            )
             for r in session.scalars(select(DagRun).where(DagRun.id.in_(newest)))
         }
-        nexts = dict(
-            session.execute(
-                select(DagModel.dag_id, DagModel.next_dagrun_create_after).where(
+        nexts = {
+            dag_id: None if paused else after  # a paused DAG has no next run
+            for dag_id, after, paused in session.execute(
+                select(DagModel.dag_id, DagModel.next_dagrun_create_after, DagModel.is_paused).where(
                     DagModel.dag_id.in_(list(dag_ids))
                 )
             ).all()
-        )
+        }
     for dag_id in dag_ids:
         found[dag_id] = (runs.get(dag_id), nexts.get(dag_id))
     return found
@@ -91,8 +108,37 @@ def points_of(clusters: Any, names: Sequence[str], business: str) -> tuple[list[
         try:
             points += [_point(m, name) for m in catalog.list_points(clusters.hdfs(name), business)]
         except Exception as exc:  # one cluster down must not hide the other's points
-            problems.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            problems.append(f"{name}: {why(exc)}")
     return sorted(points, key=lambda p: p.point, reverse=True), problems
+
+
+def why(exc: BaseException) -> str:
+    """What the page says of a failure: its kind, not its text (which may name hosts, ports or
+    users); the api-server's log has the whole of it."""
+    log.warning("Disaster recovery page: %s", exc, exc_info=exc)
+    return type(exc).__name__
+
+
+def _result(job: Future[T], unknown: Callable[[str], T]) -> T:
+    if not job.done():
+        return unknown(f"no answer within {DEADLINE_S:.0f} s")
+    error = job.exception()
+    return unknown(f"could not be read ({why(error)})") if error is not None else job.result()
+
+
+def _unknown_pair(name: str, reason: str) -> PairRow:
+    return PairRow(name, (), reason, reason, "unknown")
+
+
+def _unknown_gateway(plan: Any, reason: str) -> GatewayRow:
+    return GatewayRow(plan.plan, plan.mode, plan.target.label, None, 0, None, (), reason)
+
+
+def _unknown_row(policy: Any, reason: str) -> BusinessRow:
+    period = policy.schedule.every.total_seconds()
+    return BusinessRow(
+        policy.business, policy.pair, policy.dag_id, period, None, None, UNKNOWN, None, None, (reason,)
+    )
 
 
 class Collector:
@@ -105,53 +151,84 @@ class Collector:
         self.ttl = ttl
         self.clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # one reading at a time; the others wait for it
         self._snapshot: Snapshot | None = None
         self._taken_at = 0.0
         self._refreshing = False
 
     def snapshot(self) -> Snapshot:
-        """The newest reading: taken now the first time, refreshed in the background when stale."""
+        """The newest reading: taken now the first time (concurrent first requests share it),
+        refreshed in the background when stale."""
         with self._lock:
             current = self._snapshot
-            stale = current is None or time.monotonic() - self._taken_at > self.ttl
-            if current is not None and stale and not self._refreshing:
+            if current is not None and time.monotonic() - self._taken_at > self.ttl and not self._refreshing:
                 self._refreshing = True
-                threading.Thread(target=self._refresh, name="tandem-ui-refresh", daemon=True).start()
-        if current is None:
-            return self._refresh()
-        return current
+                threading.Thread(target=self._background, name="tandem-ui-refresh", daemon=True).start()
+        if current is not None:
+            return current
+        with self._reading:
+            if self._snapshot is None:  # not taken by the request this one waited for
+                self._store(self.read())
+            return self._snapshot  # type: ignore[return-value]
 
-    def _refresh(self) -> Snapshot:
+    def _store(self, taken: Snapshot) -> None:
+        with self._lock:
+            self._snapshot, self._taken_at = taken, time.monotonic()
+
+    def _background(self) -> None:
         try:
-            taken = self.read()
-            with self._lock:
-                self._snapshot, self._taken_at = taken, time.monotonic()
-            return taken
+            with self._reading:
+                self._store(self.read())
+        except Exception:
+            log.exception("the Disaster recovery page's reading failed; the last one stays shown")
         finally:
             with self._lock:
                 self._refreshing = False
 
     # -- one reading ---------------------------------------------------------------------------
     def read(self) -> Snapshot:
+        """Everything, in parallel; a part that fails or does not answer within ``DEADLINE_S``
+        is shown as unknown, never as a failed page."""
         started = time.monotonic()
         now = self.clock()
         from tandem.policy import load_policies
 
         topology = self.sources.clusters.topology
         directory = self.sources.include / "policies"
-        policies = load_policies(directory, topology).policies if directory.is_dir() else ()
         errors: list[str] = []
+        if directory.is_dir():
+            found = load_policies(directory, topology)
+            policies = found.policies
+            errors += [
+                f"{path.name}: {e.field}: {e.reason}" for path, errs in found.errors.items() for e in errs
+            ]
+        else:
+            policies = ()
+            errors.append(f"no policies directory at {directory}: no business is shown")
         try:
             runs = self.sources.runs([p.dag_id for p in policies])
         except Exception as exc:
-            errors.append(f"Airflow's runs could not be read: {type(exc).__name__}: {exc}"[:300])
+            log.warning("Airflow's runs could not be read", exc_info=True)
+            errors.append(f"Airflow's runs could not be read ({type(exc).__name__})")
             runs = {}
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tandem-ui") as pool:
-            pairs = list(pool.map(self._pair, sorted(topology.pairs.items())))
-            rows = list(
-                pool.map(lambda p: self._business(p, now, runs.get(p.dag_id, (None, None))), policies)
-            )
-            gateways = self._gateways(pool)
+        pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tandem-ui")
+        try:
+            pair_jobs: dict[Future[PairRow], str] = {
+                pool.submit(self._pair, item): item[0] for item in sorted(topology.pairs.items())
+            }
+            row_jobs: dict[Future[BusinessRow], Any] = {
+                pool.submit(self._business, p, now, runs.get(p.dag_id, (None, None))): p for p in policies
+            }
+            plans, plan_errors = self._plans()
+            errors += plan_errors
+            gateway_jobs: dict[Future[GatewayRow], Any] = {pool.submit(self._gateway, p): p for p in plans}
+            pending: list[Future[Any]] = [*pair_jobs, *row_jobs, *gateway_jobs]
+            wait(pending, timeout=max(0.0, DEADLINE_S - (time.monotonic() - started)))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a cluster that hangs keeps only its thread
+        pairs = [_result(job, functools.partial(_unknown_pair, name)) for job, name in pair_jobs.items()]
+        rows = [_result(job, functools.partial(_unknown_row, policy)) for job, policy in row_jobs.items()]
+        gateways = [_result(job, functools.partial(_unknown_gateway, p)) for job, p in gateway_jobs.items()]
         return Snapshot(
             now,
             tuple(rows),
@@ -189,7 +266,7 @@ class Collector:
             try:
                 manifest = catalog.latest(self.sources.clusters.hdfs(name), policy.business)
             except Exception as exc:
-                problems.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+                problems.append(f"{name}: {why(exc)}")
                 continue
             answered += 1
             if manifest is not None and (newest is None or manifest.point > newest.point):
@@ -213,31 +290,18 @@ class Collector:
             tuple(problems),
         )
 
-    def _gateways(self, pool: ThreadPoolExecutor) -> list[GatewayRow]:
+    def _plans(self) -> tuple[list[Any], list[str]]:
         from tandem.gateway.plan import load_plans, plans_dir
 
         found = load_plans(plans_dir(self.sources.include), self.sources.clusters.topology)
-        return list(
-            pool.map(lambda plan: self._gateway(plan), sorted(found.plans.values(), key=lambda p: p.plan))
-        )
+        errors = [f"{path.name}: {e.field}: {e.reason}" for path, errs in found.errors.items() for e in errs]
+        return sorted(found.plans.values(), key=lambda p: p.plan), errors
 
     def _gateway(self, plan: Any) -> GatewayRow:
         from tandem.gateway.context import build_context
         from tandem.gateway.status import plan_status
 
-        try:
-            status = plan_status(build_context(plan, self.sources.include))
-        except Exception as exc:
-            return GatewayRow(
-                plan.plan,
-                plan.mode,
-                plan.target.label,
-                None,
-                0,
-                None,
-                (),
-                f"{type(exc).__name__}: {exc}"[:300],
-            )
+        status = plan_status(build_context(plan, self.sources.include))
         queues = [q for side in status.sides for q in side.queues.values() if q.count]
         ages = [a for a in (q.oldest_age_s() for q in queues) if a is not None]
         return GatewayRow(

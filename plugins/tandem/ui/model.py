@@ -18,6 +18,19 @@ MET, EXCEEDED, SEVERE, NO_POINT, UNKNOWN = "met", "exceeded", "severely exceeded
 STATES = (MET, EXCEEDED, SEVERE, NO_POINT, UNKNOWN)
 
 
+def format_age(seconds: float | None) -> str:
+    """An age for people: ``45 s``, ``12 min``, ``3.5 h``, ``2.1 d`` (``-`` for none)."""
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def compliance(rpo_s: float | None, period_s: float, reachable: bool = True) -> str:
     """The state of a business whose newest point is ``rpo_s`` old (None: no point found)."""
     if rpo_s is None:
