@@ -39,7 +39,7 @@ class Driven:
     raw: Any  # InsecureClient | Path | (botocore client, bucket, prefix)
 
     def stored(self, path: str) -> bytes:
-        if self.kind == "cluster":
+        if self.kind in ("cluster", "webhdfs-uri"):
             with self.raw.read(path) as reader:
                 data: bytes = reader.read()
             return data
@@ -50,7 +50,7 @@ class Driven:
         return body
 
     def stored_meta(self, path: str) -> dict[str, str]:
-        if self.kind == "cluster":
+        if self.kind in ("cluster", "webhdfs-uri"):
             found = self.raw._session.get(
                 f"{self.raw.url}/webhdfs/v1{self.raw.base}{path}",
                 params={"op": "GETXATTRS", "encoding": "text", "user.name": "hdfs"},
@@ -68,7 +68,7 @@ class Driven:
         return {k.removeprefix("tandem-"): v for k, v in head["Metadata"].items()}
 
 
-@pytest.fixture(params=["cluster", "local", "s3"])
+@pytest.fixture(params=["cluster", "local", "s3", "webhdfs-uri"])
 def driven(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -86,6 +86,21 @@ def driven(
         raw = InsecureClient(embedded["standby"].webhdfs_url, user="hdfs")
         raw.makedirs(base)
         yield Driven(kind, _Rooted(target, base), _RootedRaw(raw, base))
+        raw.delete(base, recursive=True)
+        return
+    if kind == "webhdfs-uri":
+        # a cluster outside clusters.yaml: fsspec's own webhdfs driver, through a connection
+        embedded = request.getfixturevalue("embedded")
+        base = f"/drivers-uri-{time.monotonic_ns()}"
+        raw = InsecureClient(embedded["standby"].webhdfs_url, user="hdfs")
+        raw.makedirs(base)
+        port = int(embedded["standby"].webhdfs_url.rsplit(":", 1)[1])
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_TANDEM_TEST_WEBHDFS",
+            json.dumps({"conn_type": "webhdfs", "host": "127.0.0.1", "port": port, "login": "hdfs"}),
+        )
+        spec = TargetSpec(uri=f"webhdfs://127.0.0.1:{port}{base}", conn_id="tandem_test_webhdfs", root="/r")
+        yield Driven(kind, connect_target(spec, topology)(), _RootedRaw(raw, base))
         raw.delete(base, recursive=True)
         return
     if kind == "local":
@@ -198,8 +213,8 @@ def test_a_large_stream_round_trips_in_bounded_parts(driven: Driven) -> None:
 
 def test_space_is_the_stores_own_figure(driven: Driven, s3_server: SeaweedS3 | None = None) -> None:
     space = driven.target.space("/d")
-    if driven.kind == "s3":
-        assert space.free is None and space.source == "unlimited"  # S3 has no capacity of its own
+    if driven.kind in ("s3", "webhdfs-uri"):
+        assert space.free is None and space.source == "unlimited"  # no capacity of their own
     else:
         assert space.free is not None and space.free > 0
         assert space.source in {"disk", "fs-status", "quota"}

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from tandem.gateway.targets.base import WRITTEN_MS, Space, Store, Target, TargetFull
 from tandem.gateway.targets.cluster import ClusterTarget
-from tandem.gateway.targets.fs import FsspecTarget, LocalTarget, S3Target
+from tandem.gateway.targets.fs import FsspecTarget, LocalTarget, S3Target, WebhdfsTarget
 
 if TYPE_CHECKING:
     from tandem.gateway.plan import Target as TargetSpec
@@ -25,6 +25,8 @@ _DRIVERS: dict[str, type[FsspecTarget]] = {
     "local": LocalTarget,
     "s3": S3Target,
     "s3a": S3Target,
+    "webhdfs": WebhdfsTarget,
+    "swebhdfs": WebhdfsTarget,
 }
 
 
