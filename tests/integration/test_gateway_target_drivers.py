@@ -211,7 +211,7 @@ def test_a_large_stream_round_trips_in_bounded_parts(driven: Driven) -> None:
     assert got == b"".join(body())
 
 
-def test_space_is_the_stores_own_figure(driven: Driven, s3_server: SeaweedS3 | None = None) -> None:
+def test_space_is_the_stores_own_figure(driven: Driven) -> None:
     space = driven.target.space("/d")
     if driven.kind in ("s3", "webhdfs-uri"):
         assert space.free is None and space.source == "unlimited"  # no capacity of their own

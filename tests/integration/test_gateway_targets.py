@@ -237,9 +237,14 @@ def test_appends_reach_the_target_whole_through_replay(setup: Setup, tmp_path: P
     replay copies the whole file (sealed again when private)."""
     path = f"/{setup.plan.name}/appended/salary.log"
     _write(setup, path, b"salary 1\n")
-    client = TokenClient(setup.gw.url, setup.plan.token)
-    client.write(path, data=b"salary 2\n", append=True)
-    assert status(setup.plan)["sides"]  # the plan is readable
+    step = requests.post(
+        f"{setup.gw.webhdfs}{path}",
+        params={"op": "APPEND", "delegation": setup.plan.token},
+        allow_redirects=False,
+        timeout=60,
+    )
+    appended = requests.post(step.headers["Location"], data=b"salary 2\n", timeout=60)
+    assert appended.status_code == 200 and appended.headers["X-Tandem-Backup"] == "pending"
     done = replay(setup.plan)
     assert done["returncode"] == 0, done
     out = tmp_path / "log"

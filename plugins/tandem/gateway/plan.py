@@ -68,7 +68,7 @@ class Target(_Frozen):
         return f"{parts.scheme}-{parts.netloc}".rstrip("-") if parts.netloc else parts.scheme
 
     def problems(self) -> list[tuple[str, str]]:
-        if _within(self.root, "/.tandem") or _within("/.tandem", self.root):
+        if within(self.root, "/.tandem") or within("/.tandem", self.root):
             return [("target.root", f"{self.root} overlaps /.tandem, where Tandem keeps its own records")]
         if (self.cluster is None) == (self.uri is None):
             return [("target", "name either a cluster of clusters.yaml or a uri (file://, s3://, ...)")]
@@ -147,7 +147,8 @@ class Access(_Frozen):
     paths: tuple[HdfsPath, ...] = Field(min_length=1)
 
 
-def _within(path: str, root: str) -> bool:
+def within(path: str, root: str) -> bool:
+    """``path`` is ``root`` or inside it."""
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
@@ -217,19 +218,19 @@ class GatewayPlan(_Frozen):
         problems = [
             ("roots", f"{root} overlaps /.tandem, where Tandem keeps its own records")
             for root in roots
-            if _within(root, "/.tandem") or _within("/.tandem", root)
+            if within(root, "/.tandem") or within("/.tandem", root)
         ]
         problems += [
             ("roots", f"{a} and {b} overlap: list the outer one only")
             for i, a in enumerate(roots)
             for b in roots[i + 1 :]
-            if _within(a, b) or _within(b, a)
+            if within(a, b) or within(b, a)
         ]
         problems += [
             (f"access[{n}].paths", f"{path} is outside the plan's roots {', '.join(roots)}")
             for n, rule in enumerate(self.access)
             for path in rule.paths
-            if not any(_within(path, r) for r in roots)
+            if not any(within(path, r) for r in roots)
         ]
         return problems
 
@@ -249,13 +250,13 @@ class GatewayPlan(_Frozen):
         return self.async_.interval
 
     def within_roots(self, path: str) -> bool:
-        return any(_within(path, root) for root in self.write_roots)
+        return any(within(path, root) for root in self.write_roots)
 
     def may_write(self, user: str, path: str) -> bool:
         """Whether ``user`` may change ``path``: anyone when the plan has no ``access`` rules."""
         if not self.access:
             return True
-        return any(rule.user == user and any(_within(path, p) for p in rule.paths) for rule in self.access)
+        return any(rule.user == user and any(within(path, p) for p in rule.paths) for rule in self.access)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def business_overlaps(plan: GatewayPlan, policies: Sequence[Policy], topology: T
         found += [
             f"{plan.target.root} on {cluster} overlaps {path}, a dataset of business {policy.business}"
             for path in policy.hdfs_paths
-            if _within(path, plan.target.root) or _within(plan.target.root, path)
+            if within(path, plan.target.root) or within(plan.target.root, path)
         ]
     return found
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
 from tandem.gateway.crypto import META_ALG as ENCRYPTED
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, id_time_ms
+from tandem.gateway.plan import within
 from tandem.gateway.protect import Protection
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.targets import TARGET_TYPES, WRITTEN_MS, Store
@@ -265,7 +266,7 @@ def _store_tree(ctx: PlanContext, primary: Side[Hdfs], path: str, report: Replay
 
 def _related(a: str, b: str) -> bool:
     """One path is the other or inside it."""
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+    return within(a, b) or within(b, a)
 
 
 def _pending_on(ctx: PlanContext, primary: Side[Hdfs]) -> set[str]:

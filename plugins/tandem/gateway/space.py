@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, new_id
+from tandem.gateway.plan import within
 from tandem.gateway.sides import is_unreachable
 from tandem.gateway.status import EVICTIONS
 from tandem.gateway.targets import Space, TargetFull
@@ -151,7 +152,7 @@ class SpaceKeeper:
                 continue
             path = posixpath.join(root or "/", entry.relpath)
             app_path = "/" + entry.relpath
-            if path.startswith("/.tandem/") or any(_within(app_path, p) for p in pending):
+            if path.startswith("/.tandem/") or any(within(app_path, p) for p in pending):
                 continue
             found.append((entry.status.modification_time, path, entry.status.length))
         return sorted(found)
@@ -213,7 +214,3 @@ class SpaceKeeper:
             )
         except Exception:
             log.exception("eviction record not written (the evictions are logged above)")
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")

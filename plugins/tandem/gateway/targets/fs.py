@@ -29,6 +29,7 @@ import stat as stat_mod
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
@@ -405,7 +406,7 @@ class LocalTarget(FsspecTarget):
         full = self._p(path)
         found: dict[str, str] = {}
         with contextlib.suppress(FileNotFoundError):
-            found.update(json.loads(open(self._sidecar(path), "rb").read()))  # noqa: SIM115
+            found.update(json.loads(Path(self._sidecar(path)).read_bytes()))
         try:
             names = os.listxattr(full)
         except OSError as exc:
