@@ -252,34 +252,92 @@ def apply_tables(captured: Capture, target: Metastore, nameservice: str) -> dict
     return counts
 
 
-def compare_tables(captured: Capture, target: Metastore, nameservice: str) -> list[str]:
-    """Every difference between ``target``'s metastore and the capture (rebased). Read-only."""
+@dataclass(frozen=True)
+class TableChange:
+    """How a target's metastore differs from a capture for one table (see :func:`table_changes`)."""
+
+    table: str
+    missing: bool = False
+    definition_differs: bool = False
+    partitions_missing: tuple[str, ...] = ()  # name=value/... in the point, not on the target
+    partitions_extra: tuple[str, ...] = ()  # on the target, not in the point
+    partitions_moved: tuple[str, ...] = ()  # in both, at another location
+
+    @property
+    def action(self) -> str | None:
+        """What registering the capture does to the table itself: create, alter or nothing."""
+        return "create" if self.missing else "alter" if self.definition_differs else None
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.action or self.partitions_missing or self.partitions_extra or self.partitions_moved)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "action": self.action,
+            "partitions_added": list(self.partitions_missing),
+            "partitions_dropped": list(self.partitions_extra),
+            "partitions_altered": list(self.partitions_moved),
+        }
+
+
+def table_changes(captured: Capture, target: Metastore, nameservice: str) -> list[TableChange]:
+    """Per protected table, what ``target``'s metastore lacks or has beyond the capture
+    (locations rebased onto ``nameservice``). Read-only."""
     from tandem.metastore import rebase_table, same_definition
 
-    problems = []
+    out = []
     for t in captured.tables:
         current = target.get_table(t.ref)
         if current is None:
-            problems.append(f"table {t.ref}: missing")
+            partitions = tuple(_partition_name(t.table, tuple(p.values)) for p in t.partitions)
+            out.append(TableChange(str(t.ref), missing=True, partitions_missing=partitions))
             continue
-        if not same_definition(current, rebase_table(t.table, nameservice)):
-            problems.append(f"table {t.ref}: definition differs from the point")
+        differs = not same_definition(current, rebase_table(t.table, nameservice))
         if not t.table.partitionKeys:
+            out.append(TableChange(str(t.ref), definition_differs=differs))
             continue
         want = {tuple(p.values): rebase_partition(p, nameservice) for p in t.partitions}
         have = {tuple(p.values): p for p in target.get_partitions(t.ref)}
-        keys = [k.name for k in (t.table.partitionKeys or [])]
 
-        def name(values: tuple[str, ...], keys: list[str] = keys) -> str:
-            return "/".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+        def names(keys: Iterable[tuple[str, ...]], table: Any = t.table) -> tuple[str, ...]:
+            return tuple(_partition_name(table, values) for values in sorted(keys))
 
-        for values in sorted(have.keys() - want.keys()):
-            problems.append(f"table {t.ref}: partition {name(values)} is not in the point")
-        for values in sorted(want.keys() - have.keys()):
-            problems.append(f"table {t.ref}: partition {name(values)} is missing")
-        for values in sorted(want.keys() & have.keys()):
-            if have[values].sd.location != want[values].sd.location:
-                problems.append(f"table {t.ref}: partition {name(values)} has another location")
+        moved = [v for v in want.keys() & have.keys() if have[v].sd.location != want[v].sd.location]
+        out.append(
+            TableChange(
+                str(t.ref),
+                definition_differs=differs,
+                partitions_missing=names(want.keys() - have.keys()),
+                partitions_extra=names(have.keys() - want.keys()),
+                partitions_moved=names(moved),
+            )
+        )
+    return out
+
+
+def _partition_name(table: Any, values: tuple[str, ...]) -> str:
+    keys = [k.name for k in (table.partitionKeys or [])]
+    return "/".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+
+
+def compare_tables(captured: Capture, target: Metastore, nameservice: str) -> list[str]:
+    """Every difference between ``target``'s metastore and the capture (rebased). Read-only."""
+    problems = []
+    for change in table_changes(captured, target, nameservice):
+        if change.missing:
+            problems.append(f"table {change.table}: missing")
+            continue
+        if change.definition_differs:
+            problems.append(f"table {change.table}: definition differs from the point")
+        problems += [
+            f"table {change.table}: partition {n} is not in the point" for n in change.partitions_extra
+        ]
+        problems += [f"table {change.table}: partition {n} is missing" for n in change.partitions_missing]
+        problems += [
+            f"table {change.table}: partition {n} has another location" for n in change.partitions_moved
+        ]
     return problems
 
 

@@ -28,6 +28,7 @@ _HANDLERS = {
     "verify": "tandem.verify:run_verify",
     "restore": "tandem.restore:run_restore",
     "backup": "tandem.backup:run_backup",
+    "plan": "tandem.backup.preview:run_plan",
     "promote": "tandem.failover.landing:run_promote",
     "gateway": "tandem.gateway.command:run_gateway",
 }
@@ -82,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("business")
     backup.add_argument("--full", action="store_true", help="copy every dataset in full")
     backup.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+
+    preview = add("plan", "what the next backup of a business would do; changes nothing")
+    preview.add_argument("business")
+    preview.add_argument("--full", action="store_true", help="preview a full copy of every dataset")
+    preview.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
 
     promote = add("promote", "make a cluster active, after landing every business of its pair on a point")
     promote.add_argument("cluster")

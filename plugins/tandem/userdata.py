@@ -29,11 +29,14 @@ def _acl(hdfs: Hdfs, path: str, status: FileStatus) -> tuple[str, ...]:
     return tuple(sorted(hdfs.acl_status(path).entries)) if status.acl_bit else ()
 
 
-def sync_tree_metadata(src: Hdfs, src_top: str, dst: Hdfs, dst_top: str) -> dict[str, int]:
+def sync_tree_metadata(
+    src: Hdfs, src_top: str, dst: Hdfs, dst_top: str, *, dry_run: bool = False
+) -> dict[str, int]:
     """Make owner, group, permission and ACL under ``dst_top`` equal those under ``src_top``.
 
     Compares directory listings (one LISTSTATUS per directory on each side); ACLs are read
     only where either side has one. Paths missing on the target are left to the copy.
+    ``dry_run`` counts the changes without making them.
     """
     counts = {"owner_changes": 0, "permission_changes": 0, "acl_changes": 0}
     want = _listing(src, src_top)
@@ -44,16 +47,19 @@ def sync_tree_metadata(src: Hdfs, src_top: str, dst: Hdfs, dst_top: str) -> dict
             continue
         dst_path = posixpath.join(dst_top, rel) if rel else dst_top
         if (current.owner, current.group) != (wanted.owner, wanted.group):
-            dst.set_owner(dst_path, wanted.owner, wanted.group)
+            if not dry_run:
+                dst.set_owner(dst_path, wanted.owner, wanted.group)
             counts["owner_changes"] += 1
         if current.permission != wanted.permission:
-            dst.set_permission(dst_path, wanted.permission)
+            if not dry_run:
+                dst.set_permission(dst_path, wanted.permission)
             counts["permission_changes"] += 1
         if wanted.acl_bit or current.acl_bit:
             src_path = posixpath.join(src_top, rel) if rel else src_top
             wanted_acl = _acl(src, src_path, wanted)
             if wanted_acl != _acl(dst, dst_path, current):
-                dst.set_acl(dst_path, wanted_acl)
+                if not dry_run:
+                    dst.set_acl(dst_path, wanted_acl)
                 counts["acl_changes"] += 1
     return counts
 
@@ -69,17 +75,22 @@ def _listing(hdfs: Hdfs, top: str) -> dict[str, FileStatus]:
     return out
 
 
-def sync_quotas(src: Hdfs, dst: Hdfs, dirs: Iterable[str]) -> dict[str, int]:
-    """Namespace and space quotas of tenant directories, source -> target."""
+def sync_quotas(src: Hdfs, dst: Hdfs, dirs: Iterable[str], *, dry_run: bool = False) -> dict[str, int]:
+    """Namespace and space quotas of tenant directories, source -> target (``dry_run``: counted,
+    not changed)."""
     changes = 0
     for path in dirs:
         if src.status(path) is None:
             log.warning("tenant directory %s does not exist on the source; skipped", path)
             continue
         want = src.quota_usage(path)
+        if dry_run and dst.status(path) is None:
+            changes += int((want.quota, want.space_quota) != (-1, -1))
+            continue
         dst.mkdirs(path)
         have = dst.quota_usage(path)
         if (have.quota, have.space_quota) != (want.quota, want.space_quota):
-            dst.set_quota(path, want.quota, want.space_quota)
+            if not dry_run:
+                dst.set_quota(path, want.quota, want.space_quota)
             changes += 1
     return {"quota_changes": changes}

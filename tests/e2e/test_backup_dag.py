@@ -78,6 +78,23 @@ def test_full_then_incremental_copies_only_what_changed(local_airflow, include_d
     assert tree(dst, snap) == tree(src, snap)  # the standby's snapshot is the restore point
 
 
+def test_a_dry_run_shows_the_preview_and_changes_nothing(local_airflow, include_dir, cluster_env):
+    business, top = "e2e_dry", "/data/e2e_dry/details"
+    write_policy(include_dir, business, [{"hdfs": top}])
+    src, dst = clients(include_dir)
+    seed(src, top, 6)
+    size = sum(2048 + i for i in range(6))
+    dry = local_airflow.dags_test(f"tandem_backup__{business}", T0, {"dry_run": True})
+    assert dry.ok, f"{dry.state}\n{dry.output[-6000:]}"
+    assert f"dry run: the run would start; 6 files, {size} bytes to copy; nothing was changed" in dry.output
+    assert "direction: primary -> standby" in dry.output
+    assert catalog.latest(dst, business) is None and catalog.latest(src, business) is None
+    assert not src.status(top).snapshot_enabled and dst.status(top) is None
+    run_ok(local_airflow, f"tandem_backup__{business}", T0 + timedelta(hours=1))
+    made = catalog.latest(dst, business)
+    assert made is not None and (made.files_copied, made.bytes_copied) == (6, size)
+
+
 def test_target_changed_falls_back_to_full_and_quarantines(local_airflow, include_dir, cluster_env):
     business, top = "e2e_drift", "/data/e2e_drift/details"
     write_policy(include_dir, business, [{"hdfs": top}])

@@ -18,7 +18,6 @@ has its data. Proven here against the embedded clusters:
 
 from __future__ import annotations
 
-import copy
 import itertools
 import posixpath
 import threading
@@ -29,14 +28,6 @@ from typing import Any
 
 import pytest
 import yaml
-from hmsclient.genthrift.hive_metastore.ttypes import (
-    Database,
-    FieldSchema,
-    Partition,
-    SerDeInfo,
-    StorageDescriptor,
-    Table,
-)
 
 from tandem import backup, catalog, restore
 from tandem.backup import snapshot as snapshot_step
@@ -48,6 +39,7 @@ from tandem.points import PointOnCluster, load_capture
 from tandem.policy import Policy, Topology, load_policy, load_topology
 from tandem.runtime import Clusters
 from tests.instants import iso, recent_hour
+from tests.integration.hive_support import add_partition, ensure_partitioned_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -63,38 +55,6 @@ ROUNDS = 5
 
 
 # -- the business on the primary -------------------------------------------------------------------
-def create_table(metastore: Metastore, nameservice: str) -> None:
-    """chive.customers, partitioned by the string ``batch``, under TABLE_DIR. Idempotent."""
-    with metastore.session() as client:
-        if TABLE.db not in client.get_all_databases():
-            client.create_database(
-                Database(name=TABLE.db, description="", locationUri=nameservice + DB_DIR, parameters={})
-            )
-        if TABLE.name not in client.get_all_tables(TABLE.db):
-            sd = StorageDescriptor(
-                cols=[FieldSchema("customer_id", "bigint", "")],
-                location=nameservice + TABLE_DIR,
-                serdeInfo=SerDeInfo(name="", parameters={}),
-                bucketCols=[],
-                sortCols=[],
-                parameters={},
-            )
-            client.create_table(
-                Table(
-                    tableName=TABLE.name,
-                    dbName=TABLE.db,
-                    owner="billing",
-                    createTime=int(time.time()),
-                    lastAccessTime=0,
-                    retention=0,
-                    sd=sd,
-                    partitionKeys=[FieldSchema("batch", "string", "")],
-                    parameters={},
-                    tableType="MANAGED_TABLE",
-                )
-            )
-
-
 def write_policy(tmp_path: Path, topology: Topology) -> Policy:
     path = tmp_path / f"{BUSINESS}.yaml"
     path.write_text(
@@ -137,7 +97,7 @@ class Workload(threading.Thread):
                 customers = [str(k * 10 + i) for i in range(3)]
                 part_dir = f"{TABLE_DIR}/batch={k:05d}"
                 self.hdfs.write(f"{part_dir}/{DATA_FILE}", "\n".join(customers).encode())
-                self.add_partition(table, k, part_dir)
+                add_partition(self.metastore, table, f"{k:05d}", self.nameservice + part_dir)
                 with self.changed:
                     self.registered = k + 1
                     self.changed.notify_all()
@@ -147,22 +107,6 @@ class Workload(threading.Thread):
             with self.changed:
                 self.error = exc
                 self.changed.notify_all()
-
-    def add_partition(self, table: Any, k: int, part_dir: str) -> None:
-        sd = copy.deepcopy(table.sd)
-        sd.location = self.nameservice + part_dir
-        part = Partition(
-            values=[f"{k:05d}"],
-            dbName=TABLE.db,
-            tableName=TABLE.name,
-            createTime=int(time.time()),
-            lastAccessTime=0,
-            sd=sd,
-            parameters={},
-        )
-        with self.metastore.session() as client:
-            # hmsclient's HMSClient shadows the Thrift add_partition with a helper of its own
-            client.add_partitions([part])
 
     def wait_for(self, registered: int, timeout_s: float = 60) -> None:
         """Until at least ``registered`` partitions were added."""
@@ -301,7 +245,7 @@ def test_points_and_restores_agree_across_hdfs_and_hive(airflow_conns, tmp_path,
     clusters = Clusters(topology)
     primary, standby = clusters.hdfs("primary"), clusters.hdfs("standby")
     primary_ms, standby_ms = clusters.metastore("primary"), clusters.metastore("standby")
-    create_table(primary_ms, clusters.spec("primary").nameservice)
+    ensure_partitioned_table(primary_ms, TABLE, TABLE_DIR, clusters.spec("primary").nameservice)
     primary.mkdirs(BILLS)
     primary.mkdirs(TABLE_DIR)
     policy = write_policy(tmp_path, topology)

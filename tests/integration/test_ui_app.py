@@ -174,6 +174,8 @@ ROUTES = [
     "/api/businesses/uiwith/points",
     "/ui/",
     "/ui/business/uiwith",
+    "/api/businesses/uiwith/plan",
+    "/ui/business/uiwith/plan",
     "/ui/dag/x",
 ]
 
@@ -239,6 +241,32 @@ def test_the_page_shows_states_points_and_actions_for_those_who_may(
     assert client.get("/ui/business/nobody", headers=_as(auth, "ops")).status_code == 404
     points = client.get("/api/businesses/uiwith/points", headers=_as(auth, "watcher")).json()
     assert [p["point"] for p in points] == manifests[::-1]
+
+
+def test_the_plan_preview_reads_the_clusters_and_says_why_a_run_would_not_start(
+    client: TestClient, auth: Any, include: Path, manifests: list[str]
+) -> None:
+    watcher = _as(auth, "watcher")
+    missing = client.get("/api/businesses/uiwith/plan", headers=watcher)
+    assert missing.status_code == 502
+    assert "hdfs dataset /data/uiwith/files does not exist on the source cluster" in missing.json()["detail"]
+    Clusters(load_topology(include / "clusters.yaml")).hdfs("primary").write(
+        "/data/uiwith/files/a.bin", b"x" * 100
+    )
+    body = client.get("/api/businesses/uiwith/plan", headers=watcher).json()
+    assert (body["source"], body["target"], body["blocked"]) == ("primary", "standby", None)
+    assert (body["files_to_copy"], body["bytes_to_copy"], body["mode"]) == (1, 100, "full")
+    # the newest point is a manifest without snapshots: the copy says so
+    assert body["base_point"] == manifests[-1]
+    assert body["copies"][0]["reason"].startswith("source /data/uiwith/files has no snapshot")
+    page = client.get("/ui/business/uiwith/plan", headers=watcher).text
+    assert "next backup of uiwith (tandem_backup__uiwith)" in page and "nothing was changed" in page
+    assert 'id="plan-link" href="uiwith/plan"' in client.get("/ui/business/uiwith", headers=watcher).text
+    # a pair whose standby does not exist: the run would not start, and the page says why
+    ghost = client.get("/api/businesses/uighost/plan", headers=watcher).json()
+    assert ghost["source"] is None and ghost["blocked"]
+    assert 'id="blocked"' in client.get("/ui/business/uighost/plan", headers=watcher).text
+    assert client.get("/api/businesses/nobody/plan", headers=watcher).status_code == 404
 
 
 def test_the_dag_tab_says_when_a_dag_is_not_tandems(client: TestClient, auth: Any) -> None:

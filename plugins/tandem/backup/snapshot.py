@@ -158,14 +158,21 @@ def _known_roots(hdfs: Hdfs, datasets: Sequence[ResolvedDataset]) -> list[str]:
     )
 
 
+def plan_roots(
+    src: Hdfs, datasets: Sequence[ResolvedDataset], captured: Capture | None
+) -> dict[str, plan.SnapshotRoot]:
+    """Snapshot roots of every dataset (tables' paths from the capture). Read-only."""
+    by_table = {t.name: t.data_paths() for t in captured.tables} if captured else {}
+    paths = {ds.name: tuple(dict.fromkeys((*ds.paths, *by_table.get(ds.name, ())))) for ds in datasets}
+    snapshottable = {s.path for s in src.snapshottable_dirs()}
+    return plan.plan_snapshot_roots(paths, snapshottable)
+
+
 def _decide_roots(
     src: Hdfs, datasets: Sequence[ResolvedDataset], captured: Capture | None
 ) -> dict[str, plan.SnapshotRoot]:
     """Snapshot roots of every dataset (tables' paths from the capture); made snapshottable."""
-    by_table = {t.name: t.data_paths() for t in captured.tables} if captured else {}
-    paths = {ds.name: tuple(dict.fromkeys((*ds.paths, *by_table.get(ds.name, ())))) for ds in datasets}
-    snapshottable = {s.path for s in src.snapshottable_dirs()}
-    roots = plan.plan_snapshot_roots(paths, snapshottable)
+    roots = plan_roots(src, datasets, captured)
     for root, decided in roots.items():
         if decided.make_snapshottable:
             src.allow_snapshot(root)

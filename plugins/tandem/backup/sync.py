@@ -43,7 +43,7 @@ def _subtrees_of(take_result: dict[str, Any], dataset: ResolvedDataset) -> list[
     return out
 
 
-def _base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
+def base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
     """The newest point published before this run's instant: its snapshot name and instant."""
     if run.force_full:
         return None, None
@@ -51,7 +51,7 @@ def _base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
     return (earlier[-1].snapshot_name, earlier[-1].point) if earlier else (None, None)
 
 
-class _Syncer:
+class Syncer:
     """Brings one (root, subtree) of the target to the source's snapshot, fully or by diff."""
 
     def __init__(self, run: Run, src: Hdfs, dst: Hdfs, direction: Direction | None = None) -> None:
@@ -127,24 +127,32 @@ class _Syncer:
 
         return bool(differences(self.dst, root, subtree, base))
 
+    def decide(self, root: str, subtree: str, base: str | None) -> tuple[str, str, bool]:
+        """Full or incremental, why, and whether the target changed since ``base`` (what it
+        holds beyond that point is then quarantined before the full copy). Read-only."""
+        if base is None:
+            return (
+                "full",
+                "full copy requested" if self.run.force_full else "no published point to start from",
+                False,
+            )
+        if not verify.has_snapshot(self.src, root, base):
+            return "full", f"source {root} has no snapshot {base}", False
+        if not verify.has_snapshot(self.dst, root, base):
+            return "full", f"target {root} has no snapshot {base}", False
+        if self.target_changed(root, subtree, base):
+            return "full", f"target changed since {base} under {_join(root, subtree)}", True
+        return "incremental", f"snapshot diff since {base}", False
+
     def sync(self, root: str, subtree: str, base: str | None) -> dict[str, Any]:
-        mode, reason = "full", "no published point to start from"
+        mode, reason, changed = self.decide(root, subtree, base)
         moved: list[str] = []
-        if base is not None:
-            if not verify.has_snapshot(self.src, root, base):
-                reason = f"source {root} has no snapshot {base}"
-            elif not verify.has_snapshot(self.dst, root, base):
-                reason = f"target {root} has no snapshot {base}"
-            elif self.target_changed(root, subtree, base):
-                moved = self.quarantine(root, subtree, base)
-                reason = (
-                    f"target changed since {base} under {_join(root, subtree)}: {len(moved)} path(s) it held "
-                    f"beyond that point moved to {self.quarantine_dir()}, then a full copy of that root"
-                )
-            else:
-                mode, reason = "incremental", f"snapshot diff since {base}"
-        elif self.run.force_full:
-            reason = "full copy requested"
+        if changed and base is not None:
+            moved = self.quarantine(root, subtree, base)
+            reason = (
+                f"{reason}: {len(moved)} path(s) it held beyond that point moved to {self.quarantine_dir()}, "
+                "then a full copy of that root"
+            )
         log.info("copy %s: %s (%s)", _join(root, subtree), mode, reason)
         if self.run.policy.copy_options.engine == "distcp":
             stats = self.distcp(root, subtree, base if mode == "incremental" else None)
@@ -310,8 +318,8 @@ def copy_component(
     guard(run, clusters, direction, f"copy_{component}")
     d = Direction.from_json(direction)
     src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
-    base, base_point = _base_snapshot(run, dst)
-    syncer = _Syncer(run, src, dst, d)
+    base, base_point = base_snapshot(run, dst)
+    syncer = Syncer(run, src, dst, d)
     datasets_out = []
     for ds in (ResolvedDataset.from_json(r) for r in resolved):
         parts = [syncer.sync(root, subtree, base) for root, subtree in _subtrees_of(take_result, ds)]
@@ -341,7 +349,7 @@ def copy_component(
 
 
 def _dataset_size(
-    src: Hdfs, syncer: _Syncer, take_result: dict[str, Any], ds: ResolvedDataset
+    src: Hdfs, syncer: Syncer, take_result: dict[str, Any], ds: ResolvedDataset
 ) -> tuple[int, int]:
     files = nbytes = 0
     for root, subtree in _subtrees_of(take_result, ds):

@@ -51,6 +51,43 @@ def current_run(policy: Policy, topology: Topology) -> tuple[Run, Clusters]:
     return Run(policy, topology, instant, force_full), Clusters(topology)
 
 
+def _dry_run() -> bool:
+    context = get_current_context()
+    conf = context["dag_run"].conf or {}
+    return bool(conf.get("dry_run", context["params"].get("dry_run", False)))
+
+
+def _preflight(policy: Policy, topology: Topology) -> dict[str, Any]:
+    """``preflight``, or for a dry run the preview (and every task skipped)."""
+    from tandem import backup
+
+    run, clusters = current_run(policy, topology)
+    if _dry_run():
+        _preview_and_skip(run, clusters)
+    return backup.preflight(run, clusters)
+
+
+def _preview_and_skip(run: Run, clusters: Clusters) -> None:
+    """A dry run: log what the run would do, keep it as the ``preview`` XCom, and skip every
+    task (nothing is snapshotted, copied or published)."""
+    import logging
+
+    from airflow.exceptions import AirflowSkipException
+
+    from tandem.backup.preview import preview
+
+    found = preview(run, clusters)
+    log = logging.getLogger("tandem.backup.preview")
+    for line in found.lines():
+        log.info("%s", line)
+    get_current_context()["ti"].xcom_push(key="preview", value=found.to_json())
+    verdict = f"preflight would stop the run: {found.blocked}" if found.blocked else "the run would start"
+    raise AirflowSkipException(
+        f"dry run: {verdict}; {found.files_to_copy} files, {found.bytes_to_copy} bytes to copy; "
+        "nothing was changed (the preview is in this log and in the 'preview' XCom)"
+    )
+
+
 def _take_or_skip(
     run: Run, clusters: Clusters, direction: dict[str, Any], resolved: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -70,7 +107,8 @@ def _doc(policy: Policy, source: Path) -> str:
         f"### Backup of business `{policy.business}`\n\n{policy.description}\n\n"
         f"Every dataset below is snapshotted at one instant, copied to the standby and published "
         f"there as one restore point (`/.tandem/restore-points/{policy.business}/`). Trigger with "
-        f'conf `{{"full": true}}` to force a full copy.\n\n'
+        f'conf `{{"full": true}}` to force a full copy, `{{"dry_run": true}}` to see what a run would do '
+        f"without changing anything (as `tandem plan {policy.business}` does).\n\n"
         f"Effective policy (from `{source}`):\n\n```yaml\n{policy.effective_yaml()}```\n"
     )
 
@@ -89,7 +127,14 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
         catchup=False,
         max_active_runs=1,
         doc_md=_doc(policy, source),
-        params={"full": Param(False, type="boolean", description="force a full copy of every dataset")},
+        params={
+            "full": Param(False, type="boolean", description="force a full copy of every dataset"),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                description="only show what the run would do (preflight's log and its 'preview' XCom)",
+            ),
+        },
         tags=["tandem", "backup", policy.business],
         default_args={"retries": retries, "retry_delay": timedelta(seconds=30)},
     )
@@ -97,8 +142,7 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
 
         @task(task_id="preflight")
         def preflight() -> dict[str, Any]:
-            run, clusters = current_run(policy, topology)
-            return backup.preflight(run, clusters)
+            return _preflight(policy, topology)
 
         direction = preflight()
         resolved: dict[str, Any] = {}

@@ -9,6 +9,7 @@ exposed. Building the app reads nothing: the first request does (:mod:`.collect`
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -95,6 +96,17 @@ class _Reading:
     def page(self, name: str, **values: Any) -> HTMLResponse:
         return HTMLResponse(self.env.get_template(name).render(states=STATES, **values))
 
+    def preview(self, business: str) -> Any:
+        """What the next backup would do (tandem.backup.preview), read now; changes nothing."""
+        from tandem.backup.preview import preview
+        from tandem.backup.run import Run
+        from tandem.points import load_business
+
+        _row(self.collector, business)  # 404 for an unknown business
+        policy, topology = load_business(business, self.collector.sources.include)
+        instant = _now().replace(microsecond=0)
+        return preview(Run(policy, topology, instant), self.collector.sources.clusters)
+
     def points(self, business: str) -> tuple[Any, list[Any], list[str]]:
         row = _row(self.collector, business)
         clusters = self.collector.sources.clusters
@@ -137,6 +149,11 @@ def _api(app: FastAPI, reading: _Reading) -> None:
         found = reading.points(business)[1]
         return [p.__dict__ for p in found]
 
+    @app.get("/api/businesses/{business}/plan")
+    def plan(business: str, user: Reader) -> dict[str, Any]:
+        found: dict[str, Any] = _readable(lambda: reading.preview(business).to_json())
+        return found
+
     @app.post("/api/businesses/{business}/runs", status_code=201)
     def run(business: str, body: RunRequest, user: Annotated[Any, Depends(_authenticated)]) -> dict[str, Any]:
         dag_id = f"tandem_backup__{business}"
@@ -164,6 +181,11 @@ def _pages(app: FastAPI, reading: _Reading) -> None:
             promote_dag=f"tandem_promote__{row.pair}",
         )
 
+    @app.get("/ui/business/{business}/plan", response_class=HTMLResponse)
+    def plan_page(business: str, user: Reader) -> HTMLResponse:
+        found = _readable(lambda: reading.preview(business))
+        return reading.page("plan.html", business=business, preview=found, lines=found.lines())
+
     @app.get("/ui/dag/{dag_id}", response_class=HTMLResponse)
     def dag_tab(dag_id: str, user: Reader) -> HTMLResponse:
         rows = {r.dag_id: r for r in reading.collector.snapshot().businesses}
@@ -182,6 +204,22 @@ def _row(collector: Collector, business: str) -> Any:
         if row.business == business:
             return row
     raise HTTPException(404, f"no business {business!r} among the policies")
+
+
+def _readable(read: Callable[[], Any]) -> Any:
+    """``read()``; what cannot be read is a 502, not a 500: Tandem's own reason (a dataset that
+    does not exist...), or for a connection only its kind (as the page never names what it could
+    not reach)."""
+    from tandem.errors import TandemError
+
+    try:
+        return read()
+    except TandemError as exc:
+        raise HTTPException(502, f"cannot preview: {exc}") from exc
+    except OSError as exc:
+        raise HTTPException(
+            502, f"cannot preview: the clusters could not be read ({type(exc).__name__})"
+        ) from exc
 
 
 def _now() -> datetime:
