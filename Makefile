@@ -5,7 +5,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := zookeeper default-jre-headless libkrb5-dev rsync chromium
+SYSTEM_PACKAGES := zookeeper default-jre-headless libkrb5-dev gcc krb5-kdc krb5-admin-server krb5-user rsync chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup system venv test test-unit test-integration test-e2e demo bench lint clean

@@ -39,6 +39,11 @@ class RemoteHdfsError(ClusterError):
         super().__init__(f"{exception}: {message}" if exception else message)
 
 
+class ServerIdentityError(ClusterError):
+    """A server could not prove it is the Kerberos service it claims to be (no mutual
+    authentication): Tandem refuses to use it."""
+
+
 class MetastoreError(ClusterError):
     """The Hive metastore answered with an error (NoSuchObject, AlreadyExists, Meta...)."""
 

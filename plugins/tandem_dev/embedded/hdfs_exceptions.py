@@ -30,7 +30,7 @@ class HdfsException(RemoteHdfsError):
 
     @classmethod
     def simple_name(cls) -> str:
-        return cls.java_class.rsplit(".", 1)[-1]
+        return cls.java_class.rsplit(".", 1)[-1].rsplit("$", 1)[-1]  # Java's getSimpleName()
 
     def remote_exception(self) -> dict[str, dict[str, str]]:
         """The JSON body Hadoop's WebHDFS sends for this exception."""

@@ -14,10 +14,12 @@ as Hadoop's ``ParamFilter`` makes them), ``RemoteException`` bodies and HTTP cod
 FileNotFoundException, 400 IllegalArgumentException and bad parameters, 403 other IOExceptions).
 The filesystem semantics live in :class:`tandem_dev.embedded.namespace.Namespace`.
 
-Not a security boundary: there is no authentication (``user.name``/``doas`` are trusted, as on a
-cluster with security off) and permissions are recorded but not enforced
-(``dfs.permissions.enabled=false``), except by the extended-attribute operations (SETXATTR,
-REMOVEXATTR, GETXATTRS, LISTXATTRS), which check them as a Hadoop 3 NameNode does. Paths are
+Authentication is Hadoop's: none by default (``user.name``/``doas`` are trusted, as on a cluster
+with security off), or with ``kerberos`` (a :class:`~tandem_dev.embedded.spnego.Spnego`) SPNEGO on
+the NameNode, delegation tokens on the DataNode and ``doas`` for proxy users only. Permissions
+are recorded but not enforced (``dfs.permissions.enabled=false``), except by the
+extended-attribute operations (SETXATTR, REMOVEXATTR, GETXATTRS, LISTXATTRS), which check them
+as a Hadoop 3 NameNode does. Paths are
 still confined: ``..``, ``.``, encoded slashes, NUL and the other names HDFS refuses are rejected
 with 400, and no HDFS path ever maps to a local path (see :mod:`tandem_dev.embedded.store`).
 """
@@ -69,6 +71,7 @@ from tandem_dev.embedded.namespace import (
     SnapshottableInfo,
     path_str,
 )
+from tandem_dev.embedded.spnego import Refusal, Spnego
 
 LOG = logging.getLogger(__name__)
 
@@ -241,6 +244,7 @@ class Request:
     body: _BodyReader
     node: _Node
     repeated: dict[str, list[str]] = field(default_factory=dict)  # every value of each parameter
+    authenticated: str | None = None  # under Kerberos: whom the request runs as (doas applied)
 
     @property
     def path(self) -> str:
@@ -248,6 +252,8 @@ class Request:
 
     @property
     def user(self) -> str:
+        if self.authenticated is not None:
+            return self.authenticated  # user.name means nothing once security is on
         return self.params.get("doas") or self.params.get("user.name") or DEFAULT_USER
 
     @property
@@ -473,6 +479,8 @@ def _redirect(req: Request, op: str) -> Response:
     """The NameNode half of a data operation: point the client at the DataNode."""
     query = {"op": op, **{k: v for k, v in req.params.items() if k not in ("op", "noredirect")}}
     query["namenoderpcaddress"] = req.node.namenode_address
+    if req.node.kerberos is not None:  # the DataNode checks this token, not SPNEGO
+        query["delegation"] = req.node.kerberos.delegation_token(req.user)
     location = f"http://{req.node.datanode_address}{PREFIX}{quote(req.path, safe='/')}?{urlencode(query)}"
     if _bool(req, "noredirect"):
         return _json({"Location": location})
@@ -927,7 +935,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             parts, params, repeated = _parse_target(self.path)
             op = params.get("op", "").upper()
             request = Request(method, op, parts, params, body, self.server.node, repeated)
-            return self._dispatch(request), body
+            granted = self._authenticate(request)
+            if isinstance(granted, Response):
+                return granted, body
+            response = self._dispatch(request)
+            response.headers += granted
+            return response, body
         except HdfsException as exc:
             return _error(exc), body
         except _NotWebHdfs:
@@ -939,6 +952,28 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:
             LOG.exception("%s %s failed", method, self.path)
             return _error(ServerRuntimeError(f"{type(exc).__name__}: {exc}")), body
+
+    def _authenticate(self, request: Request) -> Response | list[tuple[str, str]]:
+        """Under Kerberos, who the request runs as (set on it) and the headers its answer carries;
+        or the filter's refusal. Without Kerberos, nothing to check."""
+        auth = self.server.node.kerberos
+        if auth is None:
+            return []
+        if self.server.node.role == "datanode":
+            request.authenticated = auth.token_user(request.params.get("delegation"))
+            return []
+        try:
+            caller = auth.authenticate(self.headers)
+        except Refusal as refused:
+            page = f"<html><body><h2>HTTP ERROR {refused.status}</h2><p>{refused.message}</p></body></html>"
+            return Response(refused.status, page.encode(), "text/html;charset=iso-8859-1", refused.headers)
+        try:
+            request.authenticated = auth.effective_user(caller, request.params.get("doas"))
+        except HdfsException as exc:  # the filter let it through: its answer still proves the server
+            refusal = _error(exc)
+            refusal.headers += caller.headers
+            return refusal
+        return list(caller.headers)
 
     def _dispatch(self, request: Request) -> Response:
         handler = self.server.ops.get((request.method, request.op))
@@ -1004,6 +1039,7 @@ class _Node:
     host: str
     namenode_port: int = 0
     datanode_port: int = 0
+    kerberos: Spnego | None = None
 
     @property
     def namenode_address(self) -> str:
@@ -1091,8 +1127,10 @@ class WebHdfsServer:
         superuser: str | None = None,
         replication: int = 1,
         block_size: int = 128 * 1024 * 1024,
+        kerberos: Spnego | None = None,
     ) -> None:
         self.root = Path(root)
+        self.kerberos = kerberos
         self.host = host
         self.port = port
         self.data_port = data_port
@@ -1148,8 +1186,8 @@ class WebHdfsServer:
             LOG.info("WebHDFS on %s (datanode %s:%d) over %s", self.url, self.host, self.data_port, self.root)
 
     def _bind(self, namespace: Namespace) -> None:
-        namenode_node = _Node("namenode", namespace, self.host)
-        datanode_node = _Node("datanode", namespace, self.host)
+        namenode_node = _Node("namenode", namespace, self.host, kerberos=self.kerberos)
+        datanode_node = _Node("datanode", namespace, self.host, kerberos=self.kerberos)
         for node, port, ops in (
             (namenode_node, self.port, NAMENODE_OPS),
             (datanode_node, self.data_port, DATANODE_OPS),

@@ -1,0 +1,204 @@
+"""A real MIT Kerberos KDC in a temporary realm, for the tests and the Kerberized demo.
+
+Debian's ``krb5-kdc`` (``krb5kdc``, ``kdb5_util``) and ``krb5-admin-server`` (``kadmin.local``):
+the realm lives in one directory with its own ``krb5.conf`` and ``kdc.conf`` (``/etc/krb5.conf`` is
+never read), the KDC listens on 127.0.0.1 only, on a free port, over TCP, and is started and
+stopped by pid. Principals get random keys; each keytab is exported once (``ktadd`` re-keys, so a
+second export would invalidate the first).
+
+Clients find the realm through :meth:`Kdc.env`: ``KRB5_CONFIG``, a replay-cache directory of the
+realm's own, and with a client keytab ``KRB5_CLIENT_KTNAME`` (MIT's GSSAPI then gets its ticket
+by itself, no ``kinit``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tandem.errors import TandemError
+
+REALM = "TANDEM.TEST"
+PROGRAMS = ("krb5kdc", "kdb5_util", "kadmin.local")
+
+
+def _program(name: str) -> str:
+    for where in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if where and Path(where).is_file():
+            return where
+    raise TandemError(
+        f"{name} is not installed: the Kerberos tests need Debian's krb5-kdc, krb5-admin-server and "
+        "krb5-user (make setup installs them)"
+    )
+
+
+def available() -> bool:
+    """Are the KDC's programs installed?"""
+    try:
+        for name in PROGRAMS:
+            _program(name)
+    except TandemError:
+        return False
+    return True
+
+
+class Kdc:
+    """One realm in ``root``: :meth:`start`, :meth:`principal`, :meth:`keytab`, :meth:`stop`."""
+
+    def __init__(self, root: Path, realm: str = REALM, port: int | None = None) -> None:
+        from tandem_dev.embedded.zookeeper import free_port
+
+        self.root = root
+        self.realm = realm
+        self.port = port or free_port()
+        self.krb5_conf = root / "krb5.conf"
+        self.kdc_conf = root / "kdc.conf"
+        self.log_path = root / "kdc.log"
+        self.pid_file = root / "kdc.pid"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- the realm ---------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        d, realm, port = self.root, self.realm, self.port
+        self.krb5_conf.write_text(
+            "[libdefaults]\n"
+            f" default_realm = {realm}\n"
+            " dns_lookup_realm = false\n"
+            " dns_lookup_kdc = false\n"
+            " dns_canonicalize_hostname = false\n"
+            " rdns = false\n"
+            " udp_preference_limit = 1\n"
+            " ticket_lifetime = 1h\n"
+            " renew_lifetime = 1d\n"
+            "[realms]\n"
+            f" {realm} = {{\n"
+            f"  kdc = 127.0.0.1:{port}\n"
+            " }\n"
+            "[domain_realm]\n"
+            f" localhost = {realm}\n"
+        )
+        self.kdc_conf.write_text(
+            "[kdcdefaults]\n"
+            f" kdc_listen = 127.0.0.1:{port}\n"
+            f" kdc_tcp_listen = 127.0.0.1:{port}\n"
+            "[realms]\n"
+            f" {realm} = {{\n"
+            f"  database_name = {d}/principal\n"
+            f"  key_stash_file = {d}/stash\n"
+            f"  acl_file = {d}/kadm5.acl\n"
+            "  max_life = 1h\n"
+            "  max_renewable_life = 1d\n"
+            "  supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal\n"
+            " }\n"
+            "[logging]\n"
+            f" kdc = FILE:{self.log_path}\n"
+        )
+        (d / "kadm5.acl").write_text("")
+
+    def env(self, client_keytab: Path | None = None) -> dict[str, str]:
+        """The variables that point Kerberos clients and servers at this realm."""
+        rcache = self.root / "rcache"
+        rcache.mkdir(exist_ok=True)
+        out = {
+            "KRB5_CONFIG": str(self.krb5_conf),
+            "KRB5_KDC_PROFILE": str(self.kdc_conf),
+            "KRB5RCACHEDIR": str(rcache),
+            "KRB5CCNAME": f"FILE:{self.root / 'ccache'}",
+        }
+        if client_keytab is not None:
+            out["KRB5_CLIENT_KTNAME"] = str(client_keytab)
+        return out
+
+    def _run(self, *command: str) -> str:
+        env = {**os.environ, **self.env()}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise TandemError(f"{' '.join(command[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout
+
+    def start(self, timeout: float = 15.0) -> Kdc:
+        """Create the realm's database and start ``krb5kdc`` in the foreground (its pid kept)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        if not (self.root / "principal").exists():
+            self._run(_program("kdb5_util"), "create", "-s", "-r", self.realm, "-P", secrets.token_hex(16))
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [_program("krb5kdc"), "-n", "-r", self.realm, "-P", str(self.pid_file)],
+                env={**os.environ, **self.env()},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_listening(timeout)
+        return self
+
+    def _wait_listening(self, timeout: float) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise TandemError(f"krb5kdc exited {self._proc.returncode}: {self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            if time.monotonic() > deadline:
+                raise TandemError(f"krb5kdc did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s")
+            time.sleep(0.02)
+
+    def principal(self, name: str) -> str:
+        """Add ``name`` (``tandem``, ``HTTP/127.0.0.1``...) with a random key; its full name."""
+        full = name if "@" in name else f"{name}@{self.realm}"
+        self._run(_program("kadmin.local"), "-r", self.realm, "-q", f"addprinc -randkey {full}")
+        return full
+
+    def keytab(self, path: Path, *names: str) -> Path:
+        """Export the keys of ``names`` (added first when missing) into ``path``, once."""
+        for name in names:
+            full = name if "@" in name else f"{name}@{self.realm}"
+            if full not in self.principals():
+                self.principal(full)
+            self._run(_program("kadmin.local"), "-r", self.realm, "-q", f"ktadd -k {path} {full}")
+        return path
+
+    def principals(self) -> set[str]:
+        listed = self._run(_program("kadmin.local"), "-r", self.realm, "-q", "listprincs")
+        return {line.strip() for line in listed.splitlines() if "@" in line and " " not in line.strip()}
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def issued(self, client: str, service: str) -> bool:
+        """Did the KDC issue ``client`` a ticket for ``service`` (its log's audit trail)?"""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return any(
+            "TGS_REQ" in line and "ISSUE" in line and f"{client} for {service}" in line
+            for line in text.splitlines()
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the KDC (SIGKILL after ``timeout``). Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue

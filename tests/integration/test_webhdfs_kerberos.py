@@ -1,0 +1,268 @@
+"""Kerberos on WebHDFS with a real MIT KDC: the embedded NameNode speaks SPNEGO as Hadoop's
+``hadoop-auth`` does, and Tandem's client insists the server proves who it is.
+
+- the server: anonymous and ``user.name``-spoofed requests get 401 Negotiate; a Kerberos client
+  runs as its principal's short name and gets the acceptor's AP-REP and a signed cookie; ``doas``
+  only for proxy users; the 307 to the DataNode carries a delegation token the DataNode checks;
+- Tandem's client (``Hdfs.from_conn_id`` under ``[core] security = kerberos``): mutual
+  authentication REQUIRED and the connection's login passed on as ``doas``; a NameNode answering
+  without an AP-REP is refused with an error naming the connection and the service;
+- characterization: the provider's stock ``WebHDFSHook`` accepts that impostor (OPTIONAL), so an
+  upgrade that fixes it is noticed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tandem.errors import ServerIdentityError
+from tandem.hdfs.client import Hdfs
+from tandem_dev import kerberos
+from tandem_dev.embedded.spnego import Spnego
+from tandem_dev.embedded.webhdfs import WebHdfsServer
+from tandem_dev.kerberos import Kdc
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.xdist_group("kerberos"),
+    pytest.mark.skipif(not kerberos.available(), reason="krb5-kdc is not installed (make setup installs it)"),
+]
+
+SERVICE = "HTTP/127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kdc, dict[str, Path]]]:
+    root = tmp_path_factory.mktemp("realm")
+    kdc = Kdc(root).start()
+    keytabs = {
+        "tandem": kdc.keytab(root / "tandem.keytab", "tandem"),
+        "alice": kdc.keytab(root / "alice.keytab", "alice"),
+        "http": kdc.keytab(root / "http.keytab", SERVICE),
+        "other": kdc.keytab(root / "other.keytab", "HTTP/elsewhere"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in kdc.env(keytabs["tandem"]).items():
+            patch.setenv(key, value)
+        yield kdc, keytabs
+    kdc.stop()
+
+
+@pytest.fixture
+def server(realm: tuple[Kdc, dict[str, Path]], tmp_path: Path) -> Iterator[WebHdfsServer]:
+    kdc, keytabs = realm
+    auth = Spnego(keytabs["http"], kdc.realm, proxy_users={"tandem"})
+    with WebHdfsServer(tmp_path / "hdfs", superuser="hdfs", kerberos=auth) as running:
+        yield running
+
+
+def kerberos_session(mutual: int) -> requests.Session:
+    from requests_kerberos import HTTPKerberosAuth
+
+    session = requests.Session()
+    # errors keep their body (requests-kerberos blanks an unproven error answer by default)
+    session.auth = HTTPKerberosAuth(mutual_authentication=mutual, sanitize_mutual_error_response=False)
+    return session
+
+
+def as_principal(keytab: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Act as the keytab's principal from here on (a ticket cache of its own)."""
+    monkeypatch.setenv("KRB5_CLIENT_KTNAME", str(keytab))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / (keytab.stem + '.ccache')}")
+
+
+def test_anonymous_and_spoofed_requests_are_challenged(server: WebHdfsServer) -> None:
+    for params in ({"op": "GETFILESTATUS"}, {"op": "GETFILESTATUS", "user.name": "hdfs"}):
+        answer = requests.get(f"{server.url}/webhdfs/v1/", params=params, timeout=10)
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"] == "Negotiate"
+    # a forged cookie is no way in either
+    forged = {"hadoop.auth": '"u=hdfs&p=hdfs@TANDEM.TEST&t=kerberos&e=99999999999999&s=AAAA"'}
+    answer = requests.get(
+        f"{server.url}/webhdfs/v1/", params={"op": "GETFILESTATUS"}, cookies=forged, timeout=10
+    )
+    assert answer.status_code == 401
+
+
+def test_a_kerberos_client_runs_as_its_principal_and_the_server_proves_itself(
+    server: WebHdfsServer, realm: tuple[Kdc, dict[str, Path]]
+) -> None:
+    from requests_kerberos import REQUIRED
+
+    kdc, _ = realm
+    session = kerberos_session(REQUIRED)
+    url = f"{server.url}/webhdfs/v1/tmp/mine"
+    made = session.put(url, params={"op": "MKDIRS", "user.name": "hdfs"}, timeout=10)
+    assert made.status_code == 200 and made.json() == {"boolean": True}
+    assert session.auth.auth_done  # type: ignore[union-attr]  # the AP-REP verified
+    assert "hadoop.auth" in session.cookies
+    status = session.get(url, params={"op": "GETFILESTATUS"}, timeout=10).json()["FileStatus"]
+    assert status["owner"] == "tandem"  # user.name=hdfs was ignored
+    # CREATE through the DataNode: the redirect carries a delegation token
+    first = session.put(f"{url}/f", params={"op": "CREATE"}, allow_redirects=False, timeout=10)
+    assert first.status_code == 307 and "delegation=" in first.headers["Location"]
+    written = session.put(first.headers["Location"], data=b"kerberized", timeout=10)
+    assert written.status_code == 201
+    assert session.get(f"{url}/f", params={"op": "OPEN"}, timeout=10).content == b"kerberized"
+    assert session.get(f"{url}/f", params={"op": "GETFILESTATUS"}, timeout=10).json()["FileStatus"][
+        "owner"
+    ] == ("tandem")
+    assert kdc.issued("tandem@TANDEM.TEST", f"{SERVICE}@TANDEM.TEST")
+
+
+def test_the_datanode_wants_the_namenodes_token(server: WebHdfsServer) -> None:
+    from requests_kerberos import REQUIRED
+
+    session = kerberos_session(REQUIRED)
+    first = session.put(
+        f"{server.url}/webhdfs/v1/tmp/g", params={"op": "CREATE"}, allow_redirects=False, timeout=10
+    )
+    location = first.headers["Location"]
+    bare = location.split("&delegation=")[0] if "&delegation=" in location else location
+    without = requests.put(bare, data=b"x", timeout=10)
+    assert without.status_code == 403 and without.json()["RemoteException"]["exception"] == "InvalidToken"
+    forged = requests.put(
+        bare + "&delegation=dT1oZGZzJmU9OTk5OTk5OTk5OTk5OTkmcz1BQUFB", data=b"x", timeout=10
+    )
+    assert forged.status_code == 403 and forged.json()["RemoteException"]["exception"] == "InvalidToken"
+
+
+def test_only_proxy_users_may_act_for_others(
+    server: WebHdfsServer, realm: tuple[Kdc, dict[str, Path]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from requests_kerberos import REQUIRED
+
+    _, keytabs = realm
+    url = f"{server.url}/webhdfs/v1/tmp/bobs"
+    as_tandem = kerberos_session(REQUIRED)
+    assert as_tandem.put(url, params={"op": "MKDIRS", "doas": "bob"}, timeout=10).status_code == 200
+    assert (
+        as_tandem.get(url, params={"op": "GETFILESTATUS"}, timeout=10).json()["FileStatus"]["owner"] == "bob"
+    )
+    as_principal(keytabs["alice"], monkeypatch, tmp_path)
+    as_alice = kerberos_session(REQUIRED)
+    refused = as_alice.put(f"{url}/x", params={"op": "MKDIRS", "doas": "bob"}, timeout=10)
+    assert refused.status_code == 403
+    body = refused.json()["RemoteException"]
+    assert body["exception"] == "SecurityException"
+    assert "User: alice is not allowed to impersonate bob" in body["message"]
+    # acting as oneself needs no permission
+    assert (
+        as_alice.put(f"{url}-alice", params={"op": "MKDIRS", "doas": "alice"}, timeout=10).status_code == 200
+    )
+
+
+def test_a_server_without_the_services_key_is_refused(
+    realm: tuple[Kdc, dict[str, Path]], tmp_path: Path
+) -> None:
+    from requests_kerberos import REQUIRED
+
+    kdc, keytabs = realm
+    wrong = Spnego(keytabs["other"], kdc.realm)
+    with WebHdfsServer(tmp_path / "hdfs", kerberos=wrong) as running:
+        answer = kerberos_session(REQUIRED).get(
+            f"{running.url}/webhdfs/v1/", params={"op": "GETFILESTATUS"}, timeout=10
+        )
+    assert answer.status_code == 403
+
+
+# -- Tandem's client -----------------------------------------------------------------------------------
+class _Impostor(BaseHTTPRequestHandler):
+    """A "NameNode" with no keytab: it answers 200 to anything, without an AP-REP."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "FileStatus": {
+                    "type": "DIRECTORY",
+                    "length": 0,
+                    "owner": "hdfs",
+                    "group": "supergroup",
+                    "permission": "755",
+                    "accessTime": 0,
+                    "modificationTime": 0,
+                    "blockSize": 0,
+                    "replication": 0,
+                    "pathSuffix": "",
+                    "fileId": 16385,
+                    "childrenNum": 0,
+                    "storagePolicy": 0,
+                }
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def impostor() -> Iterator[int]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield int(httpd.server_address[1])
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, port: int, login: str | None) -> None:
+    fields: dict[str, Any] = {"conn_type": "webhdfs", "host": "127.0.0.1", "port": port}
+    if login:
+        fields["login"] = login
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+    monkeypatch.setenv("AIRFLOW__CORE__SECURITY", "kerberos")
+
+
+def test_tandems_client_requires_mutual_authentication_and_passes_the_user_on(
+    server: WebHdfsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connection(monkeypatch, "webhdfs_kerberized", server.port, "etl")
+    hdfs = Hdfs.from_conn_id("webhdfs_kerberized")
+    hdfs.write("/tmp/etl/file", b"x")
+    status = hdfs.status("/tmp/etl/file")
+    assert status is not None and status.owner == "etl"  # tandem, a proxy user, acted as the login
+    assert hdfs.snapshottable_dirs() == ()  # the extended operations share the authenticated session
+    _connection(monkeypatch, "webhdfs_kerberized_self", server.port, None)
+    assert Hdfs.from_conn_id("webhdfs_kerberized_self").status("/tmp/etl") is not None
+
+
+def test_tandems_client_refuses_a_namenode_that_cannot_prove_itself(
+    impostor: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connection(monkeypatch, "webhdfs_impostor", impostor, "etl")
+    with pytest.raises(ServerIdentityError) as refused:
+        Hdfs.from_conn_id("webhdfs_impostor")
+    message = str(refused.value)
+    assert "webhdfs_impostor" in message and f"HTTP/127.0.0.1 at http://127.0.0.1:{impostor}" in message
+
+
+def test_the_stock_hook_accepts_the_impostor(impostor: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Characterization of apache-airflow-providers-apache-hdfs: under Kerberos its client uses
+    OPTIONAL mutual authentication and drops the proxy user. If this starts failing, the provider
+    fixed it and Tandem's hook subclass can go."""
+    from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+    from hdfs.ext.kerberos import KerberosClient
+
+    _connection(monkeypatch, "webhdfs_impostor_stock", impostor, "etl")
+    hook = WebHDFSHook(webhdfs_conn_id="webhdfs_impostor_stock")
+    monkeypatch.setattr("airflow.providers.apache.hdfs.hooks.webhdfs._kerberos_security_mode", True)
+    monkeypatch.setattr(
+        "airflow.providers.apache.hdfs.hooks.webhdfs.KerberosClient", KerberosClient, raising=False
+    )
+    client = hook.get_conn()
+    assert client.status("/")["type"] == "DIRECTORY"  # accepted without any proof
+    assert client._session.auth.auth_done is False
+    assert getattr(client, "_proxy", None) is None  # the login is not passed on
