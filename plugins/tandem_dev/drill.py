@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,10 @@ def read_alerts(path: Path) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- a real Airflow
+
+
+# a task waiting for a person: AWAITING_INPUT in Airflow 3.3 (HITL), DEFERRED before
+PARKED = ("awaiting_input", "deferred")
 
 
 class AirflowServer:
@@ -381,7 +386,8 @@ class Drill:
                 ALERTS_ENV: str(self.alerts_path),
                 "AIRFLOW__API__PORT": str(port),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+                # INFO: approve_promotion waits for the scheduler's "TaskInstance Finished" line
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
         server = AirflowServer(airflow_home, env, port)
@@ -422,6 +428,70 @@ class Drill:
         if run["state"] != "success":
             raise TandemError(f"promotion of {cluster} {run['state']} (log {self.airflow.log_path})")
         return self.record_mtime(cluster)
+
+    def approve_promotion(self, cluster: str, timeout: float = 180.0) -> tuple[float, str]:
+        """Answer the promotion decision the watch asked for, as an operator does from the Required
+        Actions page (here through ``PATCH .../hitlDetails``): promote ``cluster``, its name typed
+        again. When the role was written, and the run that asked."""
+        assert self.airflow is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = self.airflow.api(
+                "GET", f"/dags/{PROMOTE_DAG}/dagRuns/~/hitlDetails?response_received=false"
+            )["hitl_details"]
+            if waiting:
+                break
+            if time.monotonic() > deadline:
+                raise TandemError(f"no promotion decision was asked within {timeout:.0f} s")
+            time.sleep(0.5)
+        asked = waiting[0]["task_instance"]
+        run_id, task_id = asked["dag_run_id"], asked["task_id"]
+        self._wait_parked(run_id, task_id, deadline)
+        self.airflow.api(
+            "PATCH",
+            f"/dags/{PROMOTE_DAG}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            {"chosen_options": [f"Promote {cluster}"], "params_input": {"confirmation": cluster}},
+        )
+        run = self.airflow.wait_run(PROMOTE_DAG, run_id, timeout=300)
+        if run["state"] != "success":
+            raise TandemError(f"approved promotion of {cluster} {run['state']} (log {self.airflow.log_path})")
+        return self.record_mtime(cluster), run_id
+
+    def _wait_parked(self, run_id: str, task_id: str, deadline: float) -> None:
+        """Until the approval task is parked awaiting input and the scheduler has processed the
+        executor's report of its worker's exit (its "TaskInstance Finished ... state=awaiting_input"
+        line).
+
+        Airflow 3.3.2 fails a parked task that resumes before the scheduler has seen its worker's
+        exit ("executor reported success, but the task instance is queued", the race of
+        apache/airflow#71580). A person answers minutes later; the drill answers within a second,
+        so it first waits for what the scheduler has seen.
+        """
+        assert self.airflow is not None
+        path = f"/dags/{PROMOTE_DAG}/dagRuns/{run_id}/taskInstances/{task_id}"
+        seen = re.compile(
+            rf"TaskInstance Finished: dag_id={PROMOTE_DAG}, task_id={re.escape(task_id)}, "
+            rf"run_id={re.escape(run_id)}, .*?, state=(deferred|awaiting_input),"
+        )
+        offset, tail, reported = 0, "", False
+        while True:
+            state = self.airflow.api("GET", path).get("state")
+            with self.airflow.log_path.open("rb") as log:
+                log.seek(offset)
+                chunk = log.read()
+            offset += len(chunk)
+            tail = tail[-2000:] + chunk.decode(errors="replace")
+            reported = reported or seen.search(tail) is not None
+            if state in PARKED and reported:
+                return
+            if state not in (*PARKED, "running", "queued", "scheduled", None):
+                raise TandemError(f"the promotion decision's task is {state} (log {self.airflow.log_path})")
+            if time.monotonic() > deadline:
+                raise TandemError(
+                    f"the promotion decision's task did not park awaiting input (it is {state}; "
+                    f"log {self.airflow.log_path})"
+                )
+            time.sleep(0.5)
 
     def record_mtime(self, cluster: str) -> float:
         """When ``/tandem/cluster`` of ``cluster`` was last written (ZooKeeper's clock, seconds)."""
@@ -555,7 +625,8 @@ def _failover(
     alert = drill.wait_alert("primary_failed", 0)
     detect_s = _parse_time(alert["event"]["detected_at"]) - failed_at
     drill.say(f"Alert after {alert['received_at'] - failed_at:.1f} s: {alert['subject']}")
-    promoted_at = drill.promote(new)
+    promoted_at, asked_run = drill.approve_promotion(new)
+    drill.say(f"The watch asked for a decision (run {asked_run}); approved: promote {new}.")
     if not clients.wait_for(new, 30):
         raise TandemError(f"the application did not switch to {new}: {clients.decision}")
     switch = clients.switches[-1]
@@ -580,6 +651,7 @@ def _failover(
         "rpo_s": round(rpo_s, 2),
         "writes_at_risk_on_old_primary": len(at_risk),
         "split_brain_switched": split_brain_switched,
+        "promotion_asked_by_run": asked_run,
         "reasons": {
             "detection": alert["event"]["health"]["reason"],
             "switch": switch.reason,

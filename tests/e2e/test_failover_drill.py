@@ -56,6 +56,8 @@ def test_drill_fails_over_without_losing_writes_and_fails_back_when_run_again(dr
     assert result["writes_lost_after_switch"] == 0
     assert result["writes_acknowledged_after_switch"] > 0  # type: ignore[operator]
     assert result["split_brain_switched"] is False
+    # the watch asked for the decision (one run per incident) and the answer promoted
+    assert str(result["promotion_asked_by_run"]).startswith("incident__failed:primary:")
     assert result["roles"] == {"primary": "standby", "standby": "active"}
     reverse = result["reverse_restore_point"]
     assert isinstance(reverse, dict) and (reverse["source"], reverse["target"]) == ("standby", "primary")

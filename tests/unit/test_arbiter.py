@@ -206,6 +206,8 @@ def test_advice_says_exactly_how_to_promote() -> None:
     assert "DAG tandem_promote__main" in text and "confirmation = standby" in text
     assert '"conf": {"cluster": "standby", "confirmation": "standby"}' in text
     assert "/api/v2/dags/tandem_promote__main/dagRuns" in text
+    # a failed active cluster: the watch asked for the decision, and the alert says where to answer
+    assert health.kind == "primary_failed" and 'Required Actions page (choose "Promote standby"' in text
     dead = (view("primary", "X"), view("standby", "SD"))
     assert "No cluster can be promoted now" in advice(assess_pair(*dead, "primary"), dead, "main", "d")
     both = (view("primary", "AA"), view("standby", "AA"))

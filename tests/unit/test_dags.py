@@ -105,3 +105,27 @@ def test_copies_run_in_the_pairs_pool_when_it_has_one(no_network, monkeypatch, t
     assert {dag.get_task(f"copy_{c}").pool for c in ("hdfs", "hive", "sparksql")} == {"tandem_main"}
     assert dag.get_task("preflight").pool == "default_pool"
     assert "max_bandwidth: 100MB/s" in (dag.doc_md or "")
+
+
+def test_promotion_is_asked_of_a_person_and_never_defaults(no_network, monkeypatch):
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    from tandem.dags.failover import incident_run_id
+
+    bag = parse(PROJECT / "include", monkeypatch)
+    promote = bag.dags["tandem_promote__main"]
+    approval = promote.get_task("approval")
+    assert isinstance(approval, HITLOperator)
+    assert approval.options == ["Promote primary", "Promote standby", "Do not promote"]
+    assert approval.defaults is None and approval.retries == 0  # a timeout never promotes
+    assert "confirmation" in approval.params
+    # a run with a typed confirmation skips the question; promote runs after either path
+    assert promote.get_task("promote").upstream_task_ids == {"route", "approval"}
+    assert promote.get_task("promote").trigger_rule == "none_failed_min_one_success"
+    watch = bag.dags["tandem_failover_watch__main"]
+    ask = watch.get_task("ask_promotion")
+    assert ask.trigger_dag_id == "tandem_promote__main" and ask.skip_when_already_exists
+    assert ask.upstream_task_ids == {"incident"}
+    # one run id per incident, safe in a URL path
+    assert incident_run_id("failed:primary:unreachable") == "incident__failed:primary:unreachable"
+    assert incident_run_id("failed/primary x") == "incident__failed_primary_x"

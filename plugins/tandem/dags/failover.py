@@ -8,11 +8,18 @@ Parsing builds DAG objects only: no cluster, network or metadata-database call h
 pair's situation changes (:class:`~tandem.failover.watch.PairWatchSensor`); ``alert`` tells
 people when the change is a failure (task log, the configured callback, e-mail) and says
 exactly how to promote; ``record`` stores the new situation as the next run's baseline (an
-Airflow Variable) and emits an Asset event. The next run starts at once: the watch re-arms.
+Airflow Variable) and emits an Asset event; when the active cluster failed, ``incident`` and
+``ask_promotion`` trigger ``tandem_promote__<pair>`` with run id ``incident__<key>`` (one per
+incident: a repeated alert never queues a second). The next run starts at once: the watch
+re-arms.
 
-``tandem_promote__<pair>`` (manual): params ``cluster`` and ``confirmation`` (the cluster's
-name typed again); ``promote`` runs :func:`tandem.failover.promote.promote` and fails with the
-reason when the promotion is refused. Trigger it from the UI or the REST API.
+``tandem_promote__<pair>``: ``situation`` reads the pair and its businesses' newest points;
+``route`` sends a run with a typed ``confirmation`` (the Trigger form, a script) straight to
+``promote``, and any other run (the watch's) to ``approval``, a human-in-the-loop question
+(Airflow's Required Actions page or ``PATCH .../hitlDetails``): promote one cluster, its name
+typed again, or do not promote. It has no default, so a timeout never promotes. ``promote``
+runs :func:`tandem.failover.landing.promote_on_points` and fails with the reason when the
+promotion is refused.
 
 Alert channels are read when the task runs: ``TANDEM_ALERT_CALLBACK`` (``module:function``,
 called with the alert document), ``TANDEM_ALERT_EMAIL`` (comma-separated recipients, sent
@@ -23,12 +30,15 @@ through the SMTP provider with connection ``TANDEM_ALERT_SMTP_CONN_ID``, default
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
 
 from tandem.failover.watch import PairWatchSensor
@@ -41,6 +51,16 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def watch_dag_id(pair: str) -> str:
     return f"tandem_failover_watch__{pair}"
+
+
+PROMOTE = "Promote"
+DO_NOT_PROMOTE = "Do not promote"
+HITL_TIMEOUT = timedelta(hours=12)
+
+
+def incident_run_id(key: str) -> str:
+    """``tandem_promote__<pair>``'s run id for the incident whose health key is ``key``."""
+    return "incident__" + re.sub(r"[^A-Za-z0-9_.~:+-]", "_", key)
 
 
 def promote_dag_id(pair: str) -> str:
@@ -100,8 +120,10 @@ def _watch_doc(pair: str, spec: PairConfig) -> str:
 def _promote_doc(pair: str, spec: PairConfig) -> str:
     return (
         f"### Promote a cluster of pair `{pair}` ({spec.primary} / {spec.standby})\n\n"
-        "A human decision. Set `cluster` to the cluster that must become active and type its name "
-        "again in `confirmation`. Every business of the pair is first checked on that cluster "
+        "A human decision. The failover watch starts a run that asks it on the Required Actions "
+        "page (promote a cluster, its name typed again, or do not promote; no default, so a timeout "
+        "never promotes). Or trigger it: set `cluster` to the cluster that must become active and "
+        "type its name again in `confirmation`. Every business of the pair is first checked on that cluster "
         "against its newest restore point and restored where it differs (beyond-point data goes to "
         "the quarantine); refused while backups of the pair run unless `stop_backups` is set. "
         "The other cluster is set to standby first if it can be reached; "
@@ -172,8 +194,28 @@ def build_watch_dag(pair: str, spec: PairConfig, topology: Topology, channels: A
             get_current_context()["outlet_events"][failover_asset(pair)].extra = entry
             return entry
 
+        @task(task_id="incident")
+        def incident(event: dict[str, Any]) -> str:
+            """The run id of the promotion decision an incident asks for (one per incident, so a
+            repeated alert never queues two); skipped when no decision is needed."""
+            from airflow.exceptions import AirflowSkipException
+
+            health = event.get("health") or {}
+            if not event.get("changed") or health.get("kind") != "primary_failed":
+                raise AirflowSkipException("no failover decision to ask for")
+            return incident_run_id(str(health["key"]))
+
         event = watched.output
-        record(event, alert(event))
+        asked = incident(event)
+        record(event, alert(event)) >> asked
+        asked >> TriggerDagRunOperator(
+            task_id="ask_promotion",
+            trigger_dag_id=promote_dag_id(pair),
+            trigger_run_id="{{ ti.xcom_pull(task_ids='incident') }}",
+            conf={},
+            logical_date=None,
+            skip_when_already_exists=True,
+        )
     return dag
 
 
@@ -215,14 +257,65 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_d
     )
     with dag:
 
-        @task(task_id="promote")
+        @task(task_id="situation")
+        def situation() -> str:
+            """The pair and its businesses' newest points, for the human deciding."""
+            from tandem.runtime import Clusters
+            from tandem.status import format_pairs, pairs_report
+
+            try:
+                report = pairs_report(Clusters(topology), include_dir)
+                lines = format_pairs({pair: report[pair]})
+            except Exception as exc:  # the decision is asked even when the situation is unknown
+                lines = [f"the situation could not be read: {type(exc).__name__}"]
+            return "\n".join(f"- {line.strip()}" for line in lines)
+
+        @task.branch(task_id="route")
+        def route() -> str:
+            """A run with a typed confirmation (a script, the Trigger form) promotes at once; one
+            without (the watch's incident run) asks a human first."""
+            return "promote" if str(get_current_context()["params"].get("confirmation") or "") else "approval"
+
+        approval = HITLOperator(
+            task_id="approval",
+            subject=f"Pair {pair}: promote a cluster?",
+            body=(
+                "The failover watch found the active cluster failed.\n\n"
+                "{{ ti.xcom_pull(task_ids='situation') }}"
+                "\n\nChoose the cluster to promote and type its name again, or do not promote. "
+                "Nothing is promoted without an answer."
+            ),
+            options=[*(f"{PROMOTE} {name}" for name in members), DO_NOT_PROMOTE],
+            params={
+                "confirmation": Param(
+                    "", type="string", title="Confirmation", description="the promoted cluster's name, again"
+                )
+            },
+            defaults=None,  # never a default: a timeout must not promote
+            response_timeout=HITL_TIMEOUT,
+            retries=0,  # a retry would ask again; an unanswered question fails the run instead
+        )
+
+        @task(task_id="promote", trigger_rule="none_failed_min_one_success")
         def promote_task() -> dict[str, Any]:
+            from airflow.exceptions import AirflowSkipException
+
             from tandem.failover.landing import promote_on_points
             from tandem.failover.promote import PromotionRefused
             from tandem.runtime import Clusters, connection_hosts
 
             context = get_current_context()
             params, ti = context["params"], context["ti"]
+            cluster, confirmation = str(params["cluster"]), str(params.get("confirmation") or "")
+            answer = ti.xcom_pull(task_ids="approval")
+            if answer:
+                chosen = answer["chosen_options"][0]
+                who = answer.get("responded_by_user") or "someone"
+                if chosen == DO_NOT_PROMOTE:
+                    raise AirflowSkipException(f"{who} decided not to promote")
+                cluster = chosen.removeprefix(f"{PROMOTE} ")
+                confirmation = str((answer.get("params_input") or {}).get("confirmation") or "")
+                print(f"{who} chose: {chosen}")
 
             def in_flight(dag_ids: Any) -> list[str]:
                 states = ["running", "queued"]
@@ -230,8 +323,8 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_d
 
             hosts = {name: connection_hosts(conn_ids[name]) for name in members}
             result, landed = promote_on_points(
-                str(params["cluster"]),
-                str(params.get("confirmation") or ""),
+                cluster,
+                confirmation,
                 pair,
                 topology,
                 include_dir,
@@ -247,7 +340,11 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_d
                 raise PromotionRefused(result.reason)
             return {**result.to_json(), "businesses": [b.to_json() for b in landed]}
 
-        promote_task()
+        chosen = route()
+        situation() >> chosen
+        done = promote_task()
+        chosen >> approval >> done
+        chosen >> done
     return dag
 
 

@@ -352,6 +352,7 @@ class PromoteHow:
     pair: str
     cluster: str
     dag_id: str
+    asked: bool = False  # the watch has asked for the decision (a required action in Airflow)
 
     @property
     def conf(self) -> dict[str, str]:
@@ -359,7 +360,15 @@ class PromoteHow:
 
     def text(self) -> str:
         body = json.dumps({"logical_date": None, "conf": self.conf})
-        return (
+        answer = (
+            f"The watch asked for the decision in a run of {self.dag_id}: answer it on Airflow's "
+            f'Required Actions page (choose "Promote {self.cluster}" and type {self.cluster} as the '
+            "confirmation) or with PATCH .../hitlDetails of the REST API; nothing is promoted "
+            "without an answer. Otherwise: "
+            if self.asked
+            else ""
+        )
+        return answer + (
             f"To promote {self.cluster}: in the Airflow UI open DAG {self.dag_id}, Trigger, set "
             f"cluster = {self.cluster} and type confirmation = {self.cluster}. "
             f'Or with the REST API: curl -X POST "$AIRFLOW_URL/api/v2/dags/{self.dag_id}/dagRuns" '
@@ -388,4 +397,5 @@ def advice(health: PairHealth, views: tuple[ClusterView, ClusterView], pair: str
             "cluster. Bring one back; this watch reports when the state changes."
         )
     target = ready[0]
-    return f"{target.name} is alive and can take over. {PromoteHow(pair, target.name, dag_id).text()}"
+    how = PromoteHow(pair, target.name, dag_id, asked=health.kind == "primary_failed")
+    return f"{target.name} is alive and can take over. {how.text()}"
