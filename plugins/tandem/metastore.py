@@ -111,10 +111,11 @@ class Metastore:
 
     @classmethod
     def from_conn_id(cls, conn_id: str) -> Metastore:
-        """Build from an Airflow connection through the provider's HiveMetastoreHook."""
-        from airflow.providers.apache.hive.hooks.hive import HiveMetastoreHook
+        """Build from an Airflow connection through the provider's HiveMetastoreHook (under
+        Kerberos, with the metastore required to authenticate itself: :mod:`tandem.security`)."""
+        from tandem.security import MutualHiveMetastoreHook
 
-        return cls(HiveMetastoreHook(metastore_conn_id=conn_id).metastore)
+        return cls(MutualHiveMetastoreHook(metastore_conn_id=conn_id).metastore)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:

@@ -1,13 +1,15 @@
-"""Fixtures shared by the failover integration tests: a real ZooKeeper per test module, and
-a pair of clusters recorded in it (each under its own chroot)."""
+"""Fixtures shared by integration tests: a real ZooKeeper per test module and a pair of clusters
+recorded in it (each under its own chroot); a real Kerberos realm per test module."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tandem_dev.embedded.zookeeper import ZooKeeperServer
+from tandem_dev.kerberos import Kdc
 from tests.integration.test_failover_support import ZkPair, zk_pair
 
 
@@ -23,3 +25,36 @@ def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperSer
 def pair(zk_server: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[ZkPair]:
     with zk_pair(zk_server, request) as made:
         yield made
+
+
+class Realm:
+    """A KDC whose clients act as ``tandem@REALM`` (its keytab in ``KRB5_CLIENT_KTNAME``);
+    :meth:`keytab` exports a principal's keys once, on first use."""
+
+    def __init__(self, kdc: Kdc) -> None:
+        self.kdc = kdc
+        self._keytabs: dict[str, Path] = {}
+
+    @property
+    def realm(self) -> str:
+        return self.kdc.realm
+
+    def keytab(self, principal: str) -> Path:
+        if principal not in self._keytabs:
+            path = self.kdc.root / (principal.replace("/", "_") + ".keytab")
+            self._keytabs[principal] = self.kdc.keytab(path, principal)
+        return self._keytabs[principal]
+
+
+@pytest.fixture(scope="module")
+def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
+    from tandem_dev import kerberos
+
+    if not kerberos.available():
+        pytest.skip("krb5-kdc is not installed (make setup installs it)")
+    made = Realm(Kdc(tmp_path_factory.mktemp("realm")).start())
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in made.kdc.env(made.keytab("tandem")).items():
+            patch.setenv(key, value)
+        yield made
+    made.kdc.stop()

@@ -25,41 +25,21 @@ import requests
 
 from tandem.errors import ServerIdentityError
 from tandem.hdfs.client import Hdfs
-from tandem_dev import kerberos
 from tandem_dev.embedded.spnego import Spnego
 from tandem_dev.embedded.webhdfs import WebHdfsServer
-from tandem_dev.kerberos import Kdc
+from tests.integration.conftest import Realm
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.xdist_group("kerberos"),
-    pytest.mark.skipif(not kerberos.available(), reason="krb5-kdc is not installed (make setup installs it)"),
 ]
 
 SERVICE = "HTTP/127.0.0.1"
 
 
-@pytest.fixture(scope="module")
-def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kdc, dict[str, Path]]]:
-    root = tmp_path_factory.mktemp("realm")
-    kdc = Kdc(root).start()
-    keytabs = {
-        "tandem": kdc.keytab(root / "tandem.keytab", "tandem"),
-        "alice": kdc.keytab(root / "alice.keytab", "alice"),
-        "http": kdc.keytab(root / "http.keytab", SERVICE),
-        "other": kdc.keytab(root / "other.keytab", "HTTP/elsewhere"),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in kdc.env(keytabs["tandem"]).items():
-            patch.setenv(key, value)
-        yield kdc, keytabs
-    kdc.stop()
-
-
 @pytest.fixture
-def server(realm: tuple[Kdc, dict[str, Path]], tmp_path: Path) -> Iterator[WebHdfsServer]:
-    kdc, keytabs = realm
-    auth = Spnego(keytabs["http"], kdc.realm, proxy_users={"tandem"})
+def server(realm: Realm, tmp_path: Path) -> Iterator[WebHdfsServer]:
+    auth = Spnego(realm.keytab(SERVICE), realm.realm, proxy_users={"tandem"})
     with WebHdfsServer(tmp_path / "hdfs", superuser="hdfs", kerberos=auth) as running:
         yield running
 
@@ -93,11 +73,10 @@ def test_anonymous_and_spoofed_requests_are_challenged(server: WebHdfsServer) ->
 
 
 def test_a_kerberos_client_runs_as_its_principal_and_the_server_proves_itself(
-    server: WebHdfsServer, realm: tuple[Kdc, dict[str, Path]]
+    server: WebHdfsServer, realm: Realm
 ) -> None:
     from requests_kerberos import REQUIRED
 
-    kdc, _ = realm
     session = kerberos_session(REQUIRED)
     url = f"{server.url}/webhdfs/v1/tmp/mine"
     made = session.put(url, params={"op": "MKDIRS", "user.name": "hdfs"}, timeout=10)
@@ -115,7 +94,7 @@ def test_a_kerberos_client_runs_as_its_principal_and_the_server_proves_itself(
     assert session.get(f"{url}/f", params={"op": "GETFILESTATUS"}, timeout=10).json()["FileStatus"][
         "owner"
     ] == ("tandem")
-    assert kdc.issued("tandem@TANDEM.TEST", f"{SERVICE}@TANDEM.TEST")
+    assert realm.kdc.issued("tandem@TANDEM.TEST", f"{SERVICE}@TANDEM.TEST")
 
 
 def test_the_datanode_wants_the_namenodes_token(server: WebHdfsServer) -> None:
@@ -136,18 +115,17 @@ def test_the_datanode_wants_the_namenodes_token(server: WebHdfsServer) -> None:
 
 
 def test_only_proxy_users_may_act_for_others(
-    server: WebHdfsServer, realm: tuple[Kdc, dict[str, Path]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: WebHdfsServer, realm: Realm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from requests_kerberos import REQUIRED
 
-    _, keytabs = realm
     url = f"{server.url}/webhdfs/v1/tmp/bobs"
     as_tandem = kerberos_session(REQUIRED)
     assert as_tandem.put(url, params={"op": "MKDIRS", "doas": "bob"}, timeout=10).status_code == 200
     assert (
         as_tandem.get(url, params={"op": "GETFILESTATUS"}, timeout=10).json()["FileStatus"]["owner"] == "bob"
     )
-    as_principal(keytabs["alice"], monkeypatch, tmp_path)
+    as_principal(realm.keytab("alice"), monkeypatch, tmp_path)
     as_alice = kerberos_session(REQUIRED)
     refused = as_alice.put(f"{url}/x", params={"op": "MKDIRS", "doas": "bob"}, timeout=10)
     assert refused.status_code == 403
@@ -160,13 +138,10 @@ def test_only_proxy_users_may_act_for_others(
     )
 
 
-def test_a_server_without_the_services_key_is_refused(
-    realm: tuple[Kdc, dict[str, Path]], tmp_path: Path
-) -> None:
+def test_a_server_without_the_services_key_is_refused(realm: Realm, tmp_path: Path) -> None:
     from requests_kerberos import REQUIRED
 
-    kdc, keytabs = realm
-    wrong = Spnego(keytabs["other"], kdc.realm)
+    wrong = Spnego(realm.keytab("HTTP/elsewhere"), realm.realm)
     with WebHdfsServer(tmp_path / "hdfs", kerberos=wrong) as running:
         answer = kerberos_session(REQUIRED).get(
             f"{running.url}/webhdfs/v1/", params={"op": "GETFILESTATUS"}, timeout=10

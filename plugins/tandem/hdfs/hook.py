@@ -20,12 +20,7 @@ from typing import Any
 
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 
-
-def kerberos_enabled() -> bool:
-    """Is Airflow configured for Kerberos (``[core] security = kerberos``), now?"""
-    from airflow.configuration import conf
-
-    return str(conf.get("core", "security", fallback="")).lower() == "kerberos"
+from tandem.security import kerberos_enabled
 
 
 class MutualWebHDFSHook(WebHDFSHook):

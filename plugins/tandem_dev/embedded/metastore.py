@@ -2,7 +2,9 @@
 
 Any metastore client works against it as against a real metastore: ``hmsclient.HMSClient``,
 the provider's ``HiveMetastoreHook`` and ``HivePartitionSensor``. The wire format is what the
-provider's NOSASL default speaks: buffered transport, binary protocol, no SASL.
+provider's NOSASL default speaks: buffered transport, binary protocol, no SASL; or, with
+``kerberos_keytab``, SASL GSSAPI first (:mod:`tandem_dev.embedded.sasl`), as a Kerberized
+metastore requires.
 
 The server is Hive's generated ``ThriftHiveMetastore.Processor`` in front of
 :class:`~tandem_dev.embedded.metastore_handler.MetastoreHandler`. It accepts connections in its own
@@ -31,13 +33,14 @@ from typing import Any
 
 from hmsclient.genthrift.fb303 import FacebookService
 from hmsclient.genthrift.hive_metastore import ThriftHiveMetastore, ttypes
-from thrift.protocol.TBinaryProtocol import TBinaryProtocolAccelerated
+from thrift.protocol.TBinaryProtocol import TBinaryProtocol, TBinaryProtocolAccelerated
 from thrift.Thrift import TApplicationException, TException, TMessageType, TType
 from thrift.transport import TSocket, TTransport
 
 from tandem.errors import EmbeddedError
 from tandem_dev.embedded.metastore_handler import MetastoreHandler
 from tandem_dev.embedded.metastore_store import MetastoreStore
+from tandem_dev.embedded.sasl import GssapiServerTransport, SaslRefused
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +132,14 @@ class MetastoreServer:
         host: str = "127.0.0.1",
         port: int = 0,
         warehouse: str = "hdfs://localhost/warehouse",
+        kerberos_keytab: Path | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        # with a keytab, every connection must authenticate with SASL GSSAPI first (Hive's
+        # hive.metastore.sasl.enabled); the principals that did are kept, in order
+        self.kerberos_keytab = kerberos_keytab
+        self.authenticated: list[str] = []
+        self._credentials: Any = None
         self.host = host
         self.port = port
         self.warehouse = warehouse
@@ -171,6 +180,12 @@ class MetastoreServer:
             raise EmbeddedError(
                 f"metastore port {self.host}:{self.port} {reason}; stop whatever holds it or use port 0"
             ) from exc
+        if self.kerberos_keytab is not None:
+            import gssapi
+
+            self._credentials = gssapi.Credentials(
+                usage="accept", store={"keytab": str(self.kerberos_keytab)}
+            )
         try:
             self._store = MetastoreStore(self.db_path)
             self._dispatcher = _Dispatcher(MetastoreHandler(self._store, self.warehouse))
@@ -259,18 +274,30 @@ class MetastoreServer:
             self._clients[conn] = thread
         thread.start()
 
+    def _protocol(self, conn: socket.socket) -> Any:
+        """The connection's protocol: plain (NOSASL), or after a SASL GSSAPI exchange."""
+        if self._credentials is None:
+            tsocket = TSocket.TSocket()
+            tsocket.setHandle(conn)
+            return TBinaryProtocolAccelerated(TTransport.TBufferedTransport(tsocket))
+        transport = GssapiServerTransport(conn, self._credentials)
+        principal = transport.negotiate()
+        with self._lock:
+            self.authenticated.append(principal)
+        log.info("embedded metastore: %s authenticated (SASL GSSAPI)", principal)
+        return TBinaryProtocol(transport)
+
     def _serve(self, conn: socket.socket) -> None:
         """Answer one connection's calls until the client hangs up or the server stops."""
-        tsocket = TSocket.TSocket()
-        tsocket.setHandle(conn)
-        transport = TTransport.TBufferedTransport(tsocket)
-        protocol = TBinaryProtocolAccelerated(transport)
         dispatcher = self._dispatcher
         try:
+            protocol = self._protocol(conn)
             while not self._stopping.is_set() and dispatcher is not None:
                 dispatcher.process(protocol, protocol)
         except (TTransport.TTransportException, OSError, EOFError):
             pass  # the client closed the connection, or stop() shut it down
+        except SaslRefused as refused:
+            log.warning("embedded metastore: refused a connection: %s", refused)
         except Exception:
             log.exception("embedded metastore: connection failed")
         finally:
