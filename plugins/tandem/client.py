@@ -42,6 +42,7 @@ from kazoo.retry import KazooRetry
 from tandem.errors import TandemError
 from tandem.failover.arbiter import ClusterView, Decision, arbitrate
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH
+from tandem.security import ZOOKEEPER_SERVICE
 
 if TYPE_CHECKING:
     from tandem.hdfs.client import Hdfs
@@ -78,6 +79,7 @@ class ClusterWatcher:
         session_timeout: float = SESSION_TIMEOUT,
         recheck_every: float = 2.0,
         read_timeout: float = 2.0,
+        kerberos: bool = False,
     ) -> None:
         self.name = name
         self.hosts = hosts
@@ -86,7 +88,11 @@ class ClusterWatcher:
         self.read_timeout = read_timeout
         self._on_view = on_view
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=1.0, max_jitter=0.1)
-        self._zk = KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=retry)
+        # with kerberos, SASL GSSAPI: kazoo insists the server completes the exchange (its AP-REP)
+        sasl = {"mechanism": "GSSAPI", "service": ZOOKEEPER_SERVICE} if kerberos else None
+        self._zk = KazooClient(
+            hosts=hosts, timeout=session_timeout, connection_retry=retry, sasl_options=sasl
+        )
         self._zk.add_listener(self._on_state)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -222,7 +228,8 @@ class ActiveClusterClient:
     ``first`` is where clients point before anything is known (the pair's configured primary).
     ``on_switch`` is called with a :class:`Switch` after every switch, from the client's own
     thread (one at a time, in order); a slow callback delays later callbacks, not switching.
-    Thread-safe.
+    ``kerberos``: authenticate to the clusters' ZooKeepers with SASL GSSAPI, each server proving
+    it is ``zookeeper/<host>``. Thread-safe.
     """
 
     def __init__(
@@ -233,6 +240,7 @@ class ActiveClusterClient:
         on_switch: Callable[[Switch], None] | None = None,
         unreachable_after: float = UNREACHABLE_AFTER,
         session_timeout: float = SESSION_TIMEOUT,
+        kerberos: bool = False,
     ) -> None:
         if first.name == second.name:
             raise ValueError(f"a pair needs two different clusters, both are {first.name!r}")
@@ -253,6 +261,7 @@ class ActiveClusterClient:
                 self._inbox.put,
                 unreachable_after=unreachable_after,
                 session_timeout=session_timeout,
+                kerberos=kerberos,
             )
             for a in (first, second)
         ]
@@ -283,6 +292,9 @@ class ActiveClusterClient:
                 lambda: Metastore.from_conn_id(spec.metastore_conn_id),
             )
 
+        from tandem.security import kerberos_enabled
+
+        kwargs.setdefault("kerberos", kerberos_enabled())  # as Airflow's [core] security says
         return cls(access(members.primary), access(members.standby), **kwargs)
 
     # -- life cycle -----------------------------------------------------------------------

@@ -112,8 +112,8 @@ class Metastore:
     @classmethod
     def from_conn_id(cls, conn_id: str) -> Metastore:
         """Build from an Airflow connection through the provider's HiveMetastoreHook (under
-        Kerberos, with the metastore required to authenticate itself: :mod:`tandem.security`)."""
-        from tandem.security import MutualHiveMetastoreHook
+        Kerberos, with the metastore required to authenticate itself: :mod:`tandem.hive_hook`)."""
+        from tandem.hive_hook import MutualHiveMetastoreHook
 
         return cls(MutualHiveMetastoreHook(metastore_conn_id=conn_id).metastore)
 

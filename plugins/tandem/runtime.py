@@ -64,21 +64,30 @@ def observe(name: str, zk_hosts: str, timeout: float = 5.0, *, clock: bool = Fal
 
     Unreachable or corrupt state is an observation, never an exception.
     """
-    from kazoo.client import KazooClient
+    from tandem.security import zookeeper_client, zookeeper_refusal
 
-    zk = KazooClient(hosts=zk_hosts, timeout=timeout)
+    zk = zookeeper_client(zk_hosts, timeout=timeout)
     try:
         zk.start(timeout=timeout)
     except Exception as exc:  # kazoo raises its own timeout type; any failure means unreachable
         zk.close()
-        return Observation(name, None, False, False, f"ZooKeeper {zk_hosts} unreachable: {exc}")
+        why = zookeeper_refusal(exc, zk_hosts) or f"ZooKeeper {zk_hosts} unreachable: {exc}"
+        return Observation(name, None, False, False, why)
     try:
+        problem: str | None = None
         try:
             record = read_cluster_record(zk)
-            problem = None if record else "/tandem/cluster is missing"
-        except ZooKeeperError as exc:
-            record, problem = None, str(exc)
-        alive = zk.exists(ALIVE_PATH) is not None
+            alive = zk.exists(ALIVE_PATH) is not None
+        except ZooKeeperError as exc:  # a corrupt record
+            record, problem, alive = None, str(exc), zk.exists(ALIVE_PATH) is not None
+        except Exception as exc:
+            refused = zookeeper_refusal(exc, zk_hosts, zk)
+            if refused is None:
+                raise
+            # not the cluster's state: a server that did not prove itself, so nothing it says counts
+            return Observation(name, None, False, False, refused)
+        if record is None and problem is None:
+            problem = "/tandem/cluster is missing"
         return Observation(name, record, alive, True, problem, _zk_clock_offset(zk) if clock else None)
     finally:
         zk.stop()

@@ -3,24 +3,23 @@
 Airflow's ``[core] security = kerberos`` turns Kerberos on (read when a client is built, not when a
 provider's module was imported). The stock clients do not all check the server:
 
-- WebHDFS: :mod:`tandem.hdfs.hook` (mutual authentication REQUIRED, ``doas``);
+- WebHDFS: :class:`tandem.hdfs.hook.MutualWebHDFSHook` (mutual authentication REQUIRED, ``doas``);
+- ZooKeeper: :func:`zookeeper_client` authenticates with SASL GSSAPI (service ``zookeeper``, the
+  host the client dials); kazoo insists the exchange completes, but reports CONNECTED before it
+  runs, so only the first operation tells (:func:`zookeeper_refusal`);
 - the metastore: ``HiveMetastoreHook`` builds ``thrift_sasl``'s client transport, which stops at
   the server's COMPLETE without checking that the GSSAPI exchange finished, so a metastore with no
-  keytab that answers COMPLETE at once is accepted. :class:`MutualHiveMetastoreHook` builds the
-  same transport and refuses to use it unless the exchange completed (the server's AP-REP checked,
-  the quality of protection agreed);
+  keytab that answers COMPLETE at once is accepted.
+  :class:`tandem.hive_hook.MutualHiveMetastoreHook` builds the same transport and refuses to use
+  it unless the exchange completed (the server's AP-REP checked, the protection agreed);
 
 and refusals become :class:`~tandem.errors.ServerIdentityError`, naming the connection and the
-service.
+service. This module imports nothing of Airflow until asked.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from airflow.providers.apache.hive.hooks.hive import HiveMetastoreHook
-
-from tandem.errors import MetastoreError, ServerIdentityError
 
 
 def kerberos_enabled() -> bool:
@@ -30,46 +29,46 @@ def kerberos_enabled() -> bool:
     return str(conf.get("core", "security", fallback="")).lower() == "kerberos"
 
 
-def _verified_transport(factory: Any, service: str, socket_: Any, where: str) -> Any:
-    """``thrift_sasl``'s client transport that insists the SASL exchange completed."""
-    from thrift_sasl import TSaslClientTransport
-
-    class VerifiedSaslClientTransport(TSaslClientTransport):  # type: ignore[misc]
-        def open(self) -> None:
-            super().open()
-            if not getattr(self.sasl, "complete", False):
-                self.close()
-                raise ServerIdentityError(
-                    f"{where}: the server said COMPLETE before the GSSAPI exchange finished, so it did not "
-                    f"prove it is the Kerberos service {service}; refusing to use it"
-                )
-
-    return VerifiedSaslClientTransport(factory, "GSSAPI", socket_)
+ZOOKEEPER_SERVICE = "zookeeper"
 
 
-class MutualHiveMetastoreHook(HiveMetastoreHook):
-    """``HiveMetastoreHook`` whose GSSAPI transport requires the metastore to authenticate itself."""
+def zookeeper_client(hosts: str, *, kerberos: bool | None = None, **options: Any) -> Any:
+    """A ``KazooClient`` for ``hosts``; with ``kerberos`` (None: as Airflow is configured, which
+    imports Airflow) it authenticates with SASL GSSAPI."""
+    from kazoo.client import KazooClient
 
-    def get_metastore_client(self) -> Any:
-        conn = self.conn
-        mechanism = conn.extra_dejson.get("auth_mechanism", "GSSAPI")
-        if not kerberos_enabled() or mechanism != "GSSAPI":
-            return super().get_metastore_client()
-        import hmsclient
-        from pyhive.hive import get_installed_sasl
-        from thrift.protocol import TBinaryProtocol
-        from thrift.transport import TSocket
+    if kerberos if kerberos is not None else kerberos_enabled():
+        options["sasl_options"] = {"mechanism": "GSSAPI", "service": ZOOKEEPER_SERVICE}
+    return KazooClient(hosts=hosts, **options)
 
-        host = self._find_valid_host()
-        if not host:
-            raise MetastoreError(
-                f"no metastore of connection {conn.conn_id} answers ({conn.host}:{conn.port})"
-            )
-        service = conn.extra_dejson.get("kerberos_service_name", "hive")
-        transport = _verified_transport(
-            lambda: get_installed_sasl(host=host, sasl_auth="GSSAPI", service=service),
-            f"{service}/{host}",
-            TSocket.TSocket(host, conn.port),
-            f"metastore of connection {conn.conn_id} at thrift://{host}:{conn.port}",
-        )
-        return hmsclient.HMSClient(iprot=TBinaryProtocol.TBinaryProtocol(transport))
+
+def zookeeper_refusal(exc: BaseException, hosts: str, zk: Any = None, settle_s: float = 5.0) -> str | None:
+    """Why a ZooKeeper operation failed, when it is Kerberos: the server did not authenticate or
+    would not accept us; None for any other failure.
+
+    kazoo reports a refused exchange in its connection thread: the client ends AUTH_FAILED, or
+    CLOSED when the server answered the exchange with an error (SessionClosedRequireSasl), and a
+    request queued meanwhile ends in ConnectionLoss. So with ``zk`` and Kerberos on, a
+    ConnectionLoss waits up to ``settle_s`` for the client to settle: ended (refused) or
+    reconnecting (a lost link, not a refusal: kazoo never ends by itself for that)."""
+    import time
+
+    from kazoo.exceptions import AuthFailedError, ConnectionLoss, SASLException
+    from kazoo.protocol.states import KeeperState
+
+    refused = isinstance(exc, AuthFailedError | SASLException)
+    if not refused and zk is not None and isinstance(exc, ConnectionLoss) and kerberos_enabled():
+        deadline = time.monotonic() + settle_s
+        while not refused and time.monotonic() < deadline:
+            state = zk.client_state
+            refused = state in (KeeperState.AUTH_FAILED, KeeperState.CLOSED)
+            if state == KeeperState.CONNECTING:  # reconnecting: the link was lost
+                break
+            time.sleep(0.05)  # still CONNECTED: the connection thread has not reported yet
+    if not refused:
+        return None
+    host = hosts.split(",")[0].split("/")[0].rsplit(":", 1)[0]
+    return (
+        f"ZooKeeper {hosts} did not complete Kerberos authentication as service "
+        f"{ZOOKEEPER_SERVICE}/{host} ({type(exc).__name__}): refusing it"
+    )

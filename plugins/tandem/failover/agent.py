@@ -171,8 +171,10 @@ class Agent:
         recover_after: int = 2,
         session_timeout: float = 4.0,
         on_change: Callable[[Action, str], None] | None = None,
+        kerberos: bool = False,
     ) -> None:
         self.name = name
+        self.kerberos = kerberos
         self.zk_hosts = zk_hosts
         self.interval = interval
         self.fail_after = fail_after
@@ -216,7 +218,9 @@ class Agent:
         """Hold the node; None, or why ZooKeeper did not let us (another holder: the embedded
         cluster process holds its own node, so an agent there only takes over once it is gone)."""
         payload = json.dumps({"agent": self.name, "since": datetime.now(UTC).isoformat()}).encode()
-        holder = AliveHolder(self.zk_hosts, self.name, payload, session_timeout=self.session_timeout)
+        holder = AliveHolder(
+            self.zk_hosts, self.name, payload, session_timeout=self.session_timeout, kerberos=self.kerberos
+        )
         try:
             holder.start(timeout=max(self.interval * 3, 3.0))
         except ZooKeeperError as exc:
@@ -303,5 +307,9 @@ def run_agent(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     if not args.json:
         print(f"tandem agent for {target.name}: ZooKeeper {target.zk_hosts}, {target.source}", flush=True)
-    Agent(target.name, target.zk_hosts, target.probes, on_change=report).run(stop)
+    from tandem.security import kerberos_enabled
+
+    Agent(target.name, target.zk_hosts, target.probes, on_change=report, kerberos=kerberos_enabled()).run(
+        stop
+    )
     return 0

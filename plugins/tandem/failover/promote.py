@@ -36,6 +36,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from tandem.errors import TandemError
 from tandem.failover.arbiter import ClusterView
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH, ClusterRecord, CorruptRecordError
+from tandem.security import zookeeper_client
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class _Read:
 @contextlib.contextmanager
 def _session(hosts: str, timeout: float) -> Iterator[KazooClient | None]:
     """A connected client, or None if ZooKeeper does not answer within ``timeout``."""
-    zk = KazooClient(hosts=hosts, timeout=max(timeout, 2.0))
+    zk = zookeeper_client(hosts, timeout=max(timeout, 2.0))
     try:
         zk.start(timeout=timeout)
     except KazooTimeoutError:

@@ -23,6 +23,7 @@ from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tandem.errors import ZooKeeperError
+from tandem.security import zookeeper_client
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +176,14 @@ class AliveHolder:
         *,
         session_timeout: float = 6.0,
         check_interval: float = 2.0,
+        kerberos: bool = False,
     ) -> None:
         self.zk_hosts = zk_hosts
         self.name = name
         self.payload = payload
         self.check_interval = check_interval
-        self._zk = KazooClient(hosts=zk_hosts, timeout=session_timeout)
+        # explicit: a cluster's own process holds the node too, and it has no Airflow to ask
+        self._zk = zookeeper_client(zk_hosts, kerberos=kerberos, timeout=session_timeout)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

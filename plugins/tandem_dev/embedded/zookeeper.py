@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from tandem.errors import EmbeddedError
@@ -157,8 +158,12 @@ def server_info(host: str, port: int, timeout: float = 2.0) -> dict[str, str]:
     return info
 
 
-def write_config(path: Path, *, data_dir: Path, port: int, host: str = LOOPBACK, tick_ms: int = 1000) -> None:
-    """Write a standalone ``zoo.cfg``. Idempotent: the same arguments give the same file."""
+def write_config(
+    path: Path, *, data_dir: Path, port: int, host: str = LOOPBACK, tick_ms: int = 1000, sasl: bool = False
+) -> None:
+    """Write a standalone ``zoo.cfg``. Idempotent: the same arguments give the same file.
+
+    ``sasl``: every client must authenticate with SASL (Kerberos) before anything else."""
     lines = {
         # tickTime bounds session timeouts to [2, 20] ticks: 1 s lets a dead cluster's
         # ephemeral /tandem/alive vanish within seconds, which failover tests rely on.
@@ -177,6 +182,10 @@ def write_config(path: Path, *, data_dir: Path, port: int, host: str = LOOPBACK,
         "autopurge.snapRetainCount": "3",
         "autopurge.purgeInterval": "1",
     }
+    if sasl:
+        lines["authProvider.sasl"] = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+        lines["enforce.auth.enabled"] = "true"
+        lines["enforce.auth.schemes"] = "sasl"
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()), encoding="utf-8")
 
 
@@ -187,6 +196,24 @@ def log_tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class ZooKeeperKerberos:
+    """What a Kerberized ZooKeeper needs: its service key and the realm's ``krb5.conf``."""
+
+    keytab: Path
+    principal: str  # zookeeper/<host>@REALM: clients ask for zookeeper/<the host they dial>
+    krb5_conf: Path
+
+    def jaas(self) -> str:
+        return (
+            "Server {\n"
+            "  com.sun.security.auth.module.Krb5LoginModule required\n"
+            f'  useKeyTab=true keyTab="{self.keytab}" storeKey=true useTicketCache=false\n'
+            f'  isInitiator=false principal="{self.principal}";\n'
+            "};\n"
+        )
 
 
 class ZooKeeperServer:
@@ -209,8 +236,10 @@ class ZooKeeperServer:
         log_path: Path | None = None,
         tags: Mapping[str, str] | None = None,
         tick_ms: int = 1000,
+        kerberos: ZooKeeperKerberos | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).absolute()
+        self.kerberos = kerberos
         self.host = host
         self._requested_port = port
         self.port = port
@@ -244,9 +273,17 @@ class ZooKeeperServer:
         classpath = [str(self.base_dir), str(ZOOKEEPER_CONF_DIR), str(find_zookeeper_jar())]
         classpath += [str(jar) for jar in _LOGGING_JARS if jar.is_file()]
         tags = [f"-Dtandem.{key}={value}" for key, value in sorted(self.tags.items())]
+        security = []
+        if self.kerberos is not None:
+            # Java reads neither KRB5_CONFIG nor /etc/krb5.conf once told where the realm is
+            security = [
+                f"-Djava.security.auth.login.config={self.base_dir / 'jaas.conf'}",
+                f"-Djava.security.krb5.conf={self.kerberos.krb5_conf}",
+            ]
         return [
             find_java(),
             *JVM_FLAGS,
+            *security,
             f"-Dlog4j.configuration=file:{self.base_dir / 'log4j.properties'}",
             "-Dzookeeper.admin.enableServer=false",
             *tags,
@@ -276,8 +313,15 @@ class ZooKeeperServer:
         data_dir = self.base_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         (self.base_dir / "log4j.properties").write_text(_LOG4J, encoding="utf-8")
+        if self.kerberos is not None:
+            (self.base_dir / "jaas.conf").write_text(self.kerberos.jaas(), encoding="utf-8")
         write_config(
-            self.config_path, data_dir=data_dir, port=self.port, host=self.host, tick_ms=self.tick_ms
+            self.config_path,
+            data_dir=data_dir,
+            port=self.port,
+            host=self.host,
+            tick_ms=self.tick_ms,
+            sasl=self.kerberos is not None,
         )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
