@@ -3,8 +3,12 @@ recorded in it (each under its own chroot); a real Kerberos realm per test modul
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +62,47 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
             patch.setenv(key, value)
         yield made
     made.kdc.stop()
+
+
+class _Impostor(BaseHTTPRequestHandler):
+    """A "NameNode" with no keytab: it answers 200 to anything, without an AP-REP."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "FileStatus": {
+                    "type": "DIRECTORY",
+                    "length": 0,
+                    "owner": "hdfs",
+                    "group": "supergroup",
+                    "permission": "755",
+                    "accessTime": 0,
+                    "modificationTime": 0,
+                    "blockSize": 0,
+                    "replication": 0,
+                    "pathSuffix": "",
+                    "fileId": 16385,
+                    "childrenNum": 0,
+                    "storagePolicy": 0,
+                }
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhdfs_impostor() -> Iterator[int]:
+    """The port of a WebHDFS "NameNode" that answers 200 without an AP-REP."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield int(httpd.server_address[1])
+    httpd.shutdown()
+    httpd.server_close()

@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -150,49 +148,6 @@ def test_a_server_without_the_services_key_is_refused(realm: Realm, tmp_path: Pa
 
 
 # -- Tandem's client -----------------------------------------------------------------------------------
-class _Impostor(BaseHTTPRequestHandler):
-    """A "NameNode" with no keytab: it answers 200 to anything, without an AP-REP."""
-
-    def do_GET(self) -> None:
-        body = json.dumps(
-            {
-                "FileStatus": {
-                    "type": "DIRECTORY",
-                    "length": 0,
-                    "owner": "hdfs",
-                    "group": "supergroup",
-                    "permission": "755",
-                    "accessTime": 0,
-                    "modificationTime": 0,
-                    "blockSize": 0,
-                    "replication": 0,
-                    "pathSuffix": "",
-                    "fileId": 16385,
-                    "childrenNum": 0,
-                    "storagePolicy": 0,
-                }
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def impostor() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield int(httpd.server_address[1])
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, port: int, login: str | None) -> None:
     fields: dict[str, Any] = {"conn_type": "webhdfs", "host": "127.0.0.1", "port": port}
     if login:
@@ -215,23 +170,25 @@ def test_tandems_client_requires_mutual_authentication_and_passes_the_user_on(
 
 
 def test_tandems_client_refuses_a_namenode_that_cannot_prove_itself(
-    impostor: int, monkeypatch: pytest.MonkeyPatch
+    webhdfs_impostor: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _connection(monkeypatch, "webhdfs_impostor", impostor, "etl")
+    _connection(monkeypatch, "webhdfs_impostor", webhdfs_impostor, "etl")
     with pytest.raises(ServerIdentityError) as refused:
         Hdfs.from_conn_id("webhdfs_impostor")
     message = str(refused.value)
-    assert "webhdfs_impostor" in message and f"HTTP/127.0.0.1 at http://127.0.0.1:{impostor}" in message
+    assert (
+        "webhdfs_impostor" in message and f"HTTP/127.0.0.1 at http://127.0.0.1:{webhdfs_impostor}" in message
+    )
 
 
-def test_the_stock_hook_accepts_the_impostor(impostor: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stock_hook_accepts_the_impostor(webhdfs_impostor: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Characterization of apache-airflow-providers-apache-hdfs: under Kerberos its client uses
     OPTIONAL mutual authentication and drops the proxy user. If this starts failing, the provider
     fixed it and Tandem's hook subclass can go."""
     from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
     from hdfs.ext.kerberos import KerberosClient
 
-    _connection(monkeypatch, "webhdfs_impostor_stock", impostor, "etl")
+    _connection(monkeypatch, "webhdfs_impostor_stock", webhdfs_impostor, "etl")
     hook = WebHDFSHook(webhdfs_conn_id="webhdfs_impostor_stock")
     monkeypatch.setattr("airflow.providers.apache.hdfs.hooks.webhdfs._kerberos_security_mode", True)
     monkeypatch.setattr(

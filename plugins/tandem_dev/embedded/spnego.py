@@ -90,6 +90,7 @@ class Spnego:
         self.validity_s = validity_s
         self._secret = secret or secrets.token_bytes(32)
         self._creds: Any = None
+        self.authenticated: list[str] = []  # principals that completed SPNEGO, in order
 
     # -- signing -----------------------------------------------------------------------------
     def _sign(self, text: str) -> str:
@@ -138,6 +139,7 @@ class Spnego:
             challenge = f"Negotiate {base64.b64encode(answer or b'').decode()}"
             raise Refusal(401, "Authentication required", [("WWW-Authenticate", challenge)])
         principal = str(context.initiator_name)
+        self.authenticated.append(principal)
         user = short_name(principal, self.realm)
         if user is None:
             raise Refusal(403, f"No rules applied to {principal}")
