@@ -38,6 +38,13 @@ def _program(name: str) -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def available() -> bool:
     """Are the KDC's programs installed?"""
     try:
@@ -51,7 +58,9 @@ def available() -> bool:
 class Kdc:
     """One realm in ``root``: :meth:`start`, :meth:`principal`, :meth:`keytab`, :meth:`stop`."""
 
-    def __init__(self, root: Path, realm: str = REALM, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, realm: str = REALM, port: int | None = None, *, die_with_parent: bool = False
+    ) -> None:
         from tandem_dev.embedded.zookeeper import free_port
 
         self.root = root
@@ -61,6 +70,8 @@ class Kdc:
         self.kdc_conf = root / "kdc.conf"
         self.log_path = root / "kdc.log"
         self.pid_file = root / "kdc.pid"
+        # tests: the KDC goes with the process that started it, even when that one is SIGKILLed
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- the realm ---------------------------------------------------------------------------
@@ -136,6 +147,7 @@ class Kdc:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         self._wait_listening(timeout)
         return self

@@ -56,7 +56,7 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
 
     if not kerberos.available():
         pytest.skip("krb5-kdc is not installed (make setup installs it)")
-    made = Realm(Kdc(tmp_path_factory.mktemp("realm")).start())
+    made = Realm(Kdc(tmp_path_factory.mktemp("realm"), die_with_parent=True).start())
     with pytest.MonkeyPatch.context() as patch:
         for key, value in made.kdc.env(made.keytab("tandem")).items():
             patch.setenv(key, value)

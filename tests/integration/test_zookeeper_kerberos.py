@@ -47,18 +47,23 @@ def kerberos_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__CORE__SECURITY", "kerberos")
 
 
-def test_tandem_observes_a_kerberized_zookeeper_as_its_principal(
-    server: ZooKeeperServer, realm: Realm, kerberos_on: None
-) -> None:
+def record_role(server: ZooKeeperServer) -> None:
+    """``/tandem/cluster`` says primary is active (idempotent), written through Kerberos."""
     from tandem.security import zookeeper_client
 
-    zk = zookeeper_client(server.hosts, timeout=10)
+    zk = zookeeper_client(server.hosts, kerberos=True, timeout=10)
     zk.start(timeout=15)
     try:
         init_cluster_record(zk, "primary", "active")
     finally:
         zk.stop()
         zk.close()
+
+
+def test_tandem_observes_a_kerberized_zookeeper_as_its_principal(
+    server: ZooKeeperServer, realm: Realm, kerberos_on: None
+) -> None:
+    record_role(server)
     seen = observe("primary", server.hosts, timeout=10)
     assert seen.reachable and seen.problem is None
     assert isinstance(seen.record, ClusterRecord) and seen.record.role == "active"
@@ -99,6 +104,7 @@ def test_a_zookeeper_with_the_wrong_key_is_refused_by_name(
 def test_the_application_client_reads_roles_through_kerberos(server: ZooKeeperServer) -> None:
     from tandem.client import ClusterWatcher
 
+    record_role(server)
     views = []
     watcher = ClusterWatcher("primary", server.hosts, views.append, kerberos=True)
     watcher.start()
