@@ -110,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Airflow's hooks log each connection probe at INFO on stdout, which --json output cannot
     # carry; Airflow reads the level once, at import, so it is set before any handler runs.
     # `status` reports unreachable clusters itself, one line each: the hooks' warnings would repeat it
-    level = "ERROR" if args.command == "status" else "WARNING"
+    # `--json` output is one document on stdout: Airflow's warnings (also on stdout) would break it
+    level = "ERROR" if args.command == "status" or getattr(args, "json", False) else "WARNING"
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", level)
     if args.command == "gateway":
         # a gateway's stdout carries its --json line and nothing else

@@ -63,9 +63,10 @@ def environment_file(home: Path | None, strict: bool = True) -> tuple[Path | Non
 
 
 def use(home: Path | None = None, *, with_airflow: bool = False, strict: bool = True) -> Path | None:
-    """Put the chosen environment file's connections (``AIRFLOW_CONN_*``) into this process's
-    environment, where they win over Airflow's own, and with ``with_airflow`` its Airflow
-    (``AIRFLOW_HOME``...) too, for commands that run DAGs. Returns the file."""
+    """Put the chosen environment file's connections (``AIRFLOW_CONN_*``, and for Kerberized
+    clusters ``KRB5*`` and Airflow's security settings) into this process's environment, where
+    they win over Airflow's own, and with ``with_airflow`` its Airflow (``AIRFLOW_HOME``...) too,
+    for commands that run DAGs. Returns the file."""
     file, asked = environment_file(home, strict)
     if file is None:
         return None
@@ -75,15 +76,21 @@ def use(home: Path | None = None, *, with_airflow: bool = False, strict: bool = 
         raise ConfigError(str(file), "file", f"unreadable environment file: {exc}") from exc
     if not isinstance(variables, dict):
         raise ConfigError(str(file), "file", "an environment file is a JSON object of variables")
-    os.environ.update(
-        {str(k): str(v) for k, v in variables.items() if with_airflow or str(k).startswith("AIRFLOW_CONN_")}
-    )
+    os.environ.update({str(k): str(v) for k, v in variables.items() if with_airflow or _for_clients(str(k))})
     if not asked and file not in _ANNOUNCED:
         _ANNOUNCED.add(file)
         print(
             f"tandem: using the clusters of {file.parent} (--home or TANDEM_HOME to choose)", file=sys.stderr
         )
     return file
+
+
+def _for_clients(key: str) -> bool:
+    """What every client of the clusters needs: the connections, and with Kerberos the realm,
+    the keytab, the ticket cache and Airflow's security mode."""
+    return (
+        key.startswith(("AIRFLOW_CONN_", "KRB5", "AIRFLOW__KERBEROS__")) or key == "AIRFLOW__CORE__SECURITY"
+    )
 
 
 def write(home: Path, variables: dict[str, str]) -> Path:

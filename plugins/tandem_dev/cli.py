@@ -19,7 +19,14 @@ def register(add: AddCommand) -> dict[str, str]:
         ("drill", "rehearse a failover on the embedded clusters"),
         ("ui", "the Airflow UI on the embedded clusters, with the Disaster recovery page"),
     ):
-        add(name, help_).add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+        parser = add(name, help_)
+        parser.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
+        if name in ("up", "demo"):
+            parser.add_argument(
+                "--kerberos",
+                action="store_true",
+                help="every server demands Kerberos from a realm of the home's own (a real MIT KDC)",
+            )
     return {
         "up": "tandem_dev.embedded.manager:run_up",
         "down": "tandem_dev.embedded.manager:run_down",

@@ -383,14 +383,23 @@ def run_demo(args: argparse.Namespace) -> int:
     _quiet_libraries()
     project = project_root(Path.cwd())
     started = time.monotonic()
-    _say(quiet, "Starting the embedded clusters (primary, standby, primary2)...")
-    topology = manager.up(args.home)
+    kerberos = bool(getattr(args, "kerberos", False))
+    _say(
+        quiet,
+        "Starting the embedded clusters (primary, standby, primary2)"
+        + (", every server demanding Kerberos from the home's own KDC..." if kerberos else "..."),
+    )
+    topology = manager.bring_up(args.home, kerberos=kerberos).topology
     env = manager.connection_env(topology)
+    extra = {"TANDEM_TASK_RETRIES": "0", "TANDEM_HOME": str(topology.home)}
+    if kerberos:
+        from tandem_dev.kerberos import HomeRealm
+
+        realm_env = HomeRealm(topology.home).env()
+        extra.update(realm_env)
+        os.environ.update(realm_env)  # this process reads and seeds the clusters as Tandem too
     airflow = LocalAirflow(
-        topology.home / "airflow",
-        project,
-        tuple(sorted(env.items())),
-        (("TANDEM_TASK_RETRIES", "0"), ("TANDEM_HOME", str(topology.home))),
+        topology.home / "airflow", project, tuple(sorted(env.items())), tuple(extra.items())
     )
     _say(quiet, "Preparing Airflow (first time: about 30 s)...")
     airflow.ensure_db()
@@ -443,6 +452,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "consistency_violations": check["consistency_violations"],
         "verified": verified,
         "clusters": topology.to_json()["clusters"],
+        "kerberos": topology.to_json().get("kerberos"),
         "gateway": gateway,
     }
     if args.json:

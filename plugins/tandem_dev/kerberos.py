@@ -165,6 +165,11 @@ class Kdc:
                 raise TandemError(f"krb5kdc did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s")
             time.sleep(0.02)
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The KDC's process handle while this object runs it."""
+        return self._proc
+
     def principal(self, name: str) -> str:
         """Add ``name`` (``tandem``, ``HTTP/127.0.0.1``...) with a random key; its full name."""
         full = name if "@" in name else f"{name}@{self.realm}"
@@ -214,3 +219,64 @@ class Kdc:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+# the embedded clusters' services: one realm, every server on 127.0.0.1 (the service principals'
+# host is the connections' host, as a client names it, never resolved)
+CLIENT = "tandem"
+SERVICES = {"http": "HTTP/127.0.0.1", "hive": "hive/127.0.0.1", "zookeeper": "zookeeper/127.0.0.1"}
+
+
+class HomeRealm:
+    """The realm of an embedded home (``<home>/kerberos``): made once, its KDC started by
+    ``tandem up --kerberos``; Tandem's keytab and one per service."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = home / "kerberos"
+        self.kdc = Kdc(self.root, port=self._recorded_port())
+
+    def _recorded_port(self) -> int | None:
+        import json
+
+        try:
+            return int(json.loads((self.root / "realm.json").read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def keytab(self, key: str) -> Path:
+        return self.root / f"{key}.keytab"
+
+    def principal(self, key: str) -> str:
+        return f"{CLIENT if key == CLIENT else SERVICES[key]}@{self.kdc.realm}"
+
+    def start(self, owner: str) -> int:
+        """Start the KDC (the realm and keytabs made on first use); its pid. The pid file's name
+        carries ``owner``, so ``tandem down`` can tell the KDC is this home's."""
+        import json
+
+        from tandem_dev.embedded.zookeeper import port_is_free
+
+        if not port_is_free(self.kdc.port):
+            self.kdc = Kdc(self.root)
+        self.kdc.pid_file = self.root / f"kdc-{owner}.pid"
+        self.kdc.start()
+        (self.root / "realm.json").write_text(json.dumps({"realm": self.kdc.realm, "port": self.kdc.port}))
+        for key in (CLIENT, *SERVICES):
+            if not self.keytab(key).exists():
+                self.kdc.keytab(self.keytab(key), self.principal(key))
+        assert self.kdc.process is not None
+        return self.kdc.process.pid
+
+    def env(self) -> dict[str, str]:
+        """What every process that talks to these clusters needs: the realm, Tandem's keytab (MIT
+        Kerberos gets its tickets by itself), Airflow in Kerberos mode with the same ticket cache."""
+        ccache = self.root / "ccache"
+        return {
+            **self.kdc.env(self.keytab(CLIENT)),
+            "KRB5CCNAME": f"FILE:{ccache}",
+            "AIRFLOW__CORE__SECURITY": "kerberos",
+            # Airflow's CLI sets KRB5CCNAME from [kerberos] ccache: the same cache
+            "AIRFLOW__KERBEROS__CCACHE": str(ccache),
+            "AIRFLOW__KERBEROS__KEYTAB": str(self.keytab(CLIENT)),
+            "AIRFLOW__KERBEROS__PRINCIPAL": self.principal(CLIENT),
+        }

@@ -41,8 +41,10 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
             "consistency_violations",
             "verified",
             "clusters",
+            "kerberos",
             "gateway",
         }
+        assert result["kerberos"] is None
         assert result["business"] == "billing"
         assert [p["mode"] for p in result["restore_points"]] == ["full", "incremental"]
         full, incremental = result["restore_points"]
@@ -75,6 +77,41 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
         assert {d["component"] for d in points[1]["datasets"]} == {"hdfs", "hive", "sparksql"}
     finally:
         tandem("down", home=home)
+
+
+def test_the_demo_runs_kerberized_end_to_end(tmp_path):
+    """`tandem demo --kerberos`: every server of the three clusters demands Kerberos from the
+    home's own KDC; the backups (through Airflow), the gateway with its outage and replay, and
+    the verification all pass as Tandem's principal; `tandem down` stops the KDC too."""
+    import requests
+
+    home = tmp_path / "home"
+    try:
+        demo = tandem("demo", "--kerberos", "--json", home=home)
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        result = json.loads(demo.stdout)
+        assert result["verified"] is True and result["kerberos"]["realm"] == "TANDEM.TEST"
+        assert [p["mode"] for p in result["restore_points"]] == ["full", "incremental"]
+        assert result["gateway"]["standby_mismatched"] == 0
+        issued = (home / "kerberos" / "kdc.log").read_text(errors="replace")
+        for service in ("HTTP/127.0.0.1", "hive/127.0.0.1", "zookeeper/127.0.0.1"):
+            assert f"tandem@TANDEM.TEST for {service}@TANDEM.TEST" in issued
+        cluster_log = (home / "logs" / "standby-cluster.log").read_text(errors="replace")
+        assert "tandem@TANDEM.TEST authenticated (SASL GSSAPI)" in cluster_log
+        zookeeper_log = (home / "logs" / "standby-zookeeper.log").read_text(errors="replace")
+        assert "authenticationID=tandem@TANDEM.TEST" in zookeeper_log
+        # nobody gets in without Kerberos, whatever user.name says
+        url = result["clusters"]["standby"]["webhdfs"]
+        anonymous = requests.get(
+            f"{url}/webhdfs/v1/", params={"op": "LISTSTATUS", "user.name": "hdfs"}, timeout=10
+        )
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Negotiate"
+        status = tandem("status", home=home)
+        assert status.returncode == 0 and "billing:" in status.stdout, status.stdout + status.stderr
+    finally:
+        tandem("down", home=home)
+    kdcs = subprocess.run(["pgrep", "-f", f"{home}/kerberos"], capture_output=True, text=True, check=False)
+    assert kdcs.stdout.strip() == "", "the KDC outlived `tandem down`"
 
 
 def test_a_killed_backup_is_detected_restored_and_promotion_lands_on_the_point(tmp_path):

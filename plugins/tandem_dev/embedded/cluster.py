@@ -29,11 +29,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
-from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tandem.errors import TandemError, ZooKeeperError
 from tandem.failover.state import AliveHolder, Role, init_cluster_record
+from tandem.security import zookeeper_client
 
 if TYPE_CHECKING:
     from tandem_dev.embedded.metastore import MetastoreServer
@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--zookeeper", required=True, help="HOST:PORT of this cluster's ZooKeeper")
     # only marks the command line, so that `tandem down` can recognise the process it launched
     parser.add_argument("--owner", default="")
+    parser.add_argument(
+        "--kerberos", action="store_true", help="demand Kerberos, with the keytabs of the home's realm"
+    )
     return parser
 
 
@@ -120,8 +123,10 @@ class EmbeddedCluster:
         webhdfs_port: int = 0,
         data_port: int = 0,
         metastore_port: int = 0,
+        kerberos: bool = False,
     ) -> None:
         self.paths = ClusterPaths(home.absolute(), name)
+        self.kerberos = kerberos
         self.name = name
         self.role = role
         self.zookeeper = zookeeper
@@ -140,15 +145,31 @@ class EmbeddedCluster:
 
         self.paths.ready_marker.unlink(missing_ok=True)
         self.paths.hdfs_root.mkdir(parents=True, exist_ok=True)
+        spnego, hive_keytab = None, None
+        if self.kerberos:
+            from tandem_dev.embedded.spnego import Spnego
+            from tandem_dev.kerberos import CLIENT, HomeRealm
+
+            realm = HomeRealm(self.paths.home)
+            # Tandem acts as the connections' login (hdfs): it is this NameNode's proxy user
+            spnego = Spnego(realm.keytab("http"), realm.kdc.realm, proxy_users={CLIENT})
+            hive_keytab = realm.keytab("hive")
         try:
             webhdfs = WebHdfsServer(
-                self.paths.hdfs_root, port=self.webhdfs_port, data_port=self.data_port, superuser=SUPERUSER
+                self.paths.hdfs_root,
+                port=self.webhdfs_port,
+                data_port=self.data_port,
+                superuser=SUPERUSER,
+                kerberos=spnego,
             )
             webhdfs.start()
             self._stops.append(webhdfs.stop)
             self.webhdfs = webhdfs
             metastore = MetastoreServer(
-                self.paths.metastore_db, port=self.metastore_port, warehouse=f"hdfs://{self.name}/warehouse"
+                self.paths.metastore_db,
+                port=self.metastore_port,
+                warehouse=f"hdfs://{self.name}/warehouse",
+                kerberos_keytab=hive_keytab,
             )
             metastore.start()
             self._stops.append(metastore.stop)
@@ -162,7 +183,7 @@ class EmbeddedCluster:
         return ready
 
     def _register(self) -> None:
-        zk = KazooClient(hosts=self.zookeeper)
+        zk = zookeeper_client(self.zookeeper, kerberos=self.kerberos)
         try:
             zk.start(timeout=ZK_CONNECT_TIMEOUT)
         except KazooTimeoutError:
@@ -177,7 +198,9 @@ class EmbeddedCluster:
         assert self.webhdfs is not None
         payload = json.dumps({"name": self.name, "pid": os.getpid(), "webhdfs": self.webhdfs.url})
         # a 3 s session: a killed cluster process loses /tandem/alive in about 3 s (failover detection < 5 s)
-        alive = AliveHolder(self.zookeeper, self.name, payload.encode(), session_timeout=3.0)
+        alive = AliveHolder(
+            self.zookeeper, self.name, payload.encode(), session_timeout=3.0, kerberos=self.kerberos
+        )
         alive.start(timeout=ZK_CONNECT_TIMEOUT)
         self._stops.append(alive.stop)
 
@@ -226,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhdfs_port=args.webhdfs_port,
         data_port=args.data_port,
         metastore_port=args.metastore_port,
+        kerberos=args.kerberos,
     )
     try:
         ready = cluster.start()

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +103,7 @@ class Topology:
 
     home: Path
     clusters: tuple[ClusterEndpoints, ...]
+    kerberos: bool = False  # every server demands Kerberos (the home's realm, `tandem up --kerberos`)
 
     def __getitem__(self, name: str) -> ClusterEndpoints:
         for cluster in self.clusters:
@@ -123,7 +125,16 @@ class Topology:
 
     def to_json(self) -> dict[str, Any]:
         """The ``tandem up --json`` document."""
-        return {"home": str(self.home), "clusters": {c.name: c.to_json() for c in self.clusters}}
+        found: dict[str, Any] = {
+            "home": str(self.home),
+            "clusters": {c.name: c.to_json() for c in self.clusters},
+        }
+        if self.kerberos:
+            from tandem_dev.kerberos import HomeRealm
+
+            realm = HomeRealm(self.home)
+            found["kerberos"] = {"realm": realm.kdc.realm, "kdc": f"127.0.0.1:{realm.kdc.port}"}
+        return found
 
 
 # --------------------------------------------------------------------------- homes and conn ids
@@ -188,6 +199,8 @@ def embedded_connections(topology: Topology, clusters_file: Path | None = None) 
             "host": LOOPBACK,
             "port": cluster.metastore_port,
         }
+        if topology.kerberos:
+            conns[cid["metastore"]]["extra"] = {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"}
         conns[cid["zookeeper"]] = {"conn_type": "zookeeper", "host": LOOPBACK, "port": cluster.zookeeper_port}
     return conns
 
@@ -235,15 +248,23 @@ class HomeState:
     running: bool
     clusters: tuple[ClusterState, ...]
     started: str = ""
+    kerberos: bool = False
+    kdc_pid: int | None = None
 
     def topology(self, home: Path) -> Topology:
-        return Topology(home, tuple(c.endpoints() for c in self.clusters))
+        return Topology(home, tuple(c.endpoints() for c in self.clusters), self.kerberos)
 
     def pids(self) -> list[tuple[str, int]]:
-        """(description, pid) of recorded processes, cluster processes first."""
+        """(description, pid) of recorded processes, cluster processes first, the KDC last."""
         found = [(f"{c.name} cluster process", c.process_pid) for c in self.clusters]
         found += [(f"{c.name} ZooKeeper", c.zookeeper_pid) for c in self.clusters]
+        found.append(("Kerberos KDC", self.kdc_pid))
         return [(what, pid) for what, pid in found if pid]
+
+    @property
+    def process_count(self) -> int:
+        """How many processes a running home has."""
+        return 2 * len(self.clusters) + (1 if self.kerberos else 0)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -252,6 +273,7 @@ class HomeState:
             "owner": self.owner,
             "running": self.running,
             "started": self.started,
+            "kerberos": {"pid": self.kdc_pid} if self.kerberos else None,
             "clusters": {
                 c.name: {
                     "role": c.role,
@@ -296,8 +318,15 @@ def read_state(home: Path) -> HomeState | None:
             )
             for name, entry in doc["clusters"].items()
         )
+        kerberos = doc.get("kerberos")
         return HomeState(
-            Path(doc["home"]), str(doc["owner"]), bool(doc["running"]), clusters, doc.get("started", "")
+            Path(doc["home"]),
+            str(doc["owner"]),
+            bool(doc["running"]),
+            clusters,
+            doc.get("started", ""),
+            kerberos is not None,
+            kerberos.get("pid") if kerberos else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _state_error(path, f"missing or invalid {exc}") from None
@@ -441,7 +470,9 @@ def _stopped(state: HomeState, keep: frozenset[int] = frozenset()) -> HomeState:
         )
         for c in state.clusters
     )  # fmt: skip
-    return HomeState(state.home, state.owner, False, clusters, state.started)
+    return HomeState(
+        state.home, state.owner, False, clusters, state.started, state.kerberos, kept(state.kdc_pid)
+    )
 
 
 def _stop_ours(home: Path, state: HomeState) -> list[str]:
@@ -451,7 +482,7 @@ def _stop_ours(home: Path, state: HomeState) -> list[str]:
     """
     ours = {pid for _w, pid in _classify(home, state)["ours"]}
     stopped: list[str] = []
-    for kind in ("cluster process", "ZooKeeper"):
+    for kind in ("cluster process", "ZooKeeper", "KDC"):
         targets = [(w, pid) for w, pid in state.pids() if kind in w and pid in ours]
         stopped += _signal_and_wait(targets, STOP_TIMEOUT)
     for name, _role in CLUSTERS:
@@ -468,7 +499,22 @@ def _probe_webhdfs(url: str, timeout: float = 3.0) -> bool:
             f"{url}/webhdfs/v1/?op=GETFILESTATUS&user.name={SUPERUSER}", timeout=timeout
         ) as resp:
             return resp.status == 200 and "FileStatus" in json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # a Kerberized NameNode answers by asking for SPNEGO
+        return exc.code == 401 and exc.headers.get("WWW-Authenticate", "").startswith("Negotiate")
     except (OSError, ValueError):
+        return False
+
+
+def _probe_sasl_metastore(uri: str, timeout: float = 3.0) -> bool:
+    """A Kerberized metastore answers a client that does not speak SASL with a BAD frame."""
+    import socket
+
+    host, port = uri.removeprefix("thrift://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(b"\x80\x01\x00\x01\x00\x00\x00\x00")  # a plain Thrift call's first bytes
+            return sock.recv(1) == b"\x03"  # BAD
+    except OSError:
         return False
 
 
@@ -496,12 +542,14 @@ def _probe_zookeeper(hosts: str) -> bool:
 
 
 def probe(topology: Topology) -> dict[str, dict[str, bool]]:
-    """Whether each server answers its own protocol, per cluster. Read-only, safe to repeat."""
+    """Whether each server answers its own protocol, per cluster. Read-only, safe to repeat.
+    Kerberized servers count as answering when they ask for Kerberos."""
     checks = []
+    metastore = _probe_sasl_metastore if topology.kerberos else _probe_metastore
     for c in topology.clusters:
         checks += [
             (c.name, "webhdfs", _probe_webhdfs, c.webhdfs_url),
-            (c.name, "metastore", _probe_metastore, c.metastore_uri),
+            (c.name, "metastore", metastore, c.metastore_uri),
             (c.name, "zookeeper", _probe_zookeeper, c.zookeeper_hosts),
         ]
     answers: dict[str, dict[str, bool]] = {c.name: {} for c in topology.clusters}
@@ -512,16 +560,16 @@ def probe(topology: Topology) -> dict[str, dict[str, bool]]:
     return answers
 
 
-def _zookeeper_view(hosts: str) -> dict[str, Any]:
+def _zookeeper_view(hosts: str, kerberos: bool = False) -> dict[str, Any]:
     """Role, epoch and /tandem/alive as the cluster's own ZooKeeper sees them."""
-    from kazoo.client import KazooClient
     from kazoo.exceptions import KazooException
     from kazoo.handlers.threading import KazooTimeoutError
 
     from tandem.failover.state import ALIVE_PATH, read_cluster_record
+    from tandem.security import zookeeper_client
 
     view: dict[str, Any] = {"role": None, "epoch": None, "alive": None}
-    zk = KazooClient(hosts=hosts, timeout=5.0)
+    zk = zookeeper_client(hosts, kerberos=kerberos, timeout=5.0)
     try:
         zk.start(timeout=3.0)
         record = read_cluster_record(zk)
@@ -563,7 +611,7 @@ def _port_or_zero(port: int) -> int:
 
 
 def _launch_cluster(
-    home: Path, owner: str, name: str, role: str, zk_hosts: str, prev: ClusterState | None
+    home: Path, owner: str, name: str, role: str, zk_hosts: str, prev: ClusterState | None, kerberos: bool
 ) -> int:
     import tandem
 
@@ -589,8 +637,13 @@ def _launch_cluster(
         zk_hosts,
         "--owner",
         owner,
+        *(["--kerberos"] if kerberos else []),
     ]
     env = dict(os.environ)
+    if kerberos:
+        from tandem_dev.kerberos import HomeRealm
+
+        env.update(HomeRealm(home).env())
     # the child must import this very package even when it is not installed (tests from a checkout)
     package_parent = str(Path(tandem.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
@@ -631,27 +684,53 @@ def _wait_ready(home: Path, pids: Mapping[str, int], deadline: float) -> dict[st
     return ready
 
 
-def _start(home: Path, previous: HomeState | None, timeout: float) -> Topology:
+def _zookeeper(home: Path, name: str, port: int, owner: str, kerberos: bool) -> zookeeper.ZooKeeperServer:
+    security = None
+    if kerberos:
+        from tandem_dev.kerberos import HomeRealm
+
+        realm = HomeRealm(home)
+        security = zookeeper.ZooKeeperKerberos(
+            realm.keytab("zookeeper"), realm.principal("zookeeper"), realm.kdc.krb5_conf
+        )
+    return zookeeper.ZooKeeperServer(
+        home / name / "zookeeper",
+        port=port,
+        log_path=log_dir(home) / f"{name}-zookeeper.log",
+        tags={"owner": owner, "home": str(home)},
+        kerberos=security,
+    )
+
+
+def _start(home: Path, previous: HomeState | None, timeout: float, kerberos: bool = False) -> Topology:
     deadline = time.monotonic() + timeout
     owner = secrets.token_hex(8)
     log_dir(home).mkdir(parents=True, exist_ok=True)
     prev = {c.name: c for c in previous.clusters} if previous else {}
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
+    kdc_pid: int | None = None
+
     def record(clusters: list[ClusterState], running: bool) -> None:
-        _write_state(home, HomeState(home, owner, running, tuple(clusters), started))
+        state = HomeState(home, owner, running, tuple(clusters), started, kerberos, kdc_pid)
+        _write_state(home, state)
 
     zks: dict[str, zookeeper.ZooKeeperServer] = {}
-    for name, _role in CLUSTERS:
-        old = prev.get(name)
-        zks[name] = zookeeper.ZooKeeperServer(
-            home / name / "zookeeper",
-            port=_port_or_zero(old.zookeeper_port) if old else 0,
-            log_path=log_dir(home) / f"{name}-zookeeper.log",
-            tags={"owner": owner, "home": str(home)},
-        )
     states = [ClusterState(name, role, 0) for name, role in CLUSTERS]
     try:
+        if kerberos:  # the realm first: every server needs its keytab, every client its tickets
+            from tandem_dev.kerberos import HomeRealm
+
+            realm = HomeRealm(home)
+            kdc_pid = realm.start(owner)
+            if realm.kdc.process is not None:
+                _CHILDREN[kdc_pid] = realm.kdc.process
+            record(states, running=False)
+        for name, _role in CLUSTERS:
+            old = prev.get(name)
+            zks[name] = _zookeeper(
+                home, name, _port_or_zero(old.zookeeper_port) if old else 0, owner, kerberos
+            )
         for zk in zks.values():
             zk.launch()
         for zk in zks.values():
@@ -661,7 +740,9 @@ def _start(home: Path, previous: HomeState | None, timeout: float) -> Topology:
         states = [ClusterState(n, r, zks[n].port, zookeeper_pid=zks[n].pid) for n, r in CLUSTERS]
         # recorded before the cluster processes start, so that `tandem down` can clean up a failed up
         record(states, running=False)
-        pids = {n: _launch_cluster(home, owner, n, r, zks[n].hosts, prev.get(n)) for n, r in CLUSTERS}
+        pids = {
+            n: _launch_cluster(home, owner, n, r, zks[n].hosts, prev.get(n), kerberos) for n, r in CLUSTERS
+        }
         states = [
             ClusterState(n, r, zks[n].port, zookeeper_pid=zks[n].pid, process_pid=pids[n])
             for n, r in CLUSTERS
@@ -681,7 +762,7 @@ def _start(home: Path, previous: HomeState | None, timeout: float) -> Topology:
             )
             for n, r in CLUSTERS
         ]
-        state = HomeState(home, owner, True, tuple(states), started)
+        state = HomeState(home, owner, True, tuple(states), started, kerberos, kdc_pid)
         topology = state.topology(home)
         answers = probe(topology)
         silent = [f"{n} {kind}" for n, kinds in answers.items() for kind, ok in kinds.items() if not ok]
@@ -690,7 +771,7 @@ def _start(home: Path, previous: HomeState | None, timeout: float) -> Topology:
         _write_state(home, state)
         return topology
     except BaseException:
-        failed = HomeState(home, owner, False, tuple(states), started)
+        failed = HomeState(home, owner, False, tuple(states), started, kerberos, kdc_pid)
         _stop_ours(home, failed)
         for zk in zks.values():
             zk.stop()
@@ -702,12 +783,14 @@ def _start(home: Path, previous: HomeState | None, timeout: float) -> Topology:
         raise
 
 
-def bring_up(home: Path | None = None, timeout: float = START_TIMEOUT) -> UpResult:
+def bring_up(home: Path | None = None, timeout: float = START_TIMEOUT, *, kerberos: bool = False) -> UpResult:
     """Start the embedded clusters of ``home``, or find them already running.
 
     Idempotent: if every recorded process is ours and every server answers, nothing is started.
     Processes left from a partial start or crash are stopped and everything is started again on
     the same data. All-or-nothing: on failure, whatever this call started is stopped again.
+    ``kerberos``: every server demands Kerberos from the home's realm (its KDC started first);
+    clusters running in the other mode are restarted in this one, on the same data.
     """
     began = time.monotonic()
     home = resolve_home(home)
@@ -717,7 +800,7 @@ def bring_up(home: Path | None = None, timeout: float = START_TIMEOUT) -> UpResu
             found = _classify(home, state)
             if found["foreign"]:
                 raise _foreign_error(home, state, found["foreign"])
-            if state.running and len(found["ours"]) == 2 * len(CLUSTERS):
+            if state.running and len(found["ours"]) == state.process_count and state.kerberos == kerberos:
                 topology = state.topology(home)
                 if all(all(kinds.values()) for kinds in probe(topology).values()):
                     publish_environment(topology)
@@ -725,7 +808,7 @@ def bring_up(home: Path | None = None, timeout: float = START_TIMEOUT) -> UpResu
             if found["ours"]:
                 _stop_ours(home, state)
         zookeeper.check_requirements()
-        topology = _start(home, state, timeout)
+        topology = _start(home, state, timeout, kerberos)
         publish_environment(topology)
     return UpResult(topology, False, time.monotonic() - began)
 
@@ -738,7 +821,12 @@ def publish_environment(topology: Topology) -> Path:
 
     airflow = LocalAirflow(topology.home / "airflow", project_root()).overrides()
     keep = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES")
-    return environment.write(topology.home, {**{k: airflow[k] for k in keep}, **connection_env(topology)})
+    variables = {**{k: airflow[k] for k in keep}, **connection_env(topology)}
+    if topology.kerberos:
+        from tandem_dev.kerberos import HomeRealm
+
+        variables.update(HomeRealm(topology.home).env())
+    return environment.write(topology.home, variables)
 
 
 # --------------------------------------------------------------------------- one cluster (drills)
@@ -777,17 +865,12 @@ def restart_cluster(home: Path, name: str, timeout: float = 60.0) -> None:
         if state is None:
             raise EmbeddedError(f"no embedded clusters in {home}")
         entry = next(c for c in state.clusters if c.name == name)
-        server = zookeeper.ZooKeeperServer(
-            home / name / "zookeeper",
-            port=entry.zookeeper_port,
-            log_path=log_dir(home) / f"{name}-zookeeper.log",
-            tags={"owner": state.owner, "home": str(home)},
-        )
+        server = _zookeeper(home, name, entry.zookeeper_port, state.owner, state.kerberos)
         server.launch()
         server.wait_ready(timeout)
         if server.process is not None:
             _CHILDREN[server.process.pid] = server.process
-        pid = _launch_cluster(home, state.owner, name, entry.role, server.hosts, entry)
+        pid = _launch_cluster(home, state.owner, name, entry.role, server.hosts, entry, state.kerberos)
         ready = _wait_ready(home, {name: pid}, time.monotonic() + timeout)[name]
         fresh = ClusterState(
             name,
@@ -800,7 +883,9 @@ def restart_cluster(home: Path, name: str, timeout: float = 60.0) -> None:
             pid,
         )
         clusters = tuple(fresh if c.name == name else c for c in state.clusters)
-        _write_state(home, HomeState(home, state.owner, True, clusters, state.started))
+        _write_state(
+            home, HomeState(home, state.owner, True, clusters, state.started, state.kerberos, state.kdc_pid)
+        )
         if fresh.endpoints() != entry.endpoints():
             raise EmbeddedError(f"{name} came back on other ports ({fresh.endpoints()}): a port was taken")
 
@@ -820,7 +905,7 @@ def running_topology(home: Path | None = None) -> Topology | None:
     if state is None or not state.running:
         return None
     found = _classify(home, state)
-    return state.topology(home) if len(found["ours"]) == 2 * len(CLUSTERS) else None
+    return state.topology(home) if len(found["ours"]) == state.process_count else None
 
 
 # --------------------------------------------------------------------------- status and down
@@ -843,8 +928,13 @@ def status(home: Path | None = None) -> dict[str, Any]:
         else {c.name: dict.fromkeys(CONNECTION_KINDS, False) for c in state.clusters}
     )
 
+    if state.kerberos:  # this process reads the ZooKeepers as Tandem, with the home's realm
+        from tandem_dev.kerberos import HomeRealm
+
+        os.environ.update(HomeRealm(home).env())
+
     def view(c: ClusterEndpoints) -> dict[str, Any]:
-        return _zookeeper_view(c.zookeeper_hosts) if answers[c.name]["zookeeper"] else {}
+        return _zookeeper_view(c.zookeeper_hosts, state.kerberos) if answers[c.name]["zookeeper"] else {}
 
     with ThreadPoolExecutor(max_workers=len(state.clusters) or 1) as pool:
         views = dict(zip(topology.names, pool.map(view, topology.clusters), strict=True))
@@ -901,7 +991,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    result = bring_up(args.home)
+    result = bring_up(args.home, kerberos=bool(getattr(args, "kerberos", False)))
     topology = result.topology
     note = _sync_airflow(topology)
     if args.json:
