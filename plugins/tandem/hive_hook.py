@@ -15,7 +15,7 @@ from tandem.errors import MetastoreError, ServerIdentityError
 from tandem.security import kerberos_enabled
 
 
-def _verified_transport(factory: Any, service: str, socket_: Any, where: str) -> Any:
+def verified_transport(factory: Any, service: str, socket_: Any, where: str) -> Any:
     """``thrift_sasl``'s client transport that insists the SASL exchange completed."""
     from thrift_sasl import TSaslClientTransport
 
@@ -51,7 +51,7 @@ class MutualHiveMetastoreHook(HiveMetastoreHook):
                 f"no metastore of connection {conn.conn_id} answers ({conn.host}:{conn.port})"
             )
         service = conn.extra_dejson.get("kerberos_service_name", "hive")
-        transport = _verified_transport(
+        transport = verified_transport(
             lambda: get_installed_sasl(host=host, sasl_auth="GSSAPI", service=service),
             f"{service}/{host}",
             TSocket.TSocket(host, conn.port),

@@ -21,7 +21,7 @@ def register(add: AddCommand) -> dict[str, str]:
     ):
         parser = add(name, help_)
         parser.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
-        if name in ("up", "demo"):
+        if name in ("up", "demo", "drill"):
             parser.add_argument(
                 "--kerberos",
                 action="store_true",

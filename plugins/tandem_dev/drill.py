@@ -353,6 +353,7 @@ class Drill:
     topology: EmbeddedTopology | None = None
     airflow: AirflowServer | None = None
     alerts_path: Path | None = None
+    kerberos: bool = False  # every server demands Kerberos from the home's realm
 
     @property
     def work(self) -> Path:
@@ -377,6 +378,10 @@ class Drill:
         port = zookeeper.free_port()
         conns = tuple(sorted(manager.connection_env(self.topology).items()))
         env = LocalAirflow(airflow_home, self.project, conns).env()
+        if self.topology.kerberos:
+            from tandem_dev.kerberos import HomeRealm
+
+            env.update(HomeRealm(self.topology.home).env())
         env.update(
             {
                 "TANDEM_INCLUDE": str(include),
@@ -495,12 +500,11 @@ class Drill:
 
     def record_mtime(self, cluster: str) -> float:
         """When ``/tandem/cluster`` of ``cluster`` was last written (ZooKeeper's clock, seconds)."""
-        from kazoo.client import KazooClient
-
         from tandem.failover.state import CLUSTER_PATH
+        from tandem.security import zookeeper_client
 
         assert self.topology is not None
-        zk = KazooClient(hosts=self.topology[cluster].zookeeper_hosts)
+        zk = zookeeper_client(self.topology[cluster].zookeeper_hosts, kerberos=self.topology.kerberos)
         zk.start(timeout=10)
         try:
             return float(zk.exists(CLUSTER_PATH).mtime) / 1000.0
@@ -552,7 +556,11 @@ def run_steps(drill: Drill) -> dict[str, Any]:
 
     began = time.monotonic()
     drill.say("Starting the embedded clusters...")
-    topology = drill.topology = manager.up(drill.home)
+    topology = drill.topology = manager.bring_up(drill.home, kerberos=drill.kerberos).topology
+    if topology.kerberos:  # this process reads and writes the clusters as Tandem, too
+        from tandem_dev.kerberos import HomeRealm
+
+        os.environ.update(HomeRealm(topology.home).env())
     old, new = _roles(topology)
     include = drill.prepare_include()
     embedded_access(topology, old).hdfs().write(f"{LEDGER}/seed.json", b'{"seed": true}', overwrite=True)
@@ -688,7 +696,12 @@ def run_drill(args: argparse.Namespace) -> int:
         if not quiet:
             print(text, flush=True)
 
-    drill = Drill(resolve_home(args.home), project_root(Path.cwd()), say)
+    drill = Drill(
+        resolve_home(args.home),
+        project_root(Path.cwd()),
+        say,
+        kerberos=bool(getattr(args, "kerberos", False)),
+    )
     try:
         result = run_steps(drill)
     finally:

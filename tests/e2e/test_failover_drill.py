@@ -29,9 +29,9 @@ def drill_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     manager.down(home)
 
 
-def drill(home: Path) -> tuple[dict[str, object], subprocess.CompletedProcess[str]]:
+def drill(home: Path, *options: str) -> tuple[dict[str, object], subprocess.CompletedProcess[str]]:
     done = subprocess.run(
-        [sys.executable, "-m", "tandem.cli", "drill", "--json", "--home", str(home)],
+        [sys.executable, "-m", "tandem.cli", "drill", "--json", "--home", str(home), *options],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -79,3 +79,16 @@ def test_drill_fails_over_without_losing_writes_and_fails_back_when_run_again(dr
     assert again["roles"] == {"primary": "active", "standby": "standby"}
     reverse = again["reverse_restore_point"]
     assert isinstance(reverse, dict) and (reverse["source"], reverse["target"]) == ("primary", "standby")
+
+
+def test_drill_runs_kerberized(drill_home: Path) -> None:
+    """The same failover with every server demanding Kerberos (`tandem drill --kerberos`): the
+    watch in the triggerer, the HITL promotion, the application client and the backups all
+    authenticate as Tandem and require each server to prove itself."""
+    result, done = drill(drill_home, "--kerberos")
+    assert result["writes_lost_after_switch"] == 0 and result["split_brain_switched"] is False
+    assert str(result["promotion_asked_by_run"]).startswith("incident__failed:primary:")
+    assert result["roles"] == {"primary": "standby", "standby": "active"}
+    issued = (drill_home / "kerberos" / "kdc.log").read_text(errors="replace")
+    for service in ("HTTP/127.0.0.1", "zookeeper/127.0.0.1"):  # the drill's business is HDFS only
+        assert f"tandem@TANDEM.TEST for {service}@TANDEM.TEST" in issued, done.stderr[-3000:]

@@ -198,3 +198,19 @@ def test_the_stock_hook_accepts_the_impostor(webhdfs_impostor: int, monkeypatch:
     assert client.status("/")["type"] == "DIRECTORY"  # accepted without any proof
     assert client._session.auth.auth_done is False
     assert getattr(client, "_proxy", None) is None  # the login is not passed on
+
+
+def test_an_error_answer_still_proves_the_server(server: WebHdfsServer) -> None:
+    """The filter's AP-REP goes with every answer, a RemoteException too (as Hadoop's
+    AuthenticationFilter adds it before the servlet runs): a first request that fails still
+    authenticates the server."""
+    from requests_kerberos import REQUIRED
+
+    session = kerberos_session(REQUIRED)
+    missing = session.get(f"{server.url}/webhdfs/v1/nowhere", params={"op": "GETFILESTATUS"}, timeout=10)
+    assert (
+        missing.status_code == 404
+        and missing.json()["RemoteException"]["exception"] == "FileNotFoundException"
+    )
+    assert missing.headers["WWW-Authenticate"].startswith("Negotiate ")
+    assert session.auth.auth_done  # type: ignore[union-attr]

@@ -114,8 +114,11 @@ class PairWatchTrigger(BaseTrigger):
         def push(view: ClusterView) -> None:  # on a kazoo/watcher thread
             loop.call_soon_threadsafe(inbox.put_nowait, view)
 
+        from tandem.security import kerberos_enabled
+
+        kerberos = kerberos_enabled()  # as Airflow is configured where the trigger runs
         watchers = [
-            ClusterWatcher(name, hosts, push, unreachable_after=self.unreachable_after)
+            ClusterWatcher(name, hosts, push, unreachable_after=self.unreachable_after, kerberos=kerberos)
             for name, hosts in self.clusters
         ]
         self.watchers = watchers

@@ -938,7 +938,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             granted = self._authenticate(request)
             if isinstance(granted, Response):
                 return granted, body
-            response = self._dispatch(request)
+            try:
+                response = self._dispatch(request)
+            except HdfsException as exc:
+                response = _error(exc)
+            # the filter's headers (the AP-REP, the cookie) go with every answer, errors too
             response.headers += granted
             return response, body
         except HdfsException as exc:
