@@ -214,3 +214,30 @@ def test_an_error_answer_still_proves_the_server(server: WebHdfsServer) -> None:
     )
     assert missing.headers["WWW-Authenticate"].startswith("Negotiate ")
     assert session.auth.auth_done  # type: ignore[union-attr]
+
+
+def test_a_webhdfs_uri_target_authenticates_and_requires_the_server_to_prove_itself(
+    server: WebHdfsServer, webhdfs_impostor: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's ``webhdfs://`` targets (fsspec's driver) under Kerberos: SPNEGO with mutual
+    authentication REQUIRED, acting as the connection's login; an impostor is never written to."""
+    from tandem.gateway.plan import Target as TargetSpec
+    from tandem.gateway.sides import SideDown
+    from tandem.gateway.targets import connect_target
+    from tandem.policy import load_topology
+
+    topology = load_topology(Path(__file__).resolve().parents[2] / "include" / "clusters.yaml")
+    _connection(monkeypatch, "webhdfs_target_kerberized", server.port, "etl")
+    spec = TargetSpec(
+        uri=f"webhdfs://127.0.0.1:{server.port}/backups", conn_id="webhdfs_target_kerberized", root="/r"
+    )
+    target = connect_target(spec, topology)()
+    target.write_with_meta("/r/a.json", b"{}", {"written-ms": "1"})
+    status = server.namespace.status(("backups", "r", "a.json"))
+    assert status.owner == "etl" and status.length == 2
+    _connection(monkeypatch, "webhdfs_target_impostor", webhdfs_impostor, "etl")
+    fake = TargetSpec(
+        uri=f"webhdfs://127.0.0.1:{webhdfs_impostor}/backups", conn_id="webhdfs_target_impostor", root="/r"
+    )
+    with pytest.raises(SideDown, match="did not prove it is the Kerberos service"):
+        connect_target(fake, topology)().status("/r")

@@ -32,6 +32,8 @@ _DRIVERS: dict[str, type[FsspecTarget]] = {
 
 def storage_options(protocol: str, conn_id: str | None) -> dict[str, Any]:
     """fsspec options for ``protocol`` from an Airflow connection (credentials, endpoint)."""
+    from tandem.security import kerberos_enabled
+
     options: dict[str, Any] = {}
     if protocol in {"s3", "s3a"}:
         options = {"use_listings_cache": False, "skip_instance_cache": True, "config_kwargs": dict(S3_CONFIG)}
@@ -48,6 +50,17 @@ def storage_options(protocol: str, conn_id: str | None) -> dict[str, Any]:
         options.update(key=conn.login, secret=conn.password, client_kwargs=client_kwargs)
     elif protocol in {"webhdfs", "swebhdfs"}:
         options.update(host=conn.host, port=conn.port, user=conn.login)
+        if kerberos_enabled():
+            # SPNEGO with the server required to prove itself (fsspec's default would not insist),
+            # acting as the connection's login (doas), as the cluster clients do
+            from requests_kerberos import REQUIRED
+
+            options.update(
+                kerberos=True,
+                user=None,
+                proxy_to=conn.login or None,
+                kerb_kwargs={"mutual_authentication": REQUIRED, "sanitize_mutual_error_response": False},
+            )
     options.update(extra)  # anything else the driver takes, as the connection's extra says
     return options
 

@@ -85,6 +85,9 @@ def _remote(exc: BaseException, path: str, name: str) -> BaseException:
         return RemoteHdfsError(f"{path}: {exc}", exception="AccessControlException")
     if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT}:
         return TargetFull(f"{name}: no space left for {path}")
+    if type(exc).__name__ == "MutualAuthenticationError":  # requests-kerberos: no proof of identity
+        # never written to: the side counts as down, its writes stay pending until it proves itself
+        return SideDown(f"{name}: the server did not prove it is the Kerberos service it claims to be")
     if _unreachable(exc) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS):
         return SideDown(f"{name}: {type(exc).__name__}: {exc}")
     if isinstance(exc, NotADirectoryError | IsADirectoryError | OSError):
