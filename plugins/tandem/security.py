@@ -56,8 +56,10 @@ def zookeeper_refusal(exc: BaseException, hosts: str, zk: Any = None, settle_s: 
     from kazoo.exceptions import AuthFailedError, ConnectionLoss, SASLException
     from kazoo.protocol.states import KeeperState
 
+    if not kerberos_enabled():
+        return None  # not Kerberos: whatever failed, it is not the server's identity
     refused = isinstance(exc, AuthFailedError | SASLException)
-    if not refused and zk is not None and isinstance(exc, ConnectionLoss) and kerberos_enabled():
+    if not refused and zk is not None and isinstance(exc, ConnectionLoss):
         deadline = time.monotonic() + settle_s
         while not refused and time.monotonic() < deadline:
             state = zk.client_state

@@ -87,7 +87,8 @@ def sync_quotas(src: Hdfs, dst: Hdfs, dirs: Iterable[str], *, dry_run: bool = Fa
         if dry_run and dst.status(path) is None:
             changes += int((want.quota, want.space_quota) != (-1, -1))
             continue
-        dst.mkdirs(path)
+        if not dry_run:
+            dst.mkdirs(path)
         have = dst.quota_usage(path)
         if (have.quota, have.space_quota) != (want.quota, want.space_quota):
             if not dry_run:

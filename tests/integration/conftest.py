@@ -97,12 +97,41 @@ class _Impostor(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def webhdfs_impostor() -> Iterator[int]:
-    """The port of a WebHDFS "NameNode" that answers 200 without an AP-REP."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+class _FailingImpostor(BaseHTTPRequestHandler):
+    """A "NameNode" with no keytab that answers every call 404, as if nothing existed."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {"RemoteException": {"exception": "FileNotFoundException", "message": "File does not exist"}}
+        ).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_DELETE = do_POST = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield int(httpd.server_address[1])
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def webhdfs_impostor() -> Iterator[int]:
+    """The port of a WebHDFS "NameNode" that answers 200 without an AP-REP."""
+    yield from _serve(_Impostor)
+
+
+@pytest.fixture
+def webhdfs_failing_impostor() -> Iterator[int]:
+    """The port of a WebHDFS "NameNode" that answers every call with an error, without an AP-REP."""
+    yield from _serve(_FailingImpostor)

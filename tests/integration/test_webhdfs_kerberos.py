@@ -217,7 +217,10 @@ def test_an_error_answer_still_proves_the_server(server: WebHdfsServer) -> None:
 
 
 def test_a_webhdfs_uri_target_authenticates_and_requires_the_server_to_prove_itself(
-    server: WebHdfsServer, webhdfs_impostor: int, monkeypatch: pytest.MonkeyPatch
+    server: WebHdfsServer,
+    webhdfs_impostor: int,
+    webhdfs_failing_impostor: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The gateway's ``webhdfs://`` targets (fsspec's driver) under Kerberos: SPNEGO with mutual
     authentication REQUIRED, acting as the connection's login; an impostor is never written to."""
@@ -241,3 +244,28 @@ def test_a_webhdfs_uri_target_authenticates_and_requires_the_server_to_prove_its
     )
     with pytest.raises(SideDown, match="did not prove it is the Kerberos service"):
         connect_target(fake, topology)().status("/r")
+    # one that answers every call with an error proves nothing either: it is down, not empty
+    _connection(monkeypatch, "webhdfs_target_failing", webhdfs_failing_impostor, "etl")
+    failing = TargetSpec(
+        uri=f"webhdfs://127.0.0.1:{webhdfs_failing_impostor}/backups",
+        conn_id="webhdfs_target_failing",
+        root="/r",
+    )
+    with pytest.raises(SideDown, match="did not prove it is the Kerberos service"):
+        connect_target(failing, topology)().status("/r")
+
+
+def test_the_gateway_acts_for_the_application_user_not_the_connections_login(
+    server: WebHdfsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under Kerberos the connection's client carries doas=<login> on every request; a gateway
+    side acting for an application user must send that user instead (or cluster permissions would
+    be checked for the login and files owned by it)."""
+    from tandem.gateway.sides import Side
+
+    _connection(monkeypatch, "webhdfs_gateway_side", server.port, "etl")
+    side = Side("primary", lambda: Hdfs.from_conn_id("webhdfs_gateway_side"))
+    side.as_user("alice").write("/tmp/apps/by-alice", b"hello")
+    side.store.write("/tmp/apps/by-tandem", b"record")
+    assert server.namespace.status(("tmp", "apps", "by-alice")).owner == "alice"
+    assert server.namespace.status(("tmp", "apps", "by-tandem")).owner == "etl"

@@ -118,6 +118,9 @@ class Side(Generic[S]):
             found = self._users.get(user)
             if found is None:
                 raw: Any = copy.copy(base._client)
+                # the client's own proxy (Kerberos: the connection's login) would be sent as a
+                # per-request doas, which wins over the session's: the copy acts only for ``user``
+                raw._proxy = None
                 session = requests.Session()
                 original = base._client._session
                 session.auth, session.verify, session.cert = original.auth, original.verify, original.cert

@@ -23,6 +23,7 @@ START, OK, BAD, ERROR, COMPLETE = 1, 2, 3, 4, 5
 QOP_AUTH = 1
 MAX_BUFFER = 0xFFFFFF
 MAX_NEGOTIATION_FRAME = 1 << 16
+MAX_MESSAGE_FRAME = 1 << 28  # Hive's default hive.metastore.max.message.size is 100 MiB+
 
 
 class SaslRefused(Exception):
@@ -107,6 +108,8 @@ class GssapiServerTransport(TTransport.TTransportBase):  # type: ignore[misc]
         if data:
             return data
         (length,) = struct.unpack(">I", self._recv_exact(4))
+        if length > MAX_MESSAGE_FRAME:
+            raise SaslRefused(f"a {length}-byte frame is larger than this server takes")
         self._rbuf = io.BytesIO(self._recv_exact(length))
         return self._rbuf.read(sz)
 

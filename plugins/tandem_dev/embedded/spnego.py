@@ -102,9 +102,12 @@ class Spnego:
 
     def _verified(self, signed: str) -> dict[str, str] | None:
         text, sep, signature = signed.rpartition("&s=")
-        if not sep or not hmac.compare_digest(signature, self._sign(text)):
+        if not sep or not hmac.compare_digest(signature.encode(), self._sign(text).encode()):
             return None
-        fields = dict(part.split("=", 1) for part in text.split("&") if "=" in part)
+        parts = [part.split("=", 1) for part in text.split("&")]
+        if any(len(part) != 2 for part in parts) or len({k for k, _ in parts}) != len(parts):
+            return None  # as Hadoop's AuthToken: every field once, nothing else
+        fields = dict((k, v) for k, v in parts)
         try:
             if int(fields.get("e", "0")) < time.time() * 1000:
                 return None
@@ -141,7 +144,7 @@ class Spnego:
         principal = str(context.initiator_name)
         self.authenticated.append(principal)
         user = short_name(principal, self.realm)
-        if user is None:
+        if user is None or any(c in principal for c in '&="; '):  # nothing that could forge a field
             raise Refusal(403, f"No rules applied to {principal}")
         expires = int((time.time() + self.validity_s) * 1000)
         cookie = self._signed(f"u={user}&p={principal}&t=kerberos&e={expires}")

@@ -72,6 +72,23 @@ def target_appends(spec: TargetSpec) -> bool:
     return _DRIVERS.get(spec.protocol, FsspecTarget).supports_append
 
 
+def _prove_identity(target: FsspecTarget, fs: Any) -> None:
+    """A Kerberized NameNode proves itself on a success answer (GETFILESTATUS of ``/``, which
+    always exists); requests-kerberos checks only successes, so an impostor answering every call
+    with an error would otherwise never be caught. A target that cannot prove itself is down."""
+    from tandem.gateway.sides import SideDown
+
+    refusal = f"{target.name}: the server did not prove it is the Kerberos service it claims to be"
+    try:
+        target._call("/", lambda: fs.info("/"))
+    except Exception as exc:
+        if not getattr(fs.session.auth, "auth_done", False):
+            raise SideDown(refusal) from exc
+        raise
+    if not getattr(fs.session.auth, "auth_done", False):
+        raise SideDown(refusal)
+
+
 def connect_target(spec: TargetSpec, topology: Topology) -> Callable[[], Target]:
     """How to build the plan's target client (called lazily, in the thread that first needs it)."""
     label = spec.label
@@ -99,7 +116,11 @@ def connect_target(spec: TargetSpec, topology: Topology) -> Callable[[], Target]
         if protocol in {"s3", "s3a"}:
             fs.retries = 1  # s3fs retries 5 times with back-off on its own; a side that is down is down
         driver = _DRIVERS.get(protocol, FsspecTarget)
-        return driver(fs, base or "/", label, protocol, spec.capacity)
+        target = driver(fs, base or "/", label, protocol, spec.capacity)
+        auth = getattr(getattr(fs, "session", None), "auth", None)
+        if protocol in {"webhdfs", "swebhdfs"} and hasattr(auth, "auth_done"):  # SPNEGO (Kerberos)
+            _prove_identity(target, fs)
+        return target
 
     return fsspec_target
 
