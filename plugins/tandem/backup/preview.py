@@ -27,6 +27,7 @@ from tandem.capture import capture, table_changes
 from tandem.components import ResolvedDataset
 from tandem.errors import PreflightError
 from tandem.hdfs.client import Hdfs
+from tandem.policy.types import format_size
 from tandem.verify import join as _join
 from tandem.verify import within as _within
 
@@ -127,9 +128,8 @@ class Preview:
         for root in self.roots:
             made = "made snapshottable first" if root["make_snapshottable"] else "snapshottable already"
             out.append(f"    {root['root']} ({made}): {', '.join(root['datasets'])}")
-        out.append(
-            f"  copy: {self.files_to_copy} files, {_size(self.bytes_to_copy)} ({self.mode or 'nothing'})"
-        )
+        size = format_size(self.bytes_to_copy)
+        out.append(f"  copy: {self.files_to_copy} files, {size} ({self.mode or 'nothing'})")
         for c in self.copies:
             where = _join(c.root, c.subtree)
             extra = f", {c.renames} renames, {c.deletes} deletes replayed" if c.mode == "incremental" else ""
@@ -137,7 +137,7 @@ class Preview:
                 extra += ", what the target holds beyond the base point moves to the quarantine first"
             out.append(
                 f"    {c.component} {c.dataset} at {where}: {c.mode} ({c.reason}): "
-                f"{c.files} files, {_size(c.bytes)}{extra}"
+                f"{c.files} files, {format_size(c.bytes)}{extra}"
             )
         changed = [t for t in self.tables if t["action"] or t["partitions_added"] or t["partitions_dropped"]]
         out.append(f"  metastore of {self.target}: {len(changed)} of {len(self.tables)} table(s) change")
@@ -299,15 +299,6 @@ def _retention(run: Run, dst: Hdfs, out: Preview) -> None:
 
 def _some(names: list[str], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def run_plan(args: Any) -> int:

@@ -128,6 +128,16 @@ def parse_rate(text: str) -> int:
     return rate
 
 
+def format_size(count: int) -> str:
+    """Bytes for people: ``512 B``, ``4.0 KiB``, ``1.5 GiB`` (binary units, one decimal)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def format_rate(value: int) -> str:
     for unit in ("GB", "MB", "KB"):
         if value % _RATE_UNITS[unit] == 0:

@@ -68,14 +68,9 @@ class RunRequest(BaseModel):
 
 
 def _size(count: int | None) -> str:
-    if count is None:
-        return "-"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
+    from tandem.policy.types import format_size
+
+    return "-" if count is None else format_size(count)
 
 
 class _Reading:
