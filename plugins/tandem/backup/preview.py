@@ -14,7 +14,6 @@ copies from its own snapshot, taken when it starts, so it copies what changed un
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from tandem.backup.run import Direction, Run, decide_direction, preflight
 from tandem.backup.snapshot import plan_roots, resolve
 from tandem.backup.sync import Syncer, base_snapshot
 from tandem.capture import capture, table_changes
-from tandem.components import ResolvedDataset
+from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.errors import PreflightError
 from tandem.hdfs.client import Hdfs
 from tandem.policy.types import format_size
@@ -33,10 +32,6 @@ from tandem.verify import within as _within
 
 if TYPE_CHECKING:
     from tandem.runtime import Clusters
-
-log = logging.getLogger(__name__)
-
-COMPONENTS = ("hdfs", "hive", "sparksql")
 
 
 @dataclass

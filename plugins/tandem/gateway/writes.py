@@ -151,9 +151,12 @@ class WriteSession:
     def _standby_writer(self, target: str) -> Callable[[Iterator[bytes]], None]:
         def write(chunks: Iterator[bytes]) -> None:
             store = self.standby.store
-            with self.ctx.space.writing(target):
+            # the path's own older backup is protected here, not only by the inflight mark, which
+            # another thread may still be writing while this one makes room
+            space = self.ctx.space
+            with space.writing(target), space.writing(self.standby.local(self.path)):
                 if self.expected_size is not None:
-                    self.ctx.space.make_room(self.expected_size)  # TargetFull: this write is pending
+                    space.make_room(self.expected_size)  # TargetFull: this write is pending
                 if self.append:
                     store.write(target, chunks, append=True)
                 else:
