@@ -133,17 +133,17 @@ def test_a_run_that_outlives_a_promotion_stops_before_writing(pair, tmp_path):
     biz.src.write(f"{biz.top}/a", b"a")
     biz.add_partition("d1")
     run = backup.Run(biz.policy, clusters.topology, T0)
-    direction = backup.preflight(run, clusters)
-    resolved = {c: backup.resolve(run, clusters, direction["source"], c) for c in ("hdfs", "hive")}
-    taken = backup.take(run, clusters, direction, resolved["hdfs"] + resolved["hive"])
+    started = backup.preflight(run, clusters)
+    resolved = {c: backup.resolve(run, clusters, started.source, c) for c in ("hdfs", "hive")}
+    taken = backup.take(run, clusters, started, resolved["hdfs"] + resolved["hive"])
 
     result, _ = promote_standby(clusters, zk, include_for(tmp_path, biz))
     assert result.promoted
     with pytest.raises(backup.RolesChanged, match="preflight saw it active"):
-        backup.copy_component(run, clusters, direction, "hdfs", resolved["hdfs"], taken)
+        backup.copy_component(run, clusters, started, "hdfs", resolved["hdfs"], taken)
     assert biz.dst.status(biz.top) is None  # nothing reached the new active cluster
     with pytest.raises(backup.RolesChanged):
-        backup.register_metadata(run, clusters, direction, taken)
+        backup.register_metadata(run, clusters, started, taken)
     assert biz.dst_ms.get_table(biz.table) is None
 
 

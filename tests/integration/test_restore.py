@@ -219,9 +219,9 @@ CHILD = textwrap.dedent(
         return wrapper
 
     copy_component = backup.copy_component
-    def copy(run, clusters, direction, component, *rest):
+    def copy(run, clusters, started, component, *rest):
         current["step"] = f"copy_{component}"
-        return copy_component(run, clusters, direction, component, *rest)
+        return copy_component(run, clusters, started, component, *rest)
     backup.copy_component = copy
     backup.register_metadata = entering("register_metadata", backup.register_metadata)
     backup.snapshot_standby = entering("snapshot_standby", backup.snapshot_standby)
@@ -333,23 +333,20 @@ def test_partitions_are_those_registered_at_take(clusters, tmp_path):
     biz.add_partition("old")
     biz.add_partition("kept")
     run = backup.Run(biz.policy, clusters.topology, T0)
-    direction = backup.preflight(run, clusters)
-    resolved = {c: backup.resolve(run, clusters, direction["source"], c) for c in ("hdfs", "hive")}
-    flat = resolved["hdfs"] + resolved["hive"]
-    taken = backup.take(run, clusters, direction, flat)
+    started = backup.preflight(run, clusters)
+    resolved = {c: backup.resolve(run, clusters, started.source, c) for c in ("hdfs", "hive")}
+    taken = backup.take(run, clusters, started, resolved["hdfs"] + resolved["hive"])
 
     biz.add_partition("new")  # after the instant: its data is not in the point
     biz.drop_partition("old")  # after the instant: its data is in the point
-    copies = [
-        backup.copy_component(run, clusters, direction, c, resolved[c], taken) for c in ("hdfs", "hive")
-    ]
-    backup.register_metadata(run, clusters, direction, taken)
-    backup.snapshot_standby(run, clusters, direction, taken)
-    user = backup.sync_user_data(run, clusters, direction, flat, taken)
-    manifest = backup.publish(run, clusters, direction, taken, copies, user, T0)
+    copies = [backup.copy_component(run, clusters, started, c, resolved[c], taken) for c in ("hdfs", "hive")]
+    backup.register_metadata(run, clusters, started, taken)
+    backup.snapshot_standby(run, clusters, started, taken)
+    user = backup.sync_user_data(run, clusters, started, taken)
+    manifest = backup.publish(run, clusters, started, taken, copies, user)
 
     assert biz.partitions(biz.dst_ms) == {"old", "kept"}
-    snap = f"{biz.location}/.snapshot/{manifest['snapshot_name']}"
+    snap = f"{biz.location}/.snapshot/{manifest.snapshot_name}"
     assert biz.dst.read_bytes(f"{snap}/day=old/part-0") == b"1,2,3\n"
     assert biz.dst.status(f"{snap}/day=new") is None
     for part in biz.dst_ms.get_partitions(biz.table):  # every registered partition has its data

@@ -1,10 +1,11 @@
 """The backup of one business, step by step: what each task of the generated DAG does.
 
-One module per step: :mod:`.run` (the run, preflight, the guard), :mod:`.snapshot` (take,
-snapshot_standby), :mod:`.sync` (the data copy), :mod:`.metadata` (register_metadata, user data),
-:mod:`.publish` (publish, retention), :mod:`.command` (``tandem backup``).
-
-Each step takes plain JSON from the steps before it (Airflow XComs) and returns plain JSON.
+:mod:`.graph` is the backup of a policy as steps (pure: the DAG factory renders it);
+:func:`execute` runs one step. One module per step: :mod:`.run` (the run, preflight, the guard),
+:mod:`.snapshot` (take, snapshot_standby), :mod:`.sync` (the data copy), :mod:`.metadata`
+(register_metadata, user data), :mod:`.publish` (publish, retention), :mod:`.command`
+(``tandem backup``). Steps hand each other typed, frozen values (:mod:`.payloads`, which is also
+the one place they become JSON for XCom).
 Guarantees, per step:
 
 - ``preflight`` reads only; it fails (with the reason) unless exactly one cluster of the pair is
@@ -31,22 +32,18 @@ back on the newest published point (tandem.restore).
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 from tandem import catalog
+from tandem.backup import payloads
+from tandem.backup.graph import BackupGraph, Step, backup_graph
 from tandem.backup.metadata import register_metadata, sync_user_data
+from tandem.backup.payloads import Copied, Direction, Started, Taken
 from tandem.backup.publish import apply_retention, publish
-from tandem.backup.run import (
-    Direction,
-    PointAlreadyPublished,
-    RolesChanged,
-    Run,
-    decide_direction,
-    guard,
-    preflight,
-)
+from tandem.backup.run import PointAlreadyPublished, RolesChanged, Run, decide_direction, guard, preflight
 from tandem.backup.snapshot import CAPTURE_ATTEMPTS, published_points, resolve, snapshot_standby, take
 from tandem.backup.sync import copy_component
 from tandem.runtime import Clusters
@@ -55,14 +52,22 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CAPTURE_ATTEMPTS",
+    "BackupGraph",
+    "Copied",
     "Direction",
     "PointAlreadyPublished",
     "RolesChanged",
     "Run",
+    "Started",
+    "Step",
+    "Taken",
     "apply_retention",
+    "backup_graph",
     "copy_component",
     "decide_direction",
+    "execute",
     "guard",
+    "inputs_of",
     "preflight",
     "publish",
     "published_points",
@@ -76,30 +81,61 @@ __all__ = [
 ]
 
 
+def execute(step: Step, run: Run, clusters: Clusters, inputs: Mapping[str, Any]) -> Any:
+    """Run one step with the values its inputs name (decoded payloads); returns its payload."""
+    kind = step.kind
+    if kind == "preflight":
+        return preflight(run, clusters)
+    started: Started = inputs["started"]
+    if kind == "resolve":
+        assert step.component is not None
+        return resolve(run, clusters, started.source, step.component)
+    if kind == "take":
+        return take(run, clusters, started, [r for group in inputs["resolved"] for r in group])
+    if kind == "apply_retention":
+        return apply_retention(run, clusters, started)
+    taken: Taken = inputs["taken"]
+    if kind == "copy":
+        assert step.component is not None
+        return copy_component(run, clusters, started, step.component, inputs["resolved"], taken)
+    if kind == "register_metadata":
+        return register_metadata(run, clusters, started, taken)
+    if kind == "snapshot_standby":
+        return snapshot_standby(run, clusters, started, taken)
+    if kind == "sync_user_data":
+        return sync_user_data(run, clusters, started, taken)
+    if kind == "publish_restore_point":
+        return publish(run, clusters, started, taken, inputs["copies"], inputs["user_data"])
+    raise ValueError(f"unknown backup step kind {kind!r} ({step.task_id})")
+
+
+def inputs_of(step: Step, graph: BackupGraph, returned: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's inputs from the JSON each earlier step returned (XComs), decoded."""
+    out: dict[str, Any] = {}
+    for source in step.inputs:
+        values = [payloads.decode(graph.step(s).kind, returned[s]) for s in source.steps]
+        out[source.name] = values if source.many else values[0]
+    return out
+
+
 def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
-    """Every step in order, in this process: what the DAG does task by task, for benchmarks,
-    drills and tests that need many points quickly. Returns the published manifest (for a
-    point that was published already, that point's manifest, unchanged)."""
-    started = datetime.now(UTC)
-    direction = preflight(run, clusters)
-    components = [
-        c for c in ("hdfs", "hive", "sparksql") if any(d.component == c for d in run.policy.datasets())
-    ]
-    resolved = {c: resolve(run, clusters, direction["source"], c) for c in components}
-    flat = [item for c in components for item in resolved[c]]
-    try:
-        taken = take(run, clusters, direction, flat)
-    except PointAlreadyPublished as exc:
-        log.info("%s", exc)
-        existing = catalog.find(clusters.hdfs(direction["target"]), run.business, run.instant)
-        assert existing is not None
-        return existing.model_dump(mode="json")
-    copies = [copy_component(run, clusters, direction, c, resolved[c], taken) for c in components]
-    register_metadata(run, clusters, direction, taken)
-    snapshot_standby(run, clusters, direction, taken)
-    user_data = sync_user_data(run, clusters, direction, flat, taken)
-    manifest = publish(run, clusters, direction, taken, copies, user_data, started)
-    apply_retention(run, clusters, direction)
+    """Every step of the graph in order, in this process: what the DAG does task by task, for
+    benchmarks, drills and tests that need many points quickly. Each step's value goes through
+    its JSON form, as it does between tasks. Returns the published manifest (for a point that
+    was published already, that point's manifest, unchanged)."""
+    graph = backup_graph(run.policy, run.topology)
+    returned: dict[str, Any] = {}
+    for step in graph.steps:
+        try:
+            value = execute(step, run, clusters, inputs_of(step, graph, returned))
+        except PointAlreadyPublished as exc:
+            log.info("%s", exc)
+            started = Started.from_json(returned["preflight"])
+            existing = catalog.find(clusters.hdfs(started.target), run.business, run.instant)
+            assert existing is not None
+            return existing.model_dump(mode="json")
+        returned[step.task_id] = json.loads(json.dumps(payloads.encode(step.kind, value)))
+    manifest: dict[str, Any] = returned[graph.publish.task_id]
     return manifest
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tandem import catalog, plan
-from tandem.backup.run import Direction, Run, decide_direction, preflight
+from tandem.backup.run import Run, decide_direction, preflight
 from tandem.backup.snapshot import plan_roots, resolve
 from tandem.backup.sync import Syncer, base_snapshot
 from tandem.capture import capture, table_changes
@@ -164,7 +164,7 @@ def preview(run: Run, clusters: Clusters) -> Preview:
     """What ``run`` would do, read from the clusters as they are now. Changes nothing."""
     out = Preview(run.business, run.policy.dag_id, run.instant)
     try:
-        direction = Direction.from_json(preflight(run, clusters))
+        direction = preflight(run, clusters).direction
     except PreflightError as exc:
         out.blocked = str(exc)
         pair = run.topology.pairs[run.policy.pair]
@@ -174,11 +174,7 @@ def preview(run: Run, clusters: Clusters) -> Preview:
             return out
     out.source, out.target, out.direction = direction.source, direction.target, direction.reason
     src, dst = clusters.hdfs(direction.source), clusters.hdfs(direction.target)
-    resolved = [
-        ResolvedDataset.from_json(r)
-        for component in COMPONENTS
-        for r in resolve(run, clusters, direction.source, component)
-    ]
+    resolved = [r for component in COMPONENTS for r in resolve(run, clusters, direction.source, component)]
     tables = [(ds.component, ds.name) for ds in resolved if ds.component != "hdfs"]
     captured = (
         capture(clusters.metastore(direction.source), tables, user_data=run.policy.user_data)

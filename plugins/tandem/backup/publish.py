@@ -8,13 +8,13 @@ deletes manifests before snapshots, so no half-deleted point is ever listed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from tandem import catalog, plan, verify
 from tandem.backup.metadata import _read_capture
-from tandem.backup.run import Direction, Run, guard
+from tandem.backup.payloads import Copied, Retained, Started, Taken
+from tandem.backup.run import Run, guard
 from tandem.errors import (
     SnapshotRootError,
     TandemError,
@@ -22,9 +22,6 @@ from tandem.errors import (
 )
 from tandem.hdfs.client import Hdfs
 from tandem.runtime import Clusters
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -46,75 +43,73 @@ def _previous_records(dst: Hdfs, run: Run) -> verify.Records | None:
 def publish(
     run: Run,
     clusters: Clusters,
-    direction: dict[str, Any],
-    take_result: dict[str, Any],
-    copies: Sequence[dict[str, Any]],
-    user_data: dict[str, int],
-    started: datetime,
-) -> dict[str, Any]:
+    started: Started,
+    taken: Taken,
+    copies: Sequence[Copied],
+    user_data: Mapping[str, int],
+) -> catalog.Manifest:
     """Verify what the target holds for the point, write its per-file records, then the
     manifest on the target (atomically, last), then a copy on the source.
 
     Nothing is published when the check finds a mismatch (VerificationError lists them).
     """
-    guard(run, clusters, direction, "publish_restore_point")
-    d = Direction.from_json(direction)
-    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
-    for root in take_result["roots"]:
+    guard(run, clusters, started, "publish_restore_point")
+    src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
+    for root in taken.roots:
         if not any(s.name == run.snapshot for s in dst.snapshots(root)):
             raise SnapshotRootError(f"target root {root} lacks snapshot {run.snapshot}: not publishing")
-    subtrees = sorted({(root, sub) for root, members in take_result["roots"].items() for _, sub in members})
-    base_points = [c["base_point"] for c in copies if c.get("base_point")]
+    subtrees = sorted(set(taken.subtrees()))
+    base_points = [c.base_point for c in copies if c.base_point]
     base = plan.snapshot_name(run.business, catalog.parse_iso(base_points[0])) if base_points else None
     checked, records = verify.check_copy(src, dst, run.snapshot, subtrees, _previous_records(dst, run), base)
     reports = [checked]
-    if take_result.get("metadata"):
-        captured = _read_capture(dst, take_result["metadata"])
-        nameservice = run.topology.clusters[d.target].nameservice
-        reports.append(verify.check_metadata(captured, clusters.metastore(d.target), nameservice))
+    if taken.metadata:
+        captured = _read_capture(dst, taken.metadata)
+        nameservice = run.topology.clusters[started.target].nameservice
+        reports.append(verify.check_metadata(captured, clusters.metastore(started.target), nameservice))
     report = verify.merge("target snapshot and metastore against the source's point", reports)
     if not report.ok:
         raise VerificationError(
-            f"{run.snapshot} does not verify on {d.target}; not publishing. "
+            f"{run.snapshot} does not verify on {started.target}; not publishing. "
             f"{len(report.mismatches)} mismatch(es):\n" + "\n".join(report.lines())
         )
     records_at = catalog.records_path(run.business, run.instant)
     catalog.write_json(dst, records_at, verify.records_body(run.snapshot, records))
-    datasets = [ds for c in copies for ds in c["datasets"]]
-    modes = {ds["mode"] for ds in datasets}
+    datasets = [ds for c in copies for ds in c.datasets]
+    modes = {ds.mode for ds in datasets}
     manifest = catalog.Manifest(
         business=run.business,
         point=catalog.iso(run.instant),
         pair=run.policy.pair,
-        source=d.source,
-        target=d.target,
+        source=started.source,
+        target=started.target,
         snapshot_name=run.snapshot,
         mode="incremental" if modes == {"incremental"} else "full",
         base_point=base_points[0] if base_points and "incremental" in modes else None,
         datasets=[
             catalog.ManifestDataset(
-                component=ds["component"],
-                name=ds["name"],
-                roots=ds["roots"],
-                files=ds["files"],
-                bytes=ds["bytes"],
-                mode=ds["mode"],
-                files_copied=ds["files_copied"],
-                bytes_copied=ds["bytes_copied"],
-                quarantined=[q for part in ds["paths"] for q in part["quarantined"]],
+                component=ds.component,
+                name=ds.name,
+                roots=ds.roots,
+                files=ds.files,
+                bytes=ds.bytes,
+                mode=ds.mode,
+                files_copied=ds.files_copied,
+                bytes_copied=ds.bytes_copied,
+                quarantined=ds.quarantined,
             )
             for ds in datasets
         ],
-        snapshot_times=take_result["snapshot_times"],
-        skew_ms=take_result["skew_ms"],
-        files_copied=sum(ds["files_copied"] for ds in datasets),
-        bytes_copied=sum(ds["bytes_copied"] for ds in datasets),
-        duration_s=round((datetime.now(UTC) - started).total_seconds(), 3),
-        user_data=user_data,
+        snapshot_times=dict(taken.snapshot_times),
+        skew_ms=taken.skew_ms,
+        files_copied=sum(ds.files_copied for ds in datasets),
+        bytes_copied=sum(ds.bytes_copied for ds in datasets),
+        duration_s=round((datetime.now(UTC) - started.started).total_seconds(), 3),
+        user_data=dict(user_data),
         verified=True,
         verification=report.to_json(),
-        snapshot_roots=take_result["roots"],
-        metadata=take_result.get("metadata"),
+        snapshot_roots={root: [list(m) for m in members] for root, members in taken.roots.items()},
+        metadata=taken.metadata,
         files_record=records_at,
     )
     path = catalog.publish(dst, manifest)
@@ -135,14 +130,13 @@ def publish(
         manifest.duration_s,
         path,
     )
-    return manifest.model_dump(mode="json")
+    return manifest
 
 
-def apply_retention(run: Run, clusters: Clusters, direction: dict[str, Any]) -> dict[str, Any]:
+def apply_retention(run: Run, clusters: Clusters, started: Started) -> Retained:
     """Expire points beyond keep_last or older than max_age: manifests first, then snapshots."""
-    guard(run, clusters, direction, "apply_retention")
-    d = Direction.from_json(direction)
-    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    guard(run, clusters, started, "apply_retention")
+    src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
     points = catalog.list_points(dst, run.business)
     retention = run.policy.retention
     decision = plan.choose_expired(
@@ -165,4 +159,4 @@ def apply_retention(run: Run, clusters: Clusters, direction: dict[str, Any]) -> 
                     hdfs.delete_snapshot(root, point.snapshot_name)
     names = [p.point for p in expired]
     log.info("apply_retention: %d kept, %d expired %s", len(points) - len(expired), len(expired), names)
-    return {"kept": len(points) - len(expired), "expired": names}
+    return Retained(len(points) - len(expired), tuple(names))

@@ -11,9 +11,10 @@ import logging
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from tandem import catalog, plan
+from tandem import plan
+from tandem.backup.payloads import Direction, Started
 from tandem.errors import (
     PreflightError,
     TandemError,
@@ -54,20 +55,6 @@ class Run:
         return plan.snapshot_name(self.business, self.instant)
 
 
-@dataclass(frozen=True)
-class Direction:
-    source: str
-    target: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"source": self.source, "target": self.target, "reason": self.reason}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Direction:
-        return cls(str(data["source"]), str(data["target"]), str(data.get("reason", "")))
-
-
 # -- preflight -----------------------------------------------------------------------------------
 def decide_direction(first: Observation, second: Observation) -> Direction:
     """The arbiter's backup direction (tandem.failover.arbiter), or PreflightError with its reason."""
@@ -82,7 +69,7 @@ def _pair_members(run: Run) -> tuple[str, str]:
     return pair.primary, pair.standby
 
 
-def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
+def preflight(run: Run, clusters: Clusters) -> Started:
     """Roles, clock skew and target space; returns the direction. Read-only."""
     started = datetime.now(UTC)
     first, second = _pair_members(run)
@@ -104,22 +91,16 @@ def preflight(run: Run, clusters: Clusters) -> dict[str, Any]:
     _check_target_space(run, clusters.hdfs(direction.source), clusters.hdfs(direction.target))
     log.info("preflight: %s; clock offsets %s", direction.reason, offsets)
     epochs = {name: o.record.epoch if o.record else None for name, o in seen.items()}
-    return {
-        **direction.to_json(),
-        "epochs": epochs,
-        "clock_offsets_s": offsets,
-        "started": catalog.iso(started),
-    }
+    return Started(direction, epochs, offsets, started)
 
 
-def guard(run: Run, clusters: Clusters, direction: dict[str, Any], step: str) -> None:
+def guard(run: Run, clusters: Clusters, started: Started, step: str) -> None:
     """Raise RolesChanged unless the pair still looks as preflight saw it: the same epochs, the
     source active and the target standby. Every step that writes calls this first. Read-only."""
-    d = Direction.from_json(direction)
-    for name, role in ((d.source, "active"), (d.target, "standby")):
+    for name, role in ((started.source, "active"), (started.target, "standby")):
         seen = clusters.observe(name)
         epoch = seen.record.epoch if seen.record else None
-        then = direction.get("epochs", {}).get(name, epoch)
+        then = started.epochs.get(name, epoch)
         if not seen.reachable or seen.role != role or epoch != then:
             now = f"{seen.role} at epoch {epoch}" if seen.reachable else f"unreachable ({seen.problem})"
             raise RolesChanged(

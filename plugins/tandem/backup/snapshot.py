@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from tandem import catalog, plan
-from tandem.backup.run import Direction, PointAlreadyPublished, Run, guard
+from tandem.backup.payloads import StandbySnapshot, Started, Taken
+from tandem.backup.run import PointAlreadyPublished, Run, guard
 from tandem.capture import Capture, capture
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.errors import (
@@ -29,15 +29,12 @@ from tandem.hdfs.client import Hdfs
 from tandem.runtime import Clusters
 from tandem.verify import within as _within
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 CAPTURE_ATTEMPTS = 5  # snapshots taken again while the metastore keeps changing under them
 
 
-def resolve(run: Run, clusters: Clusters, source: str, component: str) -> list[dict[str, Any]]:
+def resolve(run: Run, clusters: Clusters, source: str, component: str) -> list[ResolvedDataset]:
     """The HDFS paths of each dataset of one component, looked up on the source. Read-only."""
     handler = COMPONENTS[component]
     metastore = clusters.metastore(source) if component != "hdfs" else None
@@ -47,7 +44,7 @@ def resolve(run: Run, clusters: Clusters, source: str, component: str) -> list[d
             continue
         resolved = handler.resolve(dataset.name, clusters.hdfs(source), metastore)
         log.info("resolve: %s %s -> %s", component, dataset.name, ", ".join(resolved.paths))
-        out.append(resolved.to_json())
+        out.append(resolved)
     return out
 
 
@@ -74,9 +71,7 @@ def _remove_unpublished(hdfs: Hdfs, roots: Iterable[str], business: str, keep: s
     return removed
 
 
-def take(
-    run: Run, clusters: Clusters, direction: dict[str, Any], resolved: Sequence[dict[str, Any]]
-) -> dict[str, Any]:
+def take(run: Run, clusters: Clusters, started: Started, datasets: Sequence[ResolvedDataset]) -> Taken:
     """Snapshot every root of the business at once and capture the protected tables' metadata
     at that instant; record the actual times and the skew.
 
@@ -86,18 +81,16 @@ def take(
     data paths come from the capture, so a partition that appeared since ``resolve`` is
     snapshotted too. Raises PointAlreadyPublished for a point that exists already.
     """
-    guard(run, clusters, direction, "take")
-    d = Direction.from_json(direction)
-    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    guard(run, clusters, started, "take")
+    src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
     keep = published_points((src, dst), run.business)
     if run.snapshot in keep:
         raise PointAlreadyPublished(
             f"point {catalog.iso(run.instant)} of {run.business} is published already; it is kept as it "
             "is (to land on it, use tandem restore; for a new point, run a backup at another instant)"
         )
-    datasets = [ResolvedDataset.from_json(r) for r in resolved]
     tables = [(ds.component, ds.name) for ds in datasets if ds.component != "hdfs"]
-    metastore = clusters.metastore(d.source) if tables else None
+    metastore = clusters.metastore(started.source) if tables else None
     removed = _remove_unpublished(src, _known_roots(src, datasets), run.business, keep)
     if removed:
         log.info("take: removed snapshots of unpublished points: %s", ", ".join(removed))
@@ -136,15 +129,13 @@ def take(
         catalog.write_json(src, metadata, after.to_json())
         log.info("take: metadata captured with the snapshots: %s (%s)", after.summary(), metadata)
     log.info("take: %s on %d roots, skew %d ms", run.snapshot, len(roots), skew_ms)
-    return {
-        "snapshot": run.snapshot,
-        "roots": {root: [[m.dataset, m.subtree] for m in decided.members] for root, decided in roots.items()},
-        "snapshot_times": {
-            root: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for root, ms in times.items()
-        },
-        "skew_ms": skew_ms,
-        "metadata": metadata,
-    }
+    return Taken(
+        snapshot=run.snapshot,
+        roots={r: tuple((m.dataset, m.subtree) for m in decided.members) for r, decided in roots.items()},
+        snapshot_times={r: catalog.iso(datetime.fromtimestamp(ms / 1e3, UTC)) for r, ms in times.items()},
+        skew_ms=skew_ms,
+        metadata=metadata,
+    )
 
 
 def _known_roots(hdfs: Hdfs, datasets: Sequence[ResolvedDataset]) -> list[str]:
@@ -213,14 +204,11 @@ def _snapshot_all(hdfs: Hdfs, roots: list[str], name: str) -> dict[str, int]:
     return times
 
 
-def snapshot_standby(
-    run: Run, clusters: Clusters, direction: dict[str, Any], take_result: dict[str, Any]
-) -> dict[str, Any]:
+def snapshot_standby(run: Run, clusters: Clusters, started: Started, taken: Taken) -> StandbySnapshot:
     """The same snapshot name on every target root (made snapshottable first). Idempotent."""
-    guard(run, clusters, direction, "snapshot_standby")
-    d = Direction.from_json(direction)
-    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
-    roots = sorted(take_result["roots"])
+    guard(run, clusters, started, "snapshot_standby")
+    src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
+    roots = sorted(taken.roots)
     removed = _remove_unpublished(dst, roots, run.business, published_points((src, dst), run.business))
     if removed:
         log.info("snapshot_standby: removed snapshots of unpublished points: %s", ", ".join(removed))
@@ -234,8 +222,8 @@ def snapshot_standby(
             dst.allow_snapshot(root)
     times = _snapshot_all(dst, roots, run.snapshot)
     log.info("snapshot_standby: %s on %d target roots", run.snapshot, len(roots))
-    return {
-        "snapshot": run.snapshot,
-        "roots": roots,
-        "times": {r: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for r, ms in times.items()},
-    }
+    return StandbySnapshot(
+        run.snapshot,
+        tuple(roots),
+        {r: catalog.iso(datetime.fromtimestamp(ms / 1000, UTC)) for r, ms in times.items()},
+    )

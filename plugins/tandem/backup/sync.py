@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from tandem import catalog, plan, verify
-from tandem.backup.run import Direction, Run, guard
+from tandem.backup.payloads import Copied, DatasetCopied, Direction, PathCopied, Started, Taken
+from tandem.backup.run import Run, guard
 from tandem.components import ResolvedDataset
 from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
 from tandem.errors import (
@@ -25,22 +25,9 @@ from tandem.runtime import Clusters
 from tandem.verify import join as _join
 from tandem.verify import within as _within
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 QUARANTINE_ROOT = "/.tandem/quarantine"
-
-
-def _subtrees_of(take_result: dict[str, Any], dataset: ResolvedDataset) -> list[tuple[str, str]]:
-    """(root, subtree) pairs holding a dataset's data."""
-    out = []
-    for root, members in take_result["roots"].items():
-        for name, subtree in members:
-            if name == dataset.name:
-                out.append((root, subtree))
-    return out
 
 
 def base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
@@ -144,7 +131,7 @@ class Syncer:
             return "full", f"target changed since {base} under {_join(root, subtree)}", True
         return "incremental", f"snapshot diff since {base}", False
 
-    def sync(self, root: str, subtree: str, base: str | None) -> dict[str, Any]:
+    def sync(self, root: str, subtree: str, base: str | None) -> PathCopied:
         mode, reason, changed = self.decide(root, subtree, base)
         moved: list[str] = []
         if changed and base is not None:
@@ -160,15 +147,7 @@ class Syncer:
             stats = self.incremental(root, subtree, base)
         else:
             stats = self.full(root, subtree)
-        return {
-            "root": root,
-            "subtree": subtree,
-            "mode": mode,
-            "reason": reason,
-            "files_copied": stats.files,
-            "bytes_copied": stats.bytes,
-            "quarantined": moved,
-        }
+        return PathCopied(root, subtree, mode, reason, stats.files, stats.bytes, tuple(moved))
 
     # full: make the target's tree equal the source snapshot's, copying only what differs
     def full(self, root: str, subtree: str) -> CopyStats:
@@ -308,51 +287,37 @@ class Syncer:
 def copy_component(
     run: Run,
     clusters: Clusters,
-    direction: dict[str, Any],
+    started: Started,
     component: str,
-    resolved: Sequence[dict[str, Any]],
-    take_result: dict[str, Any],
-) -> dict[str, Any]:
+    datasets: Sequence[ResolvedDataset],
+    taken: Taken,
+) -> Copied:
     """Copy the data of every dataset of a component. Idempotent; the target's metastore is
     not touched here (register_metadata does that once every copy succeeded)."""
-    guard(run, clusters, direction, f"copy_{component}")
-    d = Direction.from_json(direction)
-    src, dst = clusters.hdfs(d.source), clusters.hdfs(d.target)
+    guard(run, clusters, started, f"copy_{component}")
+    src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
     base, base_point = base_snapshot(run, dst)
-    syncer = Syncer(run, src, dst, d)
-    datasets_out = []
-    for ds in (ResolvedDataset.from_json(r) for r in resolved):
-        parts = [syncer.sync(root, subtree, base) for root, subtree in _subtrees_of(take_result, ds)]
-        files, nbytes = _dataset_size(src, syncer, take_result, ds)
-        datasets_out.append(
-            {
-                "component": component,
-                "name": ds.name,
-                "roots": sorted({p["root"] for p in parts}),
-                "files": files,
-                "bytes": nbytes,
-                "mode": "incremental" if parts and all(p["mode"] == "incremental" for p in parts) else "full",
-                "files_copied": sum(p["files_copied"] for p in parts),
-                "bytes_copied": sum(p["bytes_copied"] for p in parts),
-                "paths": parts,
-            }
-        )
+    syncer = Syncer(run, src, dst, started.direction)
+    copied = []
+    for ds in datasets:
+        subtrees = taken.subtrees(ds.name)
+        parts = tuple(syncer.sync(root, subtree, base) for root, subtree in subtrees)
+        files, nbytes = _dataset_size(src, syncer, subtrees)
+        copied.append(DatasetCopied(component, ds.name, files, nbytes, parts))
         log.info(
             "copy_%s: %s: %d files, %d bytes copied (%s)",
             component,
             ds.name,
-            datasets_out[-1]["files_copied"],
-            datasets_out[-1]["bytes_copied"],
-            datasets_out[-1]["mode"],
+            copied[-1].files_copied,
+            copied[-1].bytes_copied,
+            copied[-1].mode,
         )
-    return {"component": component, "base_point": base_point, "datasets": datasets_out}
+    return Copied(component, base_point, tuple(copied))
 
 
-def _dataset_size(
-    src: Hdfs, syncer: Syncer, take_result: dict[str, Any], ds: ResolvedDataset
-) -> tuple[int, int]:
+def _dataset_size(src: Hdfs, syncer: Syncer, subtrees: Sequence[tuple[str, str]]) -> tuple[int, int]:
     files = nbytes = 0
-    for root, subtree in _subtrees_of(take_result, ds):
+    for root, subtree in subtrees:
         summary = src.content_summary(syncer.snap_path(root, subtree))
         files += int(summary.get("fileCount", 0))
         nbytes += int(summary.get("length", 0))

@@ -1,13 +1,11 @@
-# TaskFlow calls pass XComArgs where the decorated functions declare the values they resolve to.
-# mypy: disable-error-code="arg-type"
-"""Policy -> backup DAG ``tandem_backup__<business>``.
+"""Policy -> step graph -> backup DAG ``tandem_backup__<business>``.
 
-Parsing builds DAG objects only: no cluster, network or metadata-database call happens here
-(tasks build their clients when they run). Task ids are a contract (DESIGN.md):
-``preflight`` -> ``snapshot.resolve_<component>``... -> ``snapshot.take`` -> ``copy_<component>``
-(in parallel) -> ``register_metadata`` -> ``snapshot_standby`` -> ``sync_user_data`` ->
-``publish_restore_point`` -> ``apply_retention``. A run of a point that is published already
-skips from ``snapshot.take`` on: the point is kept, never redone.
+The steps, their task ids (a contract, DESIGN.md) and what each takes from which come from
+:mod:`tandem.backup.graph`; this module only renders that graph for Airflow: one task per step,
+one dependency per edge, and :func:`run_step` as every task's body. Parsing builds DAG objects
+only: no cluster, network or metadata-database call happens here (tasks build their clients when
+they run). A run of a point that is published already skips from ``snapshot.take`` on: the point
+is kept, never redone.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup, get_current_context, task
 
+from tandem.backup.graph import BackupGraph, Step, backup_graph
 from tandem.dags.restore import DAG_ID as RESTORE_DAG_ID
 from tandem.dags.restore import build_restore_dag
 from tandem.timetable import PolicyTimetable
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from tandem.backup import Run
     from tandem.policy import Policy, PolicySet, Topology
     from tandem.runtime import Clusters
-
-COMPONENT_ORDER = ("hdfs", "hive", "sparksql")
 
 
 def asset_for(business: str) -> Asset:
@@ -57,16 +54,6 @@ def _dry_run() -> bool:
     return bool(conf.get("dry_run", context["params"].get("dry_run", False)))
 
 
-def _preflight(policy: Policy, topology: Topology) -> dict[str, Any]:
-    """``preflight``, or for a dry run the preview (and every task skipped)."""
-    from tandem import backup
-
-    run, clusters = current_run(policy, topology)
-    if _dry_run():
-        _preview_and_skip(run, clusters)
-    return backup.preflight(run, clusters)
-
-
 def _preview_and_skip(run: Run, clusters: Clusters) -> None:
     """A dry run: log what the run would do, keep it as the ``preview`` XCom, and skip every
     task (nothing is snapshotted, copied or published)."""
@@ -88,18 +75,25 @@ def _preview_and_skip(run: Run, clusters: Clusters) -> None:
     )
 
 
-def _take_or_skip(
-    run: Run, clusters: Clusters, direction: dict[str, Any], resolved: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """``snapshot.take``; a point published already skips the rest of the run (it is kept)."""
+def run_step(step: Step, graph: BackupGraph, policy: Policy, topology: Topology) -> Any:
+    """What every backup task does: its step, with the XComs of the steps it takes values from;
+    returns the step's value as JSON. A dry run (preflight) previews and skips everything; a
+    point published already skips the rest of the run (the point is kept)."""
     from airflow.exceptions import AirflowSkipException
 
     from tandem import backup
+    from tandem.backup import payloads
 
+    run, clusters = current_run(policy, topology)
+    if step.kind == "preflight" and _dry_run():
+        _preview_and_skip(run, clusters)
+    ti = get_current_context()["ti"]
+    returned = {up: ti.xcom_pull(task_ids=up) for source in step.inputs for up in source.steps}
     try:
-        return backup.take(run, clusters, direction, resolved)
+        value = backup.execute(step, run, clusters, backup.inputs_of(step, graph, returned))
     except backup.PointAlreadyPublished as exc:
         raise AirflowSkipException(str(exc)) from exc
+    return payloads.encode(step.kind, value)
 
 
 def _doc(policy: Policy, source: Path) -> str:
@@ -114,13 +108,12 @@ def _doc(policy: Policy, source: Path) -> str:
 
 
 def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
-    """One business's backup DAG (pure construction; cheap)."""
-    from tandem import backup
-
-    components = [c for c in COMPONENT_ORDER if policy.datasets(c)]
+    """One business's backup DAG: the policy's step graph (tandem.backup.graph) rendered as
+    tasks and dependencies (pure construction; cheap)."""
+    graph = backup_graph(policy, topology)
     retries = int(os.environ.get("TANDEM_TASK_RETRIES", "1"))
     dag = DAG(
-        dag_id=policy.dag_id,
+        dag_id=graph.dag_id,
         description=policy.description or f"Tandem backup of {policy.business}",
         schedule=PolicyTimetable(policy.schedule.start, policy.schedule.every),
         start_date=policy.schedule.start,
@@ -139,95 +132,25 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
         default_args={"retries": retries, "retry_delay": timedelta(seconds=30)},
     )
     with dag:
+        groups: dict[str, TaskGroup] = {}
+        tasks: dict[str, Any] = {}
+        for step in graph.steps:
+            group = None
+            if step.group:
+                group = groups.get(step.group) or groups.setdefault(step.group, TaskGroup(step.group))
 
-        @task(task_id="preflight")
-        def preflight() -> dict[str, Any]:
-            return _preflight(policy, topology)
+            @task(
+                task_id=step.local_id,
+                task_group=group,
+                pool=step.pool,  # the pair's pool (clusters.yaml) bounds its businesses' copies at once
+                outlets=[asset_for(policy.business)] if step.publishes else None,
+            )
+            def one(step: Step = step) -> Any:
+                return run_step(step, graph, policy, topology)
 
-        direction = preflight()
-        resolved: dict[str, Any] = {}
-        with TaskGroup("snapshot"):
-            for component in components:
-
-                @task(task_id=f"resolve_{component}")
-                def resolve(direction: dict[str, Any], component: str = component) -> list[dict[str, Any]]:
-                    run, clusters = current_run(policy, topology)
-                    return backup.resolve(run, clusters, direction["source"], component)
-
-                resolved[component] = resolve(direction)
-
-            @task(task_id="take")
-            def take(direction: dict[str, Any], resolved_lists: list[list[dict[str, Any]]]) -> dict[str, Any]:
-                run, clusters = current_run(policy, topology)
-                flat = [item for group in resolved_lists for item in group]
-                return _take_or_skip(run, clusters, direction, flat)
-
-            taken = take(direction, [resolved[c] for c in components])
-
-        copies = []
-        # the pair's pool (clusters.yaml) bounds how many copies of its businesses run at once
-        pool = topology.pairs[policy.pair].pool
-        copy_pool: dict[str, Any] = {"pool": pool} if pool else {}
-        for component in components:
-
-            @task(task_id=f"copy_{component}", **copy_pool)
-            def copy(
-                direction: dict[str, Any],
-                items: list[dict[str, Any]],
-                taken: dict[str, Any],
-                component: str = component,
-            ) -> dict[str, Any]:
-                run, clusters = current_run(policy, topology)
-                return backup.copy_component(run, clusters, direction, component, items, taken)
-
-            copies.append(copy(direction, resolved[component], taken))
-
-        @task(task_id="register_metadata")
-        def register_metadata(
-            direction: dict[str, Any], taken: dict[str, Any], copies: list[Any]
-        ) -> dict[str, int]:
-            run, clusters = current_run(policy, topology)
-            return backup.register_metadata(run, clusters, direction, taken)
-
-        @task(task_id="snapshot_standby")
-        def snapshot_standby(
-            direction: dict[str, Any], taken: dict[str, Any], registered: Any
-        ) -> dict[str, Any]:
-            run, clusters = current_run(policy, topology)
-            return backup.snapshot_standby(run, clusters, direction, taken)
-
-        @task(task_id="sync_user_data")
-        def sync_user_data(
-            direction: dict[str, Any],
-            resolved_lists: list[list[dict[str, Any]]],
-            taken: dict[str, Any],
-            standby: Any,
-        ) -> dict[str, int]:
-            run, clusters = current_run(policy, topology)
-            flat = [item for group in resolved_lists for item in group]
-            return backup.sync_user_data(run, clusters, direction, flat, taken)
-
-        @task(task_id="publish_restore_point", outlets=[asset_for(policy.business)])
-        def publish_restore_point(
-            direction: dict[str, Any],
-            taken: dict[str, Any],
-            copies: list[dict[str, Any]],
-            user_data: dict[str, int],
-        ) -> dict[str, Any]:
-            run, clusters = current_run(policy, topology)
-            started = datetime.fromisoformat(direction["started"].replace("Z", "+00:00"))
-            return backup.publish(run, clusters, direction, taken, copies, user_data, started)
-
-        @task(task_id="apply_retention")
-        def apply_retention(direction: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
-            run, clusters = current_run(policy, topology)
-            return backup.apply_retention(run, clusters, direction)
-
-        registered = register_metadata(direction, taken, copies)
-        standby = snapshot_standby(direction, taken, registered)
-        user_data = sync_user_data(direction, [resolved[c] for c in components], taken, standby)
-        published = publish_restore_point(direction, taken, copies, user_data)
-        apply_retention(direction, published)
+            tasks[step.task_id] = one()
+            for up in step.upstream:
+                tasks[up] >> tasks[step.task_id]
     return dag
 
 
