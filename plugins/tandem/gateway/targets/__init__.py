@@ -10,7 +10,10 @@ from urllib.parse import urlsplit
 
 from tandem.gateway.targets.base import WRITTEN_MS, Space, Store, Target, TargetFull
 from tandem.gateway.targets.cluster import ClusterTarget
-from tandem.gateway.targets.fs import FsspecTarget, LocalTarget, S3Target, WebhdfsTarget
+from tandem.gateway.targets.fs import FsspecTarget
+from tandem.gateway.targets.local import LocalTarget
+from tandem.gateway.targets.s3 import S3Target
+from tandem.gateway.targets.webhdfs import WebhdfsTarget
 
 if TYPE_CHECKING:
     from tandem.gateway.plan import Target as TargetSpec

@@ -1,40 +1,26 @@
-"""Targets reached through fsspec: a NAS mount (``file://``), an S3-compatible store (``s3://``),
-or any protocol fsspec's registry knows (``webhdfs://`` of a cluster outside ``clusters.yaml``).
+"""Targets reached through fsspec: a NAS mount (``file://``, :mod:`.local`), an S3-compatible store
+(``s3://``, :mod:`.s3`), or any protocol fsspec's registry knows (``webhdfs://`` of a cluster
+outside ``clusters.yaml``, :mod:`.webhdfs`).
 
 :class:`FsspecTarget` maps the gateway's absolute paths under the URI's base and turns the
 filesystem's errors into the Hadoop exception names the gateway understands. Each protocol's
-quirks stay in its subclass:
-
-- :class:`LocalTarget`: RENAME is the kernel's (atomic); metadata are ``user.tandem.*`` extended
-  attributes, or a hidden sidecar file ``.tandem-meta.<name>`` beside the object where the
-  filesystem has none (NFS before 4.2); the write timestamp is also the file's mtime; room is the
-  filesystem's free space (``statvfs``), or a configured capacity.
-- :class:`S3Target`: objects appear whole when their upload completes, RENAME is copy-and-delete
-  (metadata travel with the copy), directories are only prefixes, metadata are
-  ``x-amz-meta-tandem-*`` sent with the upload, and room is a configured capacity (S3 has none).
+quirks stay in its subclass, a module each.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import functools
-import json
-import os
 import posixpath
-import pwd
-import shutil
 import stat as stat_mod
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.sides import SideDown
-from tandem.gateway.targets.base import WRITTEN_MS, Space, TargetFull
+from tandem.gateway.targets.base import Space, TargetFull
 from tandem.hdfs.client import WalkEntry
 from tandem.hdfs.types import FileChecksum, FileStatus
 
@@ -74,7 +60,9 @@ def _unreachable(exc: BaseException) -> bool:
     return any(k.__name__ in _UNREACHABLE_NAMES for k in type(exc).__mro__)
 
 
-def _remote(exc: BaseException, path: str, name: str) -> BaseException:
+def translate_error(exc: BaseException, path: str, name: str) -> BaseException:
+    """The filesystem's error as the gateway understands it: a Hadoop exception name, the side
+    down (unreachable, or a server that cannot prove who it is), or the target full."""
     if isinstance(exc, RemoteHdfsError | SideDown | TargetFull):
         return exc
     if isinstance(exc, FileNotFoundError):
@@ -118,7 +106,7 @@ class FsspecTarget:
         try:
             return call()
         except Exception as exc:
-            raise _remote(exc, path, self.name) from exc
+            raise translate_error(exc, path, self.name) from exc
 
     def _mtime_ms(self, info: Mapping[str, Any]) -> int:
         for key in ("mtime", "modificationTime", "LastModified", "last_modified", "created"):
@@ -352,196 +340,3 @@ class FsspecTarget:
         if self.capacity is not None:
             return Space(max(0, self.capacity - used), used, "capacity")
         return Space(None, used, "unlimited")
-
-
-class LocalTarget(FsspecTarget):
-    """A directory, typically a NAS mount."""
-
-    supports_append = True
-
-    def _owner(self, info: Mapping[str, Any]) -> str:
-        uid = info.get("uid")
-        if not isinstance(uid, int):
-            return "tandem"
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return str(uid)
-
-    def _sidecar(self, path: str) -> str:
-        parent, name = posixpath.split(self._p(path))
-        return posixpath.join(parent, SIDECAR_PREFIX + name)
-
-    def _append(self, path: str, data: Iterable[bytes] | bytes) -> None:
-        full = self._p(path)
-        with self._call(path, lambda: open(full, "r+b")) as handle:
-            handle.seek(0, os.SEEK_END)
-            for block in [data] if isinstance(data, bytes) else data:
-                self._call(path, lambda b=block: handle.write(b))  # type: ignore[misc]
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def _open_write(self, full: str, meta: Mapping[str, str]) -> Any:
-        return open(full, "wb")
-
-    def _after_write(self, path: str, meta: Mapping[str, str], permission: str | None) -> None:
-        super()._after_write(path, meta, permission)  # first: a read-only file takes no xattr
-        if permission:
-            full = self._p(path)
-            self._call(path, lambda: os.chmod(full, int(permission, 8) & 0o7777))
-
-    def _move(self, src: str, dst: str) -> None:
-        if self.status(src) is None:
-            raise RemoteHdfsError(f"File does not exist: {src}", exception="FileNotFoundException")
-        source, target = self._p(src), self._p(dst)
-        self._call(dst, lambda: os.makedirs(posixpath.dirname(target), exist_ok=True))
-        self._call(src, lambda: os.replace(source, target))  # atomic, as HDFS RENAME
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(self._sidecar(src), self._sidecar(dst))
-
-    def set_permission(self, path: str, permission: str) -> None:
-        self._call(path, lambda: os.chmod(self._p(path), int(permission, 8) & 0o7777))
-
-    def set_times(self, path: str, modification_time: int, access_time: int | None = None) -> None:
-        self._put_meta(path, {WRITTEN_MS: str(modification_time)})
-
-    def meta(self, path: str) -> dict[str, str]:
-        full = self._p(path)
-        found: dict[str, str] = {}
-        with contextlib.suppress(FileNotFoundError):
-            found.update(json.loads(Path(self._sidecar(path)).read_bytes()))
-        try:
-            names = os.listxattr(full)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise _remote(FileNotFoundError(full), path, self.name) from exc
-            return found
-        for name in names:
-            if name.startswith(XATTR_PREFIX):
-                found[name[len(XATTR_PREFIX) :]] = os.getxattr(full, name).decode()
-        return found
-
-    def _put_meta(self, path: str, meta: Mapping[str, str]) -> None:
-        full = self._p(path)
-        try:
-            for key, value in meta.items():
-                os.setxattr(full, XATTR_PREFIX + key, value.encode())
-        except OSError as exc:
-            if exc.errno not in {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}:
-                raise _remote(exc, path, self.name) from exc
-            sidecar = self._sidecar(path)
-            current = self.meta(path)
-            scratch = f"{sidecar}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(scratch, "w") as handle:
-                json.dump({**current, **meta}, handle)
-            os.replace(scratch, sidecar)
-        if WRITTEN_MS in meta:
-            seconds = int(meta[WRITTEN_MS]) / 1000
-            self._call(path, lambda: os.utime(full, (seconds, seconds)))
-
-    def _drop_meta(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self._sidecar(path))
-
-    def space(self, root: str) -> Space:
-        if self.capacity is not None:
-            return super().space(root)
-        usage = self._call(root, lambda: shutil.disk_usage(self.base or "/"))
-        return Space(usage.free, None, "disk")
-
-
-class S3Target(FsspecTarget):
-    """A bucket (and prefix) of an S3-compatible store."""
-
-    def _open_write(self, full: str, meta: Mapping[str, str]) -> Any:
-        metadata = {f"tandem-{k}": v for k, v in meta.items()}
-        return self.fs.open(full, "wb", block_size=UPLOAD_BLOCK, Metadata=metadata)
-
-    def _after_write(self, path: str, meta: Mapping[str, str], permission: str | None) -> None:
-        return None  # the metadata went with the upload
-
-    def mkdirs(self, path: str, permission: str | None = None) -> None:
-        return None  # a prefix exists while it holds an object
-
-    def status(self, path: str) -> FileStatus | None:
-        """A prefix exists while it holds an object (some servers keep emptied "folders")."""
-        found = super().status(path)
-        if found is not None and found.is_dir and path.strip("/"):
-            bucket, _, key = self._p(path).partition("/")
-            listed = self._call(
-                path,
-                lambda: self.fs.call_s3(
-                    "list_objects_v2", Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1
-                ),
-            )
-            if not listed.get("KeyCount"):
-                return None
-        return found
-
-    def _move(self, src: str, dst: str) -> None:
-        """Copy, then delete: object by object for a prefix (s3fs's recursive move also tries to
-        copy the prefix itself, which is no object)."""
-        status = self.status(src)
-        if status is None:
-            raise RemoteHdfsError(f"File does not exist: {src}", exception="FileNotFoundException")
-        if not status.is_dir:
-            self._call(src, lambda: self.fs.mv(self._p(src), self._p(dst)))
-            return
-        for entry in list(self.walk(src)):
-            if not entry.status.is_dir:
-                source, target = self._p(f"{src}/{entry.relpath}"), self._p(f"{dst}/{entry.relpath}")
-                self._call(src, lambda s=source, t=target: self.fs.copy(s, t))  # type: ignore[misc]
-        self._call(src, lambda: self.fs.rm(self._p(src), recursive=True))
-
-    def meta(self, path: str) -> dict[str, str]:
-        raw = self._call(path, lambda: self.fs.metadata(self._p(path), refresh=True))
-        return {k[len("tandem-") :]: str(v) for k, v in raw.items() if k.startswith("tandem-")}
-
-    def _put_meta(self, path: str, meta: Mapping[str, str]) -> None:
-        # S3 metadata change only with a copy of the object onto itself (s3fs keeps the rest)
-        self._call(
-            path, lambda: self.fs.setxattr(self._p(path), **{f"tandem-{k}": v for k, v in meta.items()})
-        )
-
-
-class WebhdfsTarget(FsspecTarget):
-    """A cluster outside ``clusters.yaml``, through fsspec's own WebHDFS driver: RENAME with
-    ``OVERWRITE`` (fsspec's ``mv`` cannot replace, and a refused RENAME only answers false),
-    permissions with SETPERMISSION, metadata as ``user.tandem.*`` extended attributes."""
-
-    def replace(self, src: str, dst: str) -> None:
-        answer = self._call(
-            src,
-            lambda: self.fs._call(
-                "RENAME", method="put", path=self._p(src), destination=self._p(dst), renameoptions="OVERWRITE"
-            ),
-        )
-        if answer.content and answer.json().get("boolean") is False:
-            raise RemoteHdfsError(f"{self.name} did not move {src} to {dst}", exception="IOException")
-
-    def set_permission(self, path: str, permission: str) -> None:
-        self._call(path, lambda: self.fs.chmod(self._p(path), permission))  # WebHDFS takes octal text
-
-    def _after_write(self, path: str, meta: Mapping[str, str], permission: str | None) -> None:
-        super()._after_write(path, meta, permission)  # metadata first: then the file may be read-only
-        if permission:
-            self.set_permission(path, permission)
-
-    def meta(self, path: str) -> dict[str, str]:
-        answer = self._call(path, lambda: self.fs._call("GETXATTRS", path=self._p(path), encoding="base64"))
-        found = {}
-        for entry in answer.json().get("XAttrs", []):
-            name, value = str(entry["name"]), str(entry.get("value") or "")
-            if name.startswith(XATTR_PREFIX) and value.startswith("0s"):
-                found[name[len(XATTR_PREFIX) :]] = base64.b64decode(value[2:]).decode()
-        return found
-
-    def _put_meta(self, path: str, meta: Mapping[str, str]) -> None:
-        for key, value in meta.items():
-            params = {
-                "xattr.name": XATTR_PREFIX + key,
-                "xattr.value": "0s" + base64.b64encode(value.encode()).decode(),
-                "flag": "CREATE,REPLACE",
-            }
-            call = functools.partial(self.fs._call, "SETXATTR", method="put", path=self._p(path), **params)
-            self._call(path, call)
