@@ -37,7 +37,6 @@ from tandem_dev.embedded.namespace.values import FileInfo, Parts, path_str
 
 LOG = logging.getLogger(__name__)
 
-
 ROOT_ID = 16385  # INodeId.ROOT_INODE_ID in HDFS
 SUPERGROUP = "supergroup"
 DOT_SNAPSHOT = ".snapshot"
