@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 from tandem_dev.embedded import manager
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 
 _HOME_KEY = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
-def embedded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Topology]:
+def embedded(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RunningClusters]:
     """The embedded clusters (primary, standby, primary2) with their own ZooKeepers, up for the
     whole session.
 
@@ -35,7 +37,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 
 
 @pytest.fixture
-def airflow_conns(embedded: Topology, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def airflow_conns(embedded: RunningClusters, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """AIRFLOW_CONN_* variables pointing Airflow hooks at the embedded clusters."""
     env = manager.connection_env(embedded)
     for key, value in env.items():

@@ -28,9 +28,9 @@ def register(add: AddCommand) -> dict[str, str]:
                 help="every server demands Kerberos from a realm of the home's own (a real MIT KDC)",
             )
     return {
-        "up": "tandem_dev.embedded.manager:run_up",
-        "down": "tandem_dev.embedded.manager:run_down",
-        "servers": "tandem_dev.embedded.manager:run_servers",
+        "up": "tandem_dev.embedded.manager.cli:run_up",
+        "down": "tandem_dev.embedded.manager.cli:run_down",
+        "servers": "tandem_dev.embedded.manager.cli:run_servers",
         "demo": "tandem_dev.demo:run_demo",
         "drill": "tandem_dev.drill:run_drill",
         "ui": "tandem_dev.ui_server:run_ui",

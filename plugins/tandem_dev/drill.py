@@ -43,7 +43,7 @@ from tandem.failover.arbiter import ClusterView
 
 if TYPE_CHECKING:
     from tandem.client import ActiveClusterClient
-    from tandem_dev.embedded.manager import Topology as EmbeddedTopology
+    from tandem_dev.embedded.manager import RunningClusters
 
 BUSINESS = "drill"
 LEDGER = "/data/drill/ledger"
@@ -54,7 +54,7 @@ ALERTS_ENV = "TANDEM_DRILL_ALERTS"
 
 
 def read_views(
-    topology: EmbeddedTopology, names: tuple[str, str], timeout: float = 3.0
+    topology: RunningClusters, names: tuple[str, str], timeout: float = 3.0
 ) -> tuple[ClusterView, ClusterView]:
     """Both clusters' views, read once from their ZooKeepers (in parallel). Read-only."""
     from concurrent.futures import ThreadPoolExecutor
@@ -350,7 +350,7 @@ class Drill:
     home: Path
     project: Path
     say: Callable[[str], None]
-    topology: EmbeddedTopology | None = None
+    topology: RunningClusters | None = None
     airflow: AirflowServer | None = None
     alerts_path: Path | None = None
     kerberos: bool = False  # every server demands Kerberos from the home's realm
@@ -538,7 +538,7 @@ def _parse_time(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _roles(topology: EmbeddedTopology) -> tuple[str, str]:
+def _roles(topology: RunningClusters) -> tuple[str, str]:
     """(active, standby) names, or TandemError if the pair is not in a drillable state."""
     views = read_views(topology, ("primary", "standby"))
     active = [v for v in views if v.role == "active" and v.alive]

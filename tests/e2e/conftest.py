@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tandem_dev.embedded import manager
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.local_airflow import LocalAirflow
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def include_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def local_airflow(
-    embedded: Topology, include_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    embedded: RunningClusters, include_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> LocalAirflow:
     env = {**manager.connection_env(embedded), **GHOST_ENV}
     airflow = LocalAirflow(
@@ -65,7 +65,7 @@ def local_airflow(
 
 
 @pytest.fixture
-def cluster_env(embedded: Topology, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def cluster_env(embedded: RunningClusters, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The same connections in this process, for checks made directly against the clusters."""
     env = {**manager.connection_env(embedded), **GHOST_ENV}
     for key, value in env.items():

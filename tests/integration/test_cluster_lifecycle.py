@@ -24,7 +24,7 @@ from kazoo.client import KazooClient
 from tandem.environment import project_root
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH, ClusterRecord
 from tandem_dev.embedded import manager, zookeeper
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 
 pytestmark = pytest.mark.integration
 
@@ -226,7 +226,7 @@ def test_up_brings_up_primary2_a_second_active_cluster_of_its_own(home: Path) ->
 
 
 def test_home_of_another_run_is_refused_and_its_processes_left_alone(
-    embedded: Topology, tmp_path: Path
+    embedded: RunningClusters, tmp_path: Path
 ) -> None:
     copy = tmp_path / "copied-home"
     copy.mkdir()
@@ -282,7 +282,9 @@ def test_up_without_java_says_what_to_install(tmp_path: Path) -> None:
     assert "default-jre-headless" in done.stderr and "make setup" in done.stderr
 
 
-def test_embedded_fixture_serves_airflow_hooks(airflow_conns: dict[str, str], embedded: Topology) -> None:
+def test_embedded_fixture_serves_airflow_hooks(
+    airflow_conns: dict[str, str], embedded: RunningClusters
+) -> None:
     from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
     from airflow.providers.apache.hive.hooks.hive import HiveMetastoreHook
 

@@ -20,7 +20,7 @@ from tandem.failover.state import ALIVE_PATH
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore
 from tandem_dev.embedded.access import embedded_access, hms_client
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.embedded.metastore import MetastoreServer
 from tandem_dev.embedded.webhdfs import WebHdfsServer
 from tandem_dev.embedded.zookeeper import ZooKeeperServer
@@ -256,7 +256,7 @@ def test_agent_takes_the_node_once_zookeeper_comes_up(servers: Servers, tmp_path
 
 
 def test_the_target_comes_from_the_connections_and_probes_the_real_servers(
-    embedded: Topology, monkeypatch: pytest.MonkeyPatch
+    embedded: RunningClusters, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tandem import environment
 

@@ -16,7 +16,7 @@ from tandem.failover.arbiter import ClusterView
 from tandem.failover.promote import promote
 from tandem.failover.state import CLUSTER_PATH
 from tandem_dev.embedded.access import active_client
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.embedded.zookeeper import ZooKeeperServer
 from tests.integration.test_failover_support import ZkPair, expire_session, wait_for
 
@@ -304,7 +304,7 @@ def test_client_start_with_both_zookeepers_down_decides_quickly() -> None:
     assert time.monotonic() - began < 15  # decides instead of waiting on ZooKeeper forever
 
 
-def test_client_hands_out_real_clients_of_the_embedded_clusters(embedded: Topology) -> None:
+def test_client_hands_out_real_clients_of_the_embedded_clusters(embedded: RunningClusters) -> None:
     with active_client(embedded) as clusters:
         assert clusters.target == "primary", clusters.decision
         hdfs = clusters.hdfs()
@@ -314,7 +314,7 @@ def test_client_hands_out_real_clients_of_the_embedded_clusters(embedded: Topolo
             assert isinstance(hms.get_all_databases(), list)
 
 
-def test_client_from_airflow_connections(embedded: Topology, airflow_conns: dict[str, str]) -> None:
+def test_client_from_airflow_connections(embedded: RunningClusters, airflow_conns: dict[str, str]) -> None:
     include = Path(__file__).resolve().parents[2] / "include"
     with ActiveClusterClient.from_airflow("main", include_dir=include) as clusters:
         assert clusters.target == "primary", clusters.decision

@@ -18,7 +18,7 @@ from tandem.policy import load_topology
 from tandem.runtime import Clusters
 from tandem.status import format_pairs, pairs_report
 from tandem_dev.embedded.access import embedded_access
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def manifest(business: str, point: datetime, source: str, target: str) -> catalo
 
 
 def test_pairs_report_shows_roles_liveness_and_the_newest_point_on_either_cluster(
-    embedded: Topology, airflow_conns: dict[str, str], tmp_path: Path
+    embedded: RunningClusters, airflow_conns: dict[str, str], tmp_path: Path
 ) -> None:
     business = f"status_{datetime.now(UTC):%H%M%S%f}"
     include = include_with(tmp_path, business)
@@ -104,7 +104,7 @@ def test_pairs_report_shows_roles_liveness_and_the_newest_point_on_either_cluste
     assert f"{business}: newest restore point {point['point']} (5 min old), standby -> primary, full" in text
 
 
-def test_status_json_has_the_pairs(embedded: Topology, tmp_path: Path) -> None:
+def test_status_json_has_the_pairs(embedded: RunningClusters, tmp_path: Path) -> None:
     include = include_with(tmp_path, "status_cli")
     done = subprocess.run(
         [sys.executable, "-m", "tandem.cli", "status", "--json", "--home", str(embedded.home)],

@@ -22,7 +22,7 @@ import requests
 from hdfs import InsecureClient, TokenClient
 
 from tandem_dev.embedded import manager
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tests.integration.gateway_support import (
     COMMAND_TIMEOUT_S,
     ROOT,
@@ -48,7 +48,7 @@ HIDDEN_TEMP = ".tandem-gw."
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningClusters]:
     home = tmp_path_factory.mktemp("gateway-faults") / "home"
     try:
         topology = manager.up(home=home)
@@ -62,7 +62,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
 
 
 @pytest.fixture(autouse=True)
-def clusters_back(faults: Topology) -> Iterator[None]:
+def clusters_back(faults: RunningClusters) -> Iterator[None]:
     """Whatever a test kills comes back before the next one runs."""
     yield
     for name, kinds in manager.probe(faults).items():
@@ -73,7 +73,7 @@ def clusters_back(faults: Topology) -> Iterator[None]:
 
 
 @pytest.fixture
-def direct(faults: Topology) -> dict[str, InsecureClient]:
+def direct(faults: RunningClusters) -> dict[str, InsecureClient]:
     return superusers({name: faults[name].webhdfs_url for name in CLUSTERS})
 
 
@@ -195,7 +195,7 @@ class Upload(threading.Thread):
 
 
 def test_sync_with_the_standby_down(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, faults.home, "gwfs")
     base = "/gwfs/data"
@@ -264,7 +264,7 @@ def test_sync_with_the_standby_down(
 
 
 def test_sync_with_a_primary_down(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, faults.home, "gwfp")
     base = "/gwfp/data"
@@ -319,7 +319,7 @@ def test_sync_with_a_primary_down(
 
 
 def test_a_write_cut_by_its_primary_dying_is_replayed_and_the_plan_heals(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     """The primary dies while a write streams to it (its inflight mark already on it): the
     standby takes the write whole (pending-store); after restart and replay the primary holds
@@ -357,7 +357,7 @@ def test_a_write_cut_by_its_primary_dying_is_replayed_and_the_plan_heals(
 
 
 def test_a_gateway_without_worker_writes_to_a_recovered_primary_again(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     """``--no-worker`` leaves replay to the DAG (here: `tandem gateway replay`). Once that has
     written the standby's data back, the same gateway must route the primary's writes to it
@@ -390,7 +390,7 @@ def test_a_gateway_without_worker_writes_to_a_recovered_primary_again(
 
 
 def test_async_backs_up_after_the_interval_and_retries(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, faults.home, "gwfa", mode="async", interval="1s")
     base = "/gwfa/data"
@@ -482,7 +482,7 @@ class Writer(threading.Thread):
 
 
 def test_gateway_killed_mid_upload(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, faults.home, "gwfk")
     base = "/gwfk/data"
@@ -532,7 +532,9 @@ def test_gateway_killed_mid_upload(
         assert_healthy(plan)
 
 
-def test_two_gateways_one_killed(faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path) -> None:
+def test_two_gateways_one_killed(
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
     plan = write_plan(tmp_path, faults.home, "gwf2")
     base = "/gwf2/data"
     with gateway(plan, "--no-worker") as a, gateway(plan, "--no-worker") as b:
@@ -571,7 +573,7 @@ def test_two_gateways_one_killed(faults: Topology, direct: dict[str, InsecureCli
 
 
 def test_a_replay_killed_midway_is_finished_by_the_next(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     """``tandem gateway replay`` SIGKILLed once it has finished some marks and not others: the
     marks it had not finished stay, so the next replay copies what is missing, and nothing on
@@ -617,7 +619,7 @@ def test_a_replay_killed_midway_is_finished_by_the_next(
 
 
 def test_writing_back_a_directory_never_deletes_what_the_primary_holds_pending(
-    faults: Topology, direct: dict[str, InsecureClient], tmp_path: Path
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
 ) -> None:
     """An async write is on its primary only (pending backup) when that primary dies; a MKDIRS of
     its directory meanwhile goes to the standby with a pending-store mark. Writing that mark back

@@ -23,7 +23,7 @@ import pytest
 import requests
 from hdfs import HdfsError, InsecureClient, TokenClient
 
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tests.integration.gateway_support import (
     Gateway,
     GatewayPlan,
@@ -43,7 +43,7 @@ ADVICE_AT = "1MiB"
 
 
 @pytest.fixture(scope="module")
-def plan(embedded: Topology, tmp_path_factory: pytest.TempPathFactory) -> GatewayPlan:
+def plan(embedded: RunningClusters, tmp_path_factory: pytest.TempPathFactory) -> GatewayPlan:
     return write_plan(
         tmp_path_factory.mktemp(PLAN), embedded.home, PLAN, extra={"large_write_advice": ADVICE_AT}
     )
@@ -56,7 +56,7 @@ def gw(plan: GatewayPlan) -> Iterator[Gateway]:
 
 
 @pytest.fixture(scope="module")
-def direct(embedded: Topology) -> dict[str, InsecureClient]:
+def direct(embedded: RunningClusters) -> dict[str, InsecureClient]:
     return superusers({name: embedded[name].webhdfs_url for name in CLUSTERS})
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hdfs import InsecureClient
 
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
     Gateway,
@@ -41,7 +41,9 @@ SIZE = 24_000
 DAY_S = 86_400
 
 
-def _setup(embedded: Topology, tmp_path: Path, name: str, space: dict[str, str]) -> tuple[GatewayPlan, Path]:
+def _setup(
+    embedded: RunningClusters, tmp_path: Path, name: str, space: dict[str, str]
+) -> tuple[GatewayPlan, Path]:
     nas = tmp_path / "nas"
     nas.mkdir()
     target = {"uri": f"file://{nas}", "root": "/backup", "capacity": CAPACITY}
@@ -66,19 +68,19 @@ def _age(nas: Path, plan: GatewayPlan, name: str, days: float) -> None:
 
 
 @pytest.fixture
-def direct(embedded: Topology) -> dict[str, InsecureClient]:
+def direct(embedded: RunningClusters) -> dict[str, InsecureClient]:
     return superusers({n: embedded[n].webhdfs_url for n in ("primary", "primary2")})
 
 
 @pytest.fixture
-def oldest(embedded: Topology, tmp_path: Path) -> Iterator[tuple[GatewayPlan, Gateway, Path]]:
+def oldest(embedded: RunningClusters, tmp_path: Path) -> Iterator[tuple[GatewayPlan, Gateway, Path]]:
     plan, nas = _setup(embedded, tmp_path, "gwsold", {"evict": "oldest"})
     with gateway(plan) as gw:
         yield plan, gw, nas
 
 
 @pytest.fixture
-def aged(embedded: Topology, tmp_path: Path) -> Iterator[tuple[GatewayPlan, Gateway, Path]]:
+def aged(embedded: RunningClusters, tmp_path: Path) -> Iterator[tuple[GatewayPlan, Gateway, Path]]:
     plan, nas = _setup(embedded, tmp_path, "gwsage", {"evict": "older_than_max_age", "max_age": "1d"})
     with gateway(plan) as gw:
         yield plan, gw, nas
@@ -147,7 +149,7 @@ def test_a_path_still_pending_is_never_evicted(
 
 
 def test_an_s3_target_cut_off_while_full_loses_nothing_and_evicts_once_back(
-    embedded: Topology, tmp_path: Path, s3_server: SeaweedS3, direct: dict[str, InsecureClient]
+    embedded: RunningClusters, tmp_path: Path, s3_server: SeaweedS3, direct: dict[str, InsecureClient]
 ) -> None:
     """The store stops answering just when a write needs room: nothing is evicted blind, the
     write stays pending on its primary; once the store answers, replay evicts the oldest backup

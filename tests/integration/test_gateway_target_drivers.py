@@ -21,7 +21,7 @@ from tandem.gateway.plan import Target as TargetSpec
 from tandem.gateway.targets import WRITTEN_MS, ClusterTarget, Target, TargetFull, connect_target
 from tandem.hdfs.client import is_missing
 from tandem.policy import load_topology
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 
 pytestmark = [pytest.mark.integration]
@@ -77,7 +77,7 @@ def driven(
     kind = request.param
     topology = load_topology(ROOT / "include" / "clusters.yaml")
     if kind == "cluster":
-        embedded: Topology = request.getfixturevalue("embedded")
+        embedded: RunningClusters = request.getfixturevalue("embedded")
         request.getfixturevalue("airflow_conns")
         spec = TargetSpec(cluster="standby", root="/drivers")
         target = connect_target(spec, topology)()

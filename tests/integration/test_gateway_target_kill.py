@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tandem.gateway.crypto import MAGIC, MasterKey
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
     create,
@@ -75,7 +75,7 @@ def target(
 
 
 def test_a_gateway_killed_mid_upload_to_a_target_leaves_nothing_torn(
-    embedded: Topology, tmp_path: Path, target: tuple[dict[str, Any], dict[str, str], Store]
+    embedded: RunningClusters, tmp_path: Path, target: tuple[dict[str, Any], dict[str, str], Store]
 ) -> None:
     spec, env, store = target
     name = f"gwtk{store.kind}"  # each target its own plan and paths on the shared primaries

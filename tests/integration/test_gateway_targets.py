@@ -20,7 +20,7 @@ import requests
 from hdfs import InsecureClient, TokenClient
 
 from tandem.gateway.crypto import MAGIC, MasterKey
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
     ROOT,
@@ -100,7 +100,7 @@ def _key_env(key: str) -> str:
 
 @pytest.fixture(scope="module", params=["file", "s3"])
 def setup(
-    request: pytest.FixtureRequest, embedded: Topology, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, embedded: RunningClusters, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
     kind = request.param
     name = f"gwt{kind}"
@@ -137,7 +137,7 @@ def setup(
 
 
 @pytest.fixture(scope="module")
-def direct(embedded: Topology) -> dict[str, InsecureClient]:
+def direct(embedded: RunningClusters) -> dict[str, InsecureClient]:
     return superusers({n: embedded[n].webhdfs_url for n in ("primary", "primary2")})
 
 

@@ -16,7 +16,7 @@ import yaml
 from tandem.errors import ConfigError
 from tandem.settings import ConnectionSetting, load_settings, with_overrides
 from tandem_dev.embedded import manager
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -307,7 +307,7 @@ def test_apply_upserts_connections_pools_and_variables(migrated_airflow_home: Pa
 @pytest.mark.slow
 @AIRFLOW_DB
 def test_apply_uses_the_running_embedded_ports(
-    migrated_airflow_home: Path, embedded: Topology, tmp_path: Path
+    migrated_airflow_home: Path, embedded: RunningClusters, tmp_path: Path
 ) -> None:
     env = airflow_env(migrated_airflow_home, embedded.home)
     done = run([str(BIN / "tandem"), "settings", "apply", "--json"], env)

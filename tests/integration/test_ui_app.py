@@ -25,7 +25,7 @@ from tandem.runtime import Clusters
 from tandem.ui.app import create_app
 from tandem.ui.collect import Collector, Sources
 from tandem.ui.model import Run
-from tandem_dev.embedded.manager import Topology
+from tandem_dev.embedded.manager import RunningClusters
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ui_app")]
 
@@ -104,7 +104,7 @@ def include(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def manifests(embedded: Topology) -> list[str]:
+def manifests(embedded: RunningClusters) -> list[str]:
     """Two restore points of uiwith on the standby, the newest 90 minutes old (period 1 h)."""
     standby = Hdfs(__import__("hdfs").InsecureClient(embedded["standby"].webhdfs_url, user="hdfs"))
     points = []

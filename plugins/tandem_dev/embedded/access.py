@@ -9,11 +9,11 @@ from typing import Any
 from tandem.client import ActiveClusterClient, ClusterAccess
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore
-from tandem_dev.embedded.manager import Topology as EmbeddedTopology
+from tandem_dev.embedded.manager import RunningClusters
 
 
 def active_client(
-    topology: EmbeddedTopology,
+    topology: RunningClusters,
     names: tuple[str, str] = ("primary", "standby"),
     user: str = "hdfs",
     **kwargs: Any,
@@ -25,7 +25,7 @@ def active_client(
 
 
 def embedded_access(
-    topology: EmbeddedTopology, name: str, user: str = "hdfs", timeout: float = 10.0
+    topology: RunningClusters, name: str, user: str = "hdfs", timeout: float = 10.0
 ) -> ClusterAccess:
     """Access to one embedded cluster through its WebHDFS URL and metastore URI (for Kerberized
     clusters, as Tandem's principal, each server required to prove itself, ``user`` as doas)."""
