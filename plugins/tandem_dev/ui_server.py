@@ -19,9 +19,8 @@ from types import FrameType
 
 def run_ui(args: argparse.Namespace) -> int:
     from tandem.environment import project_root
-    from tandem_dev.drill import AirflowServer
     from tandem_dev.embedded import manager, zookeeper
-    from tandem_dev.local_airflow import LocalAirflow
+    from tandem_dev.local_airflow import AirflowServer, LocalAirflow
 
     project = project_root(Path.cwd())
     topology = manager.up(args.home)
