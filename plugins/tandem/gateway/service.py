@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STORE_CHECK_S = 2.0
+SINK_THREADS = 256
 
 
 def _denied(message: str) -> RemoteHdfsError:
@@ -70,6 +71,9 @@ class Gateway:
         self.ctx = ctx
         self.plan = ctx.plan
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tandem-gw")
+        # one thread per side of each streaming write, reused across writes; apart from the pool
+        # above so that marks and publishing never wait behind bodies still arriving
+        self.sinks = ThreadPoolExecutor(max_workers=SINK_THREADS, thread_name_prefix="tandem-gw-sink")
         self.writes = {"done": 0, "pending": 0, "refused": 0}
         self.by_primary: dict[str, int] = dict.fromkeys(ctx.primaries, 0)
         self._store_pending: dict[str, float] = {}
@@ -84,6 +88,7 @@ class Gateway:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=10)
+        self.sinks.shutdown(wait=True)
         self.pool.shutdown(wait=True)
 
     # -- checks --------------------------------------------------------------------------
@@ -158,6 +163,7 @@ class Gateway:
         return WriteSession(
             self.ctx,
             self.pool,
+            self.sinks,
             self.note_store_pending,
             path,
             user,
@@ -221,7 +227,7 @@ class Gateway:
             if not standby_ok:
                 raise Unavailable(f"{side.name} and {self.ctx.standby.name} are both down")
             self.ctx.journal(self.ctx.standby).put(
-                Mark.new(op, paths, side.name, user), PENDING_STORE, side.name
+                Mark.new_compact(op, paths, side.name, user), PENDING_STORE, side.name
             )
             self.note_store_pending(side.name)
         if anchor is not None:
@@ -238,7 +244,7 @@ class Gateway:
         (a primary that just died) joins ``down``, so the change is marked for it instead."""
         while usable:
             anchor = usable[0]
-            mark = Mark.new(op, paths, anchor.name, user)
+            mark = Mark.new_compact(op, paths, anchor.name, user)
             try:
                 self.ctx.journal(anchor).put(mark, INFLIGHT)
             except Exception as exc:
@@ -248,7 +254,7 @@ class Gateway:
                 down.append(usable.pop(0))
                 continue
             return anchor, mark
-        return None, Mark.new(op, paths, down[0].name, user)
+        return None, Mark.new_compact(op, paths, down[0].name, user)
 
     def _apply_on_standby(self, on_standby: Callable[[Side[Target]], Any]) -> bool:
         """Whether the standby took the change; any refusal leaves it to replay."""
