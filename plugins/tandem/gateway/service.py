@@ -20,10 +20,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
-from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
+from tandem.gateway.context import PlanContext, is_gateway_temp
 from tandem.gateway.crypto import MAGIC
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.protect import Protection
+from tandem.gateway.renames import check_rename_on_standby, check_tree_stays_routed, move_file
 from tandem.gateway.replay import INFLIGHT_GRACE_S, drain_backup
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.status import plan_status
@@ -294,10 +295,14 @@ class Gateway:
         return bool(found)
 
     def rename(self, src: str, dst: str, user: str) -> bool:
+        """RENAME as the Router does for a HASH mount whose subclusters are the primaries
+        (:mod:`.renames`): a file moves whole to its new name's primary; a directory whose files
+        would be stranded off their new names' primaries is refused, nothing changed."""
         self.check_path(src, user, write=True)
         self.check_path(dst, user, write=True)
         routed = self.ctx.primaries[self.ctx.routes.route(src)]
         if not self._primary_usable(routed):
+            check_rename_on_standby(self.ctx, routed, src, dst)
             # the source was written to the standby while its primary was down: rename it there
             return self._namespace_change(
                 "rename",
@@ -313,6 +318,7 @@ class Gateway:
         holder, status = found
         if status.is_dir:
             holders = [s for s in self.ctx.primaries.values() if s is holder or self._has(s, src)]
+            check_tree_stays_routed(self.ctx, holders, src, dst)
             return bool(
                 self._namespace_change(
                     "rename",
@@ -325,7 +331,7 @@ class Gateway:
             )
         target = self.ctx.primaries[self.ctx.routes.route(dst)]
         move = (
-            (lambda s: self._move_file(s, target, src, dst, user))
+            (lambda s: move_file(s, target, src, dst, user))
             if target is not holder
             else (lambda s: s.as_user(user).rename(src, dst) is None)
         )
@@ -347,18 +353,6 @@ class Gateway:
             if not is_unreachable(exc):
                 raise
             return False
-
-    def _move_file(self, holder: Side[Hdfs], target: Side[Hdfs], src: str, dst: str, user: str) -> bool:
-        """A file renamed to a name another primary owns moves there (copy, publish, delete)."""
-        if target.as_user(user).status(dst) is not None:
-            raise RemoteHdfsError(f"{dst} already exists", exception="FileAlreadyExistsException")
-        tmp = temp_name(dst)
-        with holder.store.open(src) as chunks:
-            target.as_user(user).write(tmp, chunks, overwrite=True)
-        target.as_user(user).rename(tmp, dst)
-        holder.as_user(user).delete(src)
-        log.info("%s moved from %s to %s (renamed to %s)", src, holder.name, target.name, dst)
-        return True
 
     def set_attributes(self, path: str, user: str, op: str, apply: Callable[[Any, str], None]) -> None:
         self.check_path(path, user, write=True)
