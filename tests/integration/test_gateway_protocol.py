@@ -227,6 +227,45 @@ def test_makedirs_rename_delete(
     assert client.delete(f"{base}/never-there") is False
 
 
+def test_directory_rename_that_would_strand_files_is_refused_and_changes_nothing(
+    gw: Gateway, client: TokenClient, plan: GatewayPlan, direct: dict[str, InsecureClient], base: str
+) -> None:
+    """A directory's files stay where they were written when it is renamed; when some of their new
+    names hash to another primary the gateway refuses, as the Router does for a HASH mount (a
+    later write of such a name would land on its routed primary and orphan the old copy)."""
+    src, dst = f"{base}/reports", f"{base}/archive"
+    files = [*plan.names_on(src, "primary", 3, stem="r"), *plan.names_on(src, "primary2", 3, stem="q")]
+    moved = [f"{dst}/{posixpath.basename(f)}" for f in files]
+    assert any(plan.primary_of(m) != plan.primary_of(f) for f, m in zip(files, moved, strict=True))
+    contents = {f: payload(f, 3000 + i) for i, f in enumerate(files)}
+    for path, data in contents.items():
+        client.write(path, data)
+    with pytest.raises(HdfsError) as refused:
+        client.rename(src, dst)
+    assert "not allowed" in str(refused.value) and "routed" in str(refused.value)
+    # nothing moved, anywhere: every file where it was, readable through the gateway
+    for path, data in contents.items():
+        assert_placed(plan, direct, path, data)
+        with client.read(path) as reader:
+            assert reader.read() == data
+    absent_everywhere(plan, direct, dst)
+    assert client.status(dst, strict=False) is None
+    # raw HTTP sees Hadoop's RemoteException (IOException, 403)
+    answer = requests.put(gw_url(gw, src, "RENAME", plan.token, destination=dst), timeout=30)
+    assert answer.status_code == 403, answer.text
+    assert remote_exception(answer)["exception"] == "IOException"
+    # a directory without files renames (on every side), and so does each file, moving whole
+    client.makedirs(f"{base}/empty/inner")
+    client.rename(f"{base}/empty", f"{base}/renamed")
+    absent_everywhere(plan, direct, f"{base}/empty")
+    assert client.status(f"{base}/renamed/inner")["type"] == "DIRECTORY"
+    client.makedirs(dst)
+    for path, target in zip(files, moved, strict=True):
+        client.rename(path, target)
+        assert_placed(plan, direct, target, contents[path])
+    assert client.list(dst) == sorted(posixpath.basename(m) for m in moved)
+
+
 # --------------------------------------------------------------------------- fsspec webhdfs
 
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import posixpath
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tandem.errors import ConfigError, RemoteHdfsError, TandemError
-from tandem.gateway.marks import Journal
+from tandem.gateway.marks import TEMP_PREFIX, Journal
+from tandem.gateway.marks import temp_name as temp_name  # with the marks that name it; re-exported
 from tandem.gateway.plan import GatewayPlan, load_plan
 from tandem.gateway.protect import Protection
 from tandem.gateway.routing import BucketMap
@@ -35,19 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTING_FILE = "routing.json"
-# the gateway's own temporary names, beside the final name; hidden from listings
-TEMP_PREFIX = ".tandem-gw."
 
 
 class RoutingConflict(TandemError):
     """The stored bucket map and the plan disagree: serving would move written data."""
-
-
-def temp_name(path: str, tag: str | None = None) -> str:
-    """A hidden name beside ``path``: random for a write; ``tag`` (a mark id) for a replay copy,
-    so replaying the mark again after a crash overwrites what the dead copy left, never leaks it."""
-    parent, name = posixpath.split(path)
-    return posixpath.join(parent, f"{TEMP_PREFIX}{tag or secrets.token_hex(6)}.{name}")
 
 
 def is_gateway_temp(name: str) -> bool:

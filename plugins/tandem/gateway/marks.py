@@ -10,14 +10,19 @@ A mark is a small JSON file in the plan's journal on the cluster that holds the 
   change and writes it back when the primary answers again (the side that took over is right).
 
 Ids start with the mark's time in milliseconds, so a listing sorted by name is oldest first:
-the count and the oldest age of a queue cost one LISTSTATUS. A mark names paths, not bytes:
+the count and the oldest age of a queue cost one LISTSTATUS. A mark whose fields fit in a file
+name carries them in its id (``<ms>-<hex>~<base64url JSON>``) and, on a cluster, is an empty
+directory: one MKDIRS makes it durable (a file costs the CREATE and its data step, two round
+trips on the write path) and reading it back costs nothing beyond the listing. A mark names paths, not bytes:
 replaying it makes the receiving side match the holder's current state of those paths, so
 replaying twice, or replaying an older mark after a newer write, is harmless.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import posixpath
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -32,6 +37,12 @@ if TYPE_CHECKING:
 INFLIGHT = "inflight"
 PENDING_BACKUP = "pending-backup"
 PENDING_STORE = "pending-store"
+# the gateway's own temporary names, beside the final name; hidden from listings
+TEMP_PREFIX = ".tandem-gw."
+# HDFS's default dfs.namenode.fs-limits.max-component-length is 255 bytes; a mark whose fields do
+# not fit stays a file
+MAX_NAME = 255
+_COMPACT = "~"
 
 
 def new_id(now_ms: int | None = None) -> str:
@@ -40,6 +51,18 @@ def new_id(now_ms: int | None = None) -> str:
 
 def id_time_ms(mark_id: str) -> int:
     return int(mark_id.split("-", 1)[0])
+
+
+def temp_name(path: str, tag: str | None = None) -> str:
+    """A hidden name beside ``path``: random for a write; ``tag`` (a mark id) for a replay copy,
+    so replaying the mark again after a crash overwrites what the dead copy left, never leaks it."""
+    parent, name = posixpath.split(path)
+    return posixpath.join(parent, f"{TEMP_PREFIX}{tag or secrets.token_hex(6)}.{name}")
+
+
+def is_compact(mark_id: str) -> bool:
+    """Whether the id carries the mark's fields (and the mark may be an empty directory)."""
+    return _COMPACT in mark_id
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,43 @@ class Mark:
     def new(cls, op: str, paths: tuple[str, ...], primary: str, user: str = "", **kw: Any) -> Mark:
         now = int(time.time() * 1000)
         return cls(new_id(now), op, paths, primary, user, written_at_ms=now, **kw)
+
+    @classmethod
+    def new_compact(
+        cls, op: str, paths: tuple[str, ...], primary: str, user: str = "", *, with_temp: bool = False
+    ) -> Mark:
+        """A new mark whose id carries its fields when they fit in a file name (else a plain id).
+        ``with_temp``: the write goes through a temporary name beside ``paths[0]``, named after
+        the id (:meth:`temp_of`), so the id says where a dead write's bytes are."""
+        now = int(time.time() * 1000)
+        base = new_id(now)
+        tag = base.split("-", 1)[1]
+        temp = temp_name(paths[0], tag) if with_temp else None
+        doc = {"o": op, "p": list(paths), "r": primary, "u": user, "t": int(with_temp)}
+        payload = base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
+        compact = f"{base}{_COMPACT}{payload.rstrip('=')}"
+        mark_id = compact if len(compact.encode()) <= MAX_NAME else base
+        return cls(mark_id, op, paths, primary, user, temp, written_at_ms=now)
+
+    @classmethod
+    def from_id(cls, mark_id: str) -> Mark:
+        """The mark a compact id describes (see :meth:`new_compact`); ValueError otherwise."""
+        base, _, payload = mark_id.partition(_COMPACT)
+        if not payload:
+            raise ValueError(f"mark id {mark_id!r} carries no fields")
+        doc = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        paths = tuple(str(p) for p in doc["p"])
+        temp = temp_name(paths[0], base.split("-", 1)[1]) if doc.get("t") else None
+        return cls(
+            mark_id,
+            str(doc["o"]),
+            paths,
+            str(doc["r"]),
+            str(doc.get("u") or ""),
+            temp,
+            0,
+            id_time_ms(mark_id),
+        )
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -103,18 +163,27 @@ class Queue:
 
 
 class Journal:
-    """The marks of one plan on one cluster."""
+    """The marks of one plan on one cluster (or target)."""
 
     def __init__(self, store: Store, journal_root: str) -> None:
         self.store = store
         self.root = journal_root
+        # a cluster keeps empty directories (an object store does not): compact marks are MKDIRS
+        from tandem.hdfs.client import Hdfs
+
+        self.directories = isinstance(store, Hdfs)
 
     def dir(self, state: str, primary: str | None = None) -> str:
         return f"{self.root}/{state}/{primary}" if primary else f"{self.root}/{state}"
 
     def put(self, mark: Mark, state: str, primary: str | None = None) -> None:
-        """Durable once this returns (CREATE is acknowledged after the data is written)."""
-        self.store.write(f"{self.dir(state, primary)}/{mark.id}", mark.to_bytes(), overwrite=False)
+        """Durable once this returns (MKDIRS is in the NameNode's edit log when it answers; CREATE
+        is acknowledged after the data is written)."""
+        where = f"{self.dir(state, primary)}/{mark.id}"
+        if self.directories and is_compact(mark.id):
+            self.store.mkdirs(where)
+        else:
+            self.store.write(where, mark.to_bytes(), overwrite=False)
 
     def move(self, mark: Mark, src: str, dst: str) -> None:
         """Atomic (RENAME): the mark is in one queue or the other, never neither."""
@@ -127,6 +196,7 @@ class Journal:
             self.store.rename(f"{self.dir(src)}/{mark.id}", f"{target}/{mark.id}")
 
     def delete(self, mark_id: str, state: str, primary: str | None = None) -> None:
+        """Idempotent; a mark is a file or an empty directory, so never recursive."""
         self.store.delete(f"{self.dir(state, primary)}/{mark_id}")
 
     def ids(self, state: str, primary: str | None = None) -> list[str]:
@@ -143,7 +213,11 @@ class Journal:
         return Queue(len(ids), id_time_ms(ids[0]) if ids else None)
 
     def read(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
-        """The mark, or None when another replayer already finished it."""
+        """The mark, or None when another replayer already finished it. A compact id is read from
+        the id itself, without a request: a mark finished meanwhile is replayed again, which is
+        harmless (replay is idempotent)."""
+        if is_compact(mark_id):
+            return Mark.from_id(mark_id)
         try:
             return Mark.from_bytes(self.store.read_bytes(f"{self.dir(state, primary)}/{mark_id}"))
         except RemoteHdfsError as exc:

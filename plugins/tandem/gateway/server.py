@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.service import Gateway
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 BUFFER = 1 << 20
 ID_HEADER = "x-tandem-data-id"
+PREFIX = "/webhdfs/v1"
+WEBHDFS_METHODS = frozenset({"GET", "PUT", "POST", "DELETE"})
 
 _JAVA = {
     "FileNotFoundException": ("java.io.FileNotFoundException", 404),
@@ -113,7 +116,9 @@ class _Handler:
 
     async def __call__(self, request: Request, raw_path: str) -> Response:
         try:
-            user = await asyncio.to_thread(self._user, request)
+            # the store re-reads its hashes every few seconds: only then is a thread worth it
+            fresh = self.tokens.fresh()
+            user = self._user(request) if fresh else await asyncio.to_thread(self._user, request)
         except Exception as exc:
             log.exception("token store unreadable")
             return remote_error("IOException", f"cannot check the token: {exc}", 503)
@@ -194,17 +199,24 @@ class _Handler:
             explicit_id=request.headers.get(ID_HEADER),
             size=_length(request),
         )
-        # chunks gathered to about BUFFER bytes and joined once, so each byte is copied once here
+        # chunks gathered to about BUFFER bytes and joined once, so each byte is copied once here; a
+        # body shorter than that goes to the sides whole (one request each, no streaming threads)
         gathered: list[bytes] = []
         size = 0
+        streaming = False
         try:
             async for chunk in request.stream():
                 gathered.append(chunk)
                 size += len(chunk)
                 if size >= BUFFER:
+                    if not streaming:
+                        session.start()
+                        streaming = True
                     await self._pass_on(session, b"".join(gathered))
                     gathered, size = [], 0
-            if gathered:
+            if not streaming:
+                session.start(b"".join(gathered))
+            elif gathered:
                 await self._pass_on(session, b"".join(gathered))
         except BaseException:
             await asyncio.to_thread(session.abort)
@@ -254,7 +266,31 @@ class _Handler:
         )
 
 
-def create_app(gateway: Gateway, tokens: TokenStore) -> FastAPI:
+class GatewayApp:
+    """The ASGI app: WebHDFS requests go straight to the handler, everything else (``/tandem/status``,
+    other methods, other paths) through FastAPI. FastAPI's routing, middleware stack and parameter
+    solving cost more than the gateway's own work on a small write, and WebHDFS needs none of them."""
+
+    def __init__(self, handler: _Handler, fallback: FastAPI) -> None:
+        self.handler = handler
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in WEBHDFS_METHODS:
+            path: str = scope["path"]
+            if path == PREFIX or path.startswith(PREFIX + "/"):
+                request = Request(scope, receive)
+                try:
+                    response = await self.handler(request, path[len(PREFIX) + 1 :] or "/")
+                except Exception as exc:  # the handler answers its own errors; this is a bug
+                    log.exception("%s %s failed", scope["method"], path)
+                    response = remote_error("RuntimeException", f"{type(exc).__name__}: {exc}", 500)
+                await response(scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
+
+
+def create_app(gateway: Gateway, tokens: TokenStore) -> GatewayApp:
     """The ASGI app: ``/webhdfs/v1/<path>`` and ``/tandem/status`` (JSON, token required)."""
     app = FastAPI(
         title=f"Tandem gateway: {gateway.plan.plan}", docs_url=None, redoc_url=None, openapi_url=None
@@ -276,4 +312,4 @@ def create_app(gateway: Gateway, tokens: TokenStore) -> FastAPI:
         report = await asyncio.to_thread(gateway.status_report)
         return Response(json.dumps(report), media_type="application/json")
 
-    return app
+    return GatewayApp(handler, app)

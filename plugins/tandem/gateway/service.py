@@ -20,10 +20,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
-from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
+from tandem.gateway.context import PlanContext, is_gateway_temp
 from tandem.gateway.crypto import MAGIC
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.protect import Protection
+from tandem.gateway.renames import check_rename_on_standby, check_tree_stays_routed, move_file
 from tandem.gateway.replay import INFLIGHT_GRACE_S, drain_backup
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.status import plan_status
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STORE_CHECK_S = 2.0
+SINK_THREADS = 256
 
 
 def _denied(message: str) -> RemoteHdfsError:
@@ -70,6 +72,9 @@ class Gateway:
         self.ctx = ctx
         self.plan = ctx.plan
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tandem-gw")
+        # one thread per side of each streaming write, reused across writes; apart from the pool
+        # above so that marks and publishing never wait behind bodies still arriving
+        self.sinks = ThreadPoolExecutor(max_workers=SINK_THREADS, thread_name_prefix="tandem-gw-sink")
         self.writes = {"done": 0, "pending": 0, "refused": 0}
         self.by_primary: dict[str, int] = dict.fromkeys(ctx.primaries, 0)
         self._store_pending: dict[str, float] = {}
@@ -84,6 +89,7 @@ class Gateway:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=10)
+        self.sinks.shutdown(wait=True)
         self.pool.shutdown(wait=True)
 
     # -- checks --------------------------------------------------------------------------
@@ -158,6 +164,7 @@ class Gateway:
         return WriteSession(
             self.ctx,
             self.pool,
+            self.sinks,
             self.note_store_pending,
             path,
             user,
@@ -221,7 +228,7 @@ class Gateway:
             if not standby_ok:
                 raise Unavailable(f"{side.name} and {self.ctx.standby.name} are both down")
             self.ctx.journal(self.ctx.standby).put(
-                Mark.new(op, paths, side.name, user), PENDING_STORE, side.name
+                Mark.new_compact(op, paths, side.name, user), PENDING_STORE, side.name
             )
             self.note_store_pending(side.name)
         if anchor is not None:
@@ -238,7 +245,7 @@ class Gateway:
         (a primary that just died) joins ``down``, so the change is marked for it instead."""
         while usable:
             anchor = usable[0]
-            mark = Mark.new(op, paths, anchor.name, user)
+            mark = Mark.new_compact(op, paths, anchor.name, user)
             try:
                 self.ctx.journal(anchor).put(mark, INFLIGHT)
             except Exception as exc:
@@ -248,7 +255,7 @@ class Gateway:
                 down.append(usable.pop(0))
                 continue
             return anchor, mark
-        return None, Mark.new(op, paths, down[0].name, user)
+        return None, Mark.new_compact(op, paths, down[0].name, user)
 
     def _apply_on_standby(self, on_standby: Callable[[Side[Target]], Any]) -> bool:
         """Whether the standby took the change; any refusal leaves it to replay."""
@@ -288,10 +295,14 @@ class Gateway:
         return bool(found)
 
     def rename(self, src: str, dst: str, user: str) -> bool:
+        """RENAME as the Router does for a HASH mount whose subclusters are the primaries
+        (:mod:`.renames`): a file moves whole to its new name's primary; a directory whose files
+        would be stranded off their new names' primaries is refused, nothing changed."""
         self.check_path(src, user, write=True)
         self.check_path(dst, user, write=True)
         routed = self.ctx.primaries[self.ctx.routes.route(src)]
         if not self._primary_usable(routed):
+            check_rename_on_standby(self.ctx, routed, src, dst)
             # the source was written to the standby while its primary was down: rename it there
             return self._namespace_change(
                 "rename",
@@ -307,6 +318,7 @@ class Gateway:
         holder, status = found
         if status.is_dir:
             holders = [s for s in self.ctx.primaries.values() if s is holder or self._has(s, src)]
+            check_tree_stays_routed(self.ctx, holders, src, dst)
             return bool(
                 self._namespace_change(
                     "rename",
@@ -319,7 +331,7 @@ class Gateway:
             )
         target = self.ctx.primaries[self.ctx.routes.route(dst)]
         move = (
-            (lambda s: self._move_file(s, target, src, dst, user))
+            (lambda s: move_file(s, target, src, dst, user))
             if target is not holder
             else (lambda s: s.as_user(user).rename(src, dst) is None)
         )
@@ -341,18 +353,6 @@ class Gateway:
             if not is_unreachable(exc):
                 raise
             return False
-
-    def _move_file(self, holder: Side[Hdfs], target: Side[Hdfs], src: str, dst: str, user: str) -> bool:
-        """A file renamed to a name another primary owns moves there (copy, publish, delete)."""
-        if target.as_user(user).status(dst) is not None:
-            raise RemoteHdfsError(f"{dst} already exists", exception="FileAlreadyExistsException")
-        tmp = temp_name(dst)
-        with holder.store.open(src) as chunks:
-            target.as_user(user).write(tmp, chunks, overwrite=True)
-        target.as_user(user).rename(tmp, dst)
-        holder.as_user(user).delete(src)
-        log.info("%s moved from %s to %s (renamed to %s)", src, holder.name, target.name, dst)
-        return True
 
     def set_attributes(self, path: str, user: str, op: str, apply: Callable[[Any, str], None]) -> None:
         self.check_path(path, user, write=True)

@@ -56,7 +56,7 @@ def hdfs_client(conn_id: str) -> Hdfs:
     # proxies and .netrc come from the connection, not the environment: skipping the
     # environment scan saves a quarter of the client's CPU per request
     client._client._session.trust_env = False
-    return client
+    return client.enable_lean()  # the write path's calls without requests' per-call machinery
 
 
 class Side(Generic[S]):
@@ -131,7 +131,7 @@ class Side(Generic[S]):
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 raw._session = session
-                found = Hdfs(raw)
+                found = Hdfs(raw).enable_lean()
                 found._ext._timeout = TIMEOUT
                 self._users[user] = found
             return found

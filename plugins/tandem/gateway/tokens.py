@@ -70,6 +70,10 @@ class TokenStore:
             }
             self._loaded = time.monotonic()
 
+    def fresh(self) -> bool:
+        """Whether :meth:`user_of` answers from memory now (no read of the stored hashes)."""
+        return time.monotonic() - self._loaded < CACHE_S
+
     def user_of(self, token: str | None) -> str | None:
         # only hashes are compared, so a dictionary lookup reveals nothing about stored tokens
         if not token:

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tandem.errors import RemoteHdfsError, TandemError
-from tandem.gateway.context import PlanContext, temp_name
+from tandem.gateway.context import PlanContext
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.routing import is_temporary
 from tandem.gateway.sides import Side, SideDown, is_unreachable
@@ -52,28 +51,36 @@ class WriteResult:
 
 
 class _Sink:
-    """Streams chunks to one side in a thread of its own (one WebHDFS CREATE/APPEND)."""
+    """Streams chunks to one side (one WebHDFS CREATE/APPEND) on a thread of the gateway's sink
+    pool (threads are reused: starting one per side and write cost more than a small write). A
+    body that arrived whole before the sink started goes in one piece, with its Content-Length."""
 
-    def __init__(self, side: Side[Any], write: Callable[[Iterator[bytes]], None]) -> None:
+    def __init__(
+        self,
+        side: Side[Any],
+        write: Callable[[Iterator[bytes] | bytes], None],
+        pool: ThreadPoolExecutor,
+        whole: bytes | None = None,
+    ) -> None:
         self.side = side
         self.error: BaseException | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self._queue: queue.Queue[bytes | None] | None = None
         self._write = write
-        self._thread = threading.Thread(target=self._run, name=f"tandem-gw-{side.name}", daemon=True)
-        self._thread.start()
+        if whole is None:
+            self._queue = queue.Queue(QUEUE_CHUNKS)
+            self._future = pool.submit(self._run, iter(self._queue.get, None))  # None ends the stream
+        else:
+            self._future = pool.submit(self._run, whole)
 
-    def _chunks(self) -> Iterator[bytes]:
-        return iter(self._queue.get, None)  # None ends the stream
-
-    def _run(self) -> None:
+    def _run(self, body: Iterator[bytes] | bytes) -> None:
         try:
-            self._write(self._chunks())
+            self._write(body)
         except BaseException as exc:
             self.error = exc
 
     def offer(self, chunk: bytes) -> bool:
         """Queue without blocking; False when the queue is full (call :meth:`feed`)."""
-        if self.error is not None:
+        if self.error is not None or self._queue is None:
             return True
         try:
             self._queue.put_nowait(chunk)
@@ -82,7 +89,7 @@ class _Sink:
         return True
 
     def feed(self, chunk: bytes | None) -> None:
-        while self.error is None and self._thread.is_alive():
+        while self._queue is not None and self.error is None and not self._future.done():
             try:
                 self._queue.put(chunk, timeout=0.2)
                 return
@@ -91,7 +98,7 @@ class _Sink:
 
     def close(self) -> BaseException | None:
         self.feed(None)
-        self._thread.join()
+        self._future.result()  # _run keeps its error
         return self.error
 
 
@@ -102,6 +109,7 @@ class WriteSession:
         self,
         ctx: PlanContext,
         pool: ThreadPoolExecutor,
+        sink_pool: ThreadPoolExecutor,
         on_store_pending: Callable[[str], None],
         path: str,
         user: str,
@@ -119,37 +127,46 @@ class WriteSession:
         self._on_store_pending = on_store_pending
         self.size = 0
         self.expected_size = size
-        sync = ctx.plan.mode == "sync"
-        self.temp = path if (append or is_temporary(path)) else temp_name(path)
-        self.mark = Mark.new(
-            "write", (path,), primary.name, user, temp=None if self.temp == path else self.temp
-        )
+        self._sync = ctx.plan.mode == "sync"
+        in_place = append or is_temporary(path)
+        self.mark = Mark.new_compact("write", (path,), primary.name, user, with_temp=not in_place)
+        self.temp = self.mark.temp or path
         self._mark_done: Future[None] | None = None
+        self._sink_pool = sink_pool
+        self._primary_up = primary_up
         self.sinks: list[_Sink] = []
         self._blocked: list[_Sink] = []  # sinks whose queue was full at the last offer
+        self.p_sink: _Sink | None = None
+        self.s_sink: _Sink | None = None
         if primary_up:
             self._mark_done = pool.submit(ctx.journal(primary).put, self.mark, INFLIGHT)
-            self.p_sink: _Sink | None = _Sink(primary, self._writer(primary, self.temp))
+
+    def start(self, whole: bytes | None = None) -> None:
+        """Open the sides' writes: streamed (:meth:`offer`), or ``whole`` when the body is known
+        already (one request per side with its length, no queue)."""
+        if whole is not None:
+            self.size = len(whole)
+            self.expected_size = len(whole)
+        if self._primary_up:
+            self.p_sink = _Sink(self.primary, self._writer(self.primary, self.temp), self._sink_pool, whole)
             self.sinks.append(self.p_sink)
-        else:
-            self.p_sink = None
-        self.s_sink: _Sink | None = None
         # a target that cannot append (an object store) gets the whole file from replay instead
-        if (sync or not primary_up) and (ctx.standby_appends or not append):
-            self.s_sink = _Sink(self.standby, self._standby_writer(self.standby.local(self.temp)))
+        if (self._sync or not self._primary_up) and (self.ctx.standby_appends or not self.append):
+            target = self.standby.local(self.temp)
+            self.s_sink = _Sink(self.standby, self._standby_writer(target), self._sink_pool, whole)
             self.sinks.append(self.s_sink)
 
     # the clients are built in the sink's thread: a side never reached yet (down since the gateway
     # started) fails its sink, which the write handles like any outage
-    def _writer(self, side: Side[Hdfs], target: str) -> Callable[[Iterator[bytes]], None]:
-        def write(chunks: Iterator[bytes]) -> None:
+    def _writer(self, side: Side[Hdfs], target: str) -> Callable[[Iterator[bytes] | bytes], None]:
+        def write(chunks: Iterator[bytes] | bytes) -> None:
             client = side.as_user(self.user)
             client.write(target, chunks, overwrite=True, permission=self.permission, append=self.append)
 
         return write
 
-    def _standby_writer(self, target: str) -> Callable[[Iterator[bytes]], None]:
-        def write(chunks: Iterator[bytes]) -> None:
+    def _standby_writer(self, target: str) -> Callable[[Iterator[bytes] | bytes], None]:
+        def write(chunks: Iterator[bytes] | bytes) -> None:
             store = self.standby.store
             # the path's own older backup is protected here, not only by the inflight mark, which
             # another thread may still be writing while this one makes room
@@ -160,9 +177,12 @@ class WriteSession:
                 if self.append:
                     store.write(target, chunks, append=True)
                 else:
-                    sealed, data = self.ctx.protection.seal(chunks, self.path)
+                    whole = chunks if isinstance(chunks, bytes) else None
+                    stream: Iterable[bytes] = [chunks] if isinstance(chunks, bytes) else chunks
+                    sealed, data = self.ctx.protection.seal(stream, self.path)
+                    body: Iterator[bytes] | bytes = whole if whole is not None and not sealed else data
                     meta = {WRITTEN_MS: str(self.mark.written_at_ms), **sealed}
-                    store.write_with_meta(target, data, meta, permission=self.permission)
+                    store.write_with_meta(target, body, meta, permission=self.permission)
 
         return write
 
@@ -295,7 +315,7 @@ class WriteSession:
             (self.path,),
             self.primary.name,
             self.user,
-            None if self.temp == self.path else self.standby.local(self.temp),
+            self.mark.temp,
             self.size,
             self.mark.written_at_ms,
         )

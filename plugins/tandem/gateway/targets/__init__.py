@@ -103,6 +103,7 @@ def connect_target(spec: TargetSpec, topology: Topology) -> Callable[[], Target]
 
             base = hdfs_client(conn_id)
             target = ClusterTarget(base._client, label, spec.capacity)
+            target.enable_lean()
             target._ext._timeout = base._ext._timeout
             return target
 
