@@ -9,6 +9,7 @@ each test with its own plan and root) and never touches the session's.
 from __future__ import annotations
 
 import contextlib
+import json
 import posixpath
 import subprocess
 import threading
@@ -643,4 +644,33 @@ def test_writing_back_a_directory_never_deletes_what_the_primary_holds_pending(
     report = replay(plan)
     assert report["returncode"] == 0 and report["deleted"] == 0, report
     assert_both_sides(plan, direct, {path: data})
+    assert_healthy(plan)
+
+
+def test_private_data_held_for_a_dead_primary_is_sealed_and_goes_back_in_the_clear(
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """A private file written while its primary is down waits on the standby sealed (the
+    standby never holds it in the clear); replay writes it back to the primary as written."""
+    from tandem.gateway.crypto import MAGIC, MasterKey
+
+    private = {"words": ["salary"], "key_conn_id": "tandem_gateway_key", "chunk": 4096}
+    plan = write_plan(tmp_path, faults.home, "gwfx", extra={"private_data": private})
+    plan.env["AIRFLOW_CONN_TANDEM_GATEWAY_KEY"] = json.dumps(
+        {"conn_type": "generic", "password": MasterKey.generate()}
+    )
+    down = "primary2"
+    [path] = plan.names_on("/gwfx/data", down, 1, stem="pay")
+    data = b"salary of Ana: 100\n" + payload(path, 10_000).hex().encode()
+    with gateway(plan, "--no-worker") as gw:
+        manager.kill_cluster(faults.home, down)
+        assert acked(create(gw.webhdfs, plan.token, path, data)) == "pending"
+        held = on_standby(plan, direct, path)
+        assert held is not None and held.startswith(MAGIC) and data[:16] not in held
+        assert read_through(gw, plan, path) == data  # reads through the gateway are plain
+    manager.restart_cluster(faults.home, down)
+    report = replay(plan)
+    assert report["returncode"] == 0 and report["problems"] == [], report
+    assert read_or_none(direct[down], path) == data  # back on its primary as written
+    assert on_standby(plan, direct, path) == held  # and still sealed on the standby
     assert_healthy(plan)

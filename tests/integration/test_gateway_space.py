@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,9 @@ from hdfs import InsecureClient
 from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
+    COMMAND_TIMEOUT_S,
+    ROOT,
+    TANDEM,
     Gateway,
     GatewayPlan,
     create,
@@ -42,11 +46,11 @@ DAY_S = 86_400
 
 
 def _setup(
-    embedded: RunningClusters, tmp_path: Path, name: str, space: dict[str, str]
+    embedded: RunningClusters, tmp_path: Path, name: str, space: dict[str, str], capacity: int = CAPACITY
 ) -> tuple[GatewayPlan, Path]:
     nas = tmp_path / "nas"
     nas.mkdir()
-    target = {"uri": f"file://{nas}", "root": "/backup", "capacity": CAPACITY}
+    target = {"uri": f"file://{nas}", "root": "/backup", "capacity": capacity}
     return write_plan(tmp_path, embedded.home, name, extra={"target": target, "space": space}), nas
 
 
@@ -58,6 +62,16 @@ def _held(nas: Path, name: str) -> list[str]:
 def _put(gw: Gateway, plan: GatewayPlan, name: str) -> str:
     path = f"/{plan.name}/d/{name}"
     done = create(gw.webhdfs, plan.token, path, payload(path, SIZE), overwrite=True)
+    assert done.status_code == 201, done.text
+    return str(done.headers["X-Tandem-Backup"])
+
+
+def _put_chunked(gw: Gateway, plan: GatewayPlan, name: str, size: int) -> str:
+    """A CREATE whose body has no Content-Length (chunked, as ``hdfs``'s upload sends a stream)."""
+    path = f"/{plan.name}/d/{name}"
+    body = payload(path, size)
+    pieces = (body[i : i + 65_536] for i in range(0, len(body), 65_536))
+    done = create(gw.webhdfs, plan.token, path, pieces, overwrite=True)
     assert done.status_code == 201, done.text
     return str(done.headers["X-Tandem-Backup"])
 
@@ -99,6 +113,15 @@ def test_the_oldest_backups_make_room(oldest: tuple[GatewayPlan, Gateway, Path])
     doc = status(plan)
     assert doc["evictions"] == 2 and not doc["degraded"]
     assert "evicted /backup/gwsold/d/f0" in gw.log() and "evicted /backup/gwsold/d/f1" in gw.log()
+    shown = subprocess.run(
+        [*TANDEM, "gateway", "status", plan.name, "--home", str(plan.home)],
+        env=plan.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    assert shown.returncode == 0 and "2 run(s) made room" in shown.stdout, shown.stdout + shown.stderr
 
 
 def test_only_backups_past_max_age_go_and_a_write_that_still_does_not_fit_stays_pending(
@@ -193,3 +216,40 @@ def test_an_s3_target_cut_off_while_full_loses_nothing_and_evicts_once_back(
         assert status(plan)["evictions"] == 1
     finally:
         proxy.close()
+
+
+BIG = 2_000_000  # over the size the gateway reads whole before writing: it streams with no length
+
+
+@pytest.mark.parametrize("size", [SIZE, BIG], ids=["small", "streamed"])
+def test_an_upload_without_a_length_makes_room_like_one_with_a_length(
+    embedded: RunningClusters, tmp_path: Path, size: int
+) -> None:
+    """Three backups fill the target; a fourth sent chunked (no Content-Length) evicts the oldest."""
+    plan, nas = _setup(embedded, tmp_path, f"gwsch{size}", {"evict": "oldest"}, capacity=size * 3 + size // 2)
+    with gateway(plan) as gw:
+        for i in range(3):
+            assert _put_chunked(gw, plan, f"c{i}", size) == "done"
+            _age(nas, plan, f"c{i}", 3 - i)
+        assert _put_chunked(gw, plan, "c3", size) == "done"
+        assert _held(nas, plan.name) == ["c1", "c2", "c3"]
+        path = f"/{plan.name}/d/c3"
+        assert (nas / "backup" / plan.name / "d" / "c3").read_bytes() == payload(path, size)
+        assert status(plan)["evictions"] == 1
+
+
+def test_a_streamed_upload_that_cannot_fit_stays_pending_and_leaves_nothing_on_the_target(
+    embedded: RunningClusters, tmp_path: Path, direct: dict[str, InsecureClient]
+) -> None:
+    """Room runs out midway through a stream with no length and nothing may be evicted: the
+    write is pending on its primary, whole, and the target holds nothing under its name."""
+    plan, nas = _setup(
+        embedded, tmp_path, "gwsfull", {"evict": "older_than_max_age", "max_age": "1d"}, capacity=BIG * 3 // 2
+    )
+    with gateway(plan) as gw:
+        assert _put_chunked(gw, plan, "s0", BIG) == "done"
+        assert _put_chunked(gw, plan, "s1", BIG) == "pending"  # the first is young: nothing to evict
+        assert _held(nas, plan.name) == ["s0"]
+        path = f"/{plan.name}/d/s1"
+        assert read_or_none(direct[plan.primary_of(path)], path) == payload(path, BIG)
+        assert status(plan)["evictions"] == 0

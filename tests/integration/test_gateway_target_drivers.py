@@ -124,7 +124,7 @@ class _Rooted:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._t, name)
-        if not callable(attr) or name in {"space"}:
+        if not callable(attr):
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -213,11 +213,27 @@ def test_a_large_stream_round_trips_in_bounded_parts(driven: Driven) -> None:
 
 def test_space_is_the_stores_own_figure(driven: Driven) -> None:
     space = driven.target.space("/d")
-    if driven.kind in ("s3", "webhdfs-uri"):
-        assert space.free is None and space.source == "unlimited"  # no capacity of their own
+    if driven.kind == "s3":
+        assert space.free is None and space.source == "unlimited"  # no capacity of its own
     else:
         assert space.free is not None and space.free > 0
         assert space.source in {"disk", "fs-status", "quota"}
+
+
+@pytest.mark.parametrize("driven", ["cluster", "webhdfs-uri"], indirect=True)
+def test_an_hdfs_target_counts_room_by_the_roots_space_quota(driven: Driven) -> None:
+    """GETQUOTAUSAGE of the plan's root: its space quota minus what it consumes, replicas counted."""
+    driven.target.write_with_meta("/q/a", b"x" * 1000, {WRITTEN_MS: "1"})
+    quota = 1_000_000
+    answer = driven.raw._session.put(
+        f"{driven.raw.url}/webhdfs/v1{driven.raw.base}/q",
+        params={"op": "SETQUOTA", "namespacequota": -1, "storagespacequota": quota, "user.name": "hdfs"},
+    )
+    assert answer.status_code == 200, answer.text
+    space = driven.target.space("/q")
+    assert space.source == "quota" and space.factor >= 1
+    assert space.used == 1000 * space.factor and space.free == quota - space.used
+    assert space.fits((quota - space.used) // space.factor) and not space.fits(quota)
 
 
 def test_a_configured_capacity_counts_what_the_plan_holds(tmp_path: Path) -> None:

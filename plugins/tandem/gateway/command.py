@@ -104,6 +104,8 @@ def _status(args: argparse.Namespace, include: Path) -> int:
             for key, q in side.queues.items()
         ]
         print(f"  {side.name:<10} {role:<8} reachable; " + ", ".join(queues))
+    if status.evictions:
+        print(f"  evictions on {status.standby}: {status.evictions} run(s) made room (see the gateway's log)")
     return 0
 
 

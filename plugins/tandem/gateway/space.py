@@ -22,7 +22,7 @@ import logging
 import posixpath
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,12 +82,29 @@ class SpaceKeeper:
         self._measured = time.monotonic()
         return self._space
 
+    @property
+    def keeps_room(self) -> bool:
+        """False when the plan sets neither eviction nor a capacity: a full store then refuses
+        the write itself, which stays pending."""
+        return self.ctx.plan.space is not None or self.ctx.plan.target.capacity is not None
+
+    def metered(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """A stream of unknown length: room is made for each chunk before it goes on, so a large
+        upload without a Content-Length evicts (or stays pending) as one with a length does."""
+        if not self.keeps_room:
+            yield from chunks
+            return
+        for chunk in chunks:
+            if chunk:
+                self.make_room(len(chunk))
+            yield chunk
+
     def make_room(self, size: int) -> None:
         """Return when ``size`` more bytes fit on the target (evicting if the plan allows);
         raise TargetFull when they cannot."""
         rules = self.ctx.plan.space
-        if rules is None and self.ctx.plan.target.capacity is None:
-            return  # nothing to keep: a full store refuses the write itself, which stays pending
+        if not self.keeps_room:
+            return
         with self._lock:
             space = self._space
             try:

@@ -172,8 +172,13 @@ class WriteSession:
             # another thread may still be writing while this one makes room
             space = self.ctx.space
             with space.writing(target), space.writing(self.standby.local(self.path)):
+                # TargetFull (here or while metering): this write is pending
                 if self.expected_size is not None:
-                    space.make_room(self.expected_size)  # TargetFull: this write is pending
+                    space.make_room(self.expected_size)
+                elif isinstance(chunks, bytes):
+                    space.make_room(len(chunks))
+                else:  # no length (a chunked upload): room is made block by block as bytes arrive
+                    chunks = space.metered(chunks)
                 if self.append:
                     store.write(target, chunks, append=True)
                 else:

@@ -16,14 +16,14 @@ exception name the gateway already understands (``FileNotFoundException``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from tandem.errors import TandemError
 from tandem.hdfs.client import WalkEntry
-from tandem.hdfs.types import FileChecksum, FileStatus
+from tandem.hdfs.types import FileChecksum, FileStatus, FsStatus, QuotaUsage
 
 # metadata names, without the store's own prefix (``user.tandem.`` xattrs, ``x-amz-meta-tandem-``)
 WRITTEN_MS = "written-ms"
@@ -46,6 +46,24 @@ class Space:
 
     def fits(self, size: int) -> bool:
         return self.free is None or size * self.factor <= self.free
+
+
+def hdfs_space(
+    usage: QuotaUsage | None, factor: int, capacity: int | None, fs_status: Callable[[], FsStatus | None]
+) -> Space:
+    """Room under a plan's root on an HDFS cluster, in the order HDFS itself enforces it: the
+    root's space quota (minus what it consumes, replicas counted), else a configured capacity
+    (bytes as written), else the filesystem's remaining space (GETSTATUS, Hadoop 3.4+; ``fs_status``
+    returns None where the server has no such call). ``usage`` is None when the root does not exist."""
+    if usage is not None and usage.space_quota >= 0:
+        return Space(max(0, usage.space_quota - usage.space_consumed), usage.space_consumed, "quota", factor)
+    used = usage.space_consumed if usage is not None else 0
+    if capacity is not None:
+        return Space(max(0, capacity - used // factor), used // factor, "capacity")
+    status = fs_status()
+    if status is None:
+        return Space(None, used, "unlimited")
+    return Space(status.remaining, used, "fs-status", factor)
 
 
 class Store(Protocol):

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from tandem.errors import RemoteHdfsError
-from tandem.gateway.targets.base import Space, TargetFull
+from tandem.gateway.targets.base import Space, TargetFull, hdfs_space
 from tandem.hdfs.client import Hdfs
+from tandem.hdfs.types import FsStatus
 
 XATTR_PREFIX = "user.tandem."
 QUOTA_EXCEEDED = {"DSQuotaExceededException", "QuotaExceededException", "NSQuotaExceededException"}
@@ -58,22 +59,14 @@ class ClusterTarget(Hdfs):
         }
 
     def space(self, root: str) -> Space:
-        factor = max(1, self.default_replication())  # quotas and the filesystem count every replica
-        if self.status(root) is not None:
-            usage = self.quota_usage(root)
-            if usage.space_quota >= 0:
-                free = max(0, usage.space_quota - usage.space_consumed)
-                return Space(free, usage.space_consumed, "quota", factor)
-            used = usage.space_consumed
-        else:
-            used = 0
-        if self.capacity is not None:  # a capacity counts bytes as written
-            return Space(max(0, self.capacity - used // factor), used // factor, "capacity")
-        try:
-            status = self.fs_status(root)
-        except RemoteHdfsError as exc:
-            # before Hadoop 3.4 WebHDFS has no GETSTATUS: no limit known but the quota's
-            if exc.exception not in {"IllegalArgumentException", "UnsupportedOperationException"}:
-                raise
-            return Space(None, used, "unlimited")
-        return Space(status.remaining, used, "fs-status", factor)
+        def fs_status() -> FsStatus | None:
+            try:
+                return self.fs_status(root)
+            except RemoteHdfsError as exc:  # before Hadoop 3.4 WebHDFS has no GETSTATUS
+                if exc.exception not in {"IllegalArgumentException", "UnsupportedOperationException"}:
+                    raise
+                return None
+
+        usage = self.quota_usage(root) if self.status(root) is not None else None
+        # quotas and the filesystem count every replica
+        return hdfs_space(usage, max(1, self.default_replication()), self.capacity, fs_status)

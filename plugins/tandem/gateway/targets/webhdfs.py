@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 from tandem.errors import RemoteHdfsError
+from tandem.gateway.targets.base import Space, hdfs_space
 from tandem.gateway.targets.fs import XATTR_PREFIX, FsspecTarget
+from tandem.hdfs.types import FsStatus, QuotaUsage
 
 
 class WebhdfsTarget(FsspecTarget):
@@ -51,3 +54,19 @@ class WebhdfsTarget(FsspecTarget):
             }
             call = functools.partial(self.fs._call, "SETXATTR", method="put", path=self._p(path), **params)
             self._call(path, call)
+
+    # room, as for a cluster of clusters.yaml: the root's quota, a capacity, or GETSTATUS
+    def space(self, root: str) -> Space:
+        def get(op: str, path: str) -> Any:
+            return self._call(path, lambda: self.fs._call(op, path=self._p(path)).json())
+
+        def fs_status() -> FsStatus | None:
+            try:
+                return FsStatus.from_json(get("GETSTATUS", root))
+            except ValueError:  # fsspec's IllegalArgument/Unsupported: no GETSTATUS before Hadoop 3.4
+                return None
+
+        usage = QuotaUsage.from_json(get("GETQUOTAUSAGE", root)) if self.status(root) is not None else None
+        defaults = get("GETSERVERDEFAULTS", "/")
+        factor = max(1, int(defaults.get("FsServerDefaults", {}).get("replication", 1)))
+        return hdfs_space(usage, factor, self.capacity, fs_status)
