@@ -6,7 +6,8 @@ provider's module was imported). The stock clients do not all check the server:
 - WebHDFS: :class:`tandem.hdfs.hook.MutualWebHDFSHook` (mutual authentication REQUIRED, ``doas``);
 - ZooKeeper: :func:`zookeeper_client` authenticates with SASL GSSAPI (service ``zookeeper``, the
   host the client dials); kazoo insists the exchange completes, but reports CONNECTED before it
-  runs, so only the first operation tells (:func:`zookeeper_refusal`);
+  runs, so only the first operation tells (:func:`zookeeper_refusal`). Every znode it creates then
+  carries :data:`TANDEM_ACL`: only Tandem's principal may change it, anyone may read it;
 - the metastore: ``HiveMetastoreHook`` builds ``thrift_sasl``'s client transport, which stops at
   the server's COMPLETE without checking that the GSSAPI exchange finished, so a metastore with no
   keytab that answers COMPLETE at once is accepted.
@@ -32,13 +33,31 @@ def kerberos_enabled() -> bool:
 ZOOKEEPER_SERVICE = "zookeeper"
 
 
+def tandem_acl() -> list[Any]:
+    """The ACL of the znodes Tandem creates under Kerberos: everything for the identities the
+    creating session authenticated as, read for anyone (applications read roles through
+    ``ActiveClusterClient``, some with no Kerberos of their own).
+
+    The ``auth`` scheme lets ZooKeeper write the identity in as its SASLAuthenticationProvider
+    names it (``sasl:tandem@REALM`` by default; the short name or no host where the servers set
+    ``kerberos.removeRealmFromPrincipal``/``removeHostFromPrincipal``), so Tandem never guesses the
+    server's naming. Every Tandem process must therefore authenticate as one name (one principal,
+    or host-specific ones with the servers removing the host)."""
+    from kazoo.security import CREATOR_ALL_ACL, READ_ACL_UNSAFE
+
+    return [*CREATOR_ALL_ACL, *READ_ACL_UNSAFE]
+
+
 def zookeeper_client(hosts: str, *, kerberos: bool | None = None, **options: Any) -> Any:
     """A ``KazooClient`` for ``hosts``; with ``kerberos`` (None: as Airflow is configured, which
-    imports Airflow) it authenticates with SASL GSSAPI."""
+    imports Airflow) it authenticates with SASL GSSAPI and creates znodes with :func:`tandem_acl`
+    (without, they stay open to all, ``OPEN_ACL_UNSAFE``, as a ZooKeeper without SASL can check
+    no identity)."""
     from kazoo.client import KazooClient
 
     if kerberos if kerberos is not None else kerberos_enabled():
         options["sasl_options"] = {"mechanism": "GSSAPI", "service": ZOOKEEPER_SERVICE}
+        options.setdefault("default_acl", tandem_acl())
     return KazooClient(hosts=hosts, **options)
 
 
