@@ -116,8 +116,8 @@ class _FailingImpostor(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def _serve(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    httpd = ThreadingHTTPServer((host, port), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield int(httpd.server_address[1])

@@ -8,6 +8,8 @@ insist the server proves itself.
 - a ZooKeeper holding the wrong key (not ``zookeeper/127.0.0.1``) is refused by Tandem: the
   observation says so, naming the service, and nothing it said is taken as the cluster's state;
 - the application client (``ActiveClusterClient`` with ``kerberos``) reads roles through it;
+- an ensemble listing a server that cannot prove itself first: Tandem skips it (a warning names
+  it) and uses the genuine one; when no server proves itself the observation names every one;
 - the znodes Tandem creates carry ACLs: only Tandem's principal (``sasl:tandem@TANDEM.TEST``, as
   the server names it) may change them; another principal, and an unauthenticated client where
   the server lets one connect, can read them and get NoAuthError for any change; nodes left open
@@ -95,8 +97,6 @@ def test_a_client_without_sasl_is_refused(server: ZooKeeperServer) -> None:
         plain.close()
 
 
-# kazoo reports the refused exchange by an exception in its connection thread
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_zookeeper_with_the_wrong_key_is_refused_by_name(
     realm: Realm, tmp_path: Path, kerberos_on: None
 ) -> None:
@@ -252,3 +252,47 @@ def test_an_unauthenticated_client_reads_but_cannot_change_and_open_nodes_are_cl
         lenient.stop()
     assert json.loads(seen.pop("read"))["role"] == "active"
     assert seen == REFUSED
+
+
+def test_an_ensemble_skips_a_server_that_cannot_prove_itself(
+    server: ZooKeeperServer,
+    realm: Realm,
+    tmp_path: Path,
+    kerberos_on: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tandem.security import zookeeper_client
+
+    record_role(server)
+    wrong = kerberized(realm, tmp_path / "zk-wrong", "zookeeper/elsewhere")
+    other = kerberized(realm, tmp_path / "zk-wrong-too", "zookeeper/elsewhere")
+    wrong.start()
+    try:
+        hosts = f"{wrong.hosts},{server.hosts}"
+        # the impostor first, always (kazoo shuffles the list by default)
+        zk = zookeeper_client(hosts, kerberos=True, timeout=10, randomize_hosts=False)
+        with caplog.at_level("WARNING", logger="tandem.zookeeper_sasl"):
+            zk.start(timeout=15)
+            try:
+                data, stat = zk.get("/tandem/cluster")  # the genuine server's record
+                zk.set("/tandem/cluster", data, version=stat.version)
+            finally:
+                zk.stop()
+                zk.close()
+        assert json.loads(data)["role"] == "active"
+        warned = [r.getMessage() for r in caplog.records if r.name == "tandem.zookeeper_sasl"]
+        assert len(warned) == 1
+        assert f"{wrong.hosts} failed mutual authentication" in warned[0] and SERVICE in warned[0]
+        seen = observe("primary", hosts, timeout=10)  # shuffled: either order ends on the genuine one
+        assert seen.reachable and seen.record is not None and seen.record.role == "active"
+        # none proves itself: the observation names every one
+        other.start()
+        both = f"{wrong.hosts},{other.hosts}"
+        seen = observe("standby", both, timeout=10)
+    finally:
+        other.stop()
+        wrong.stop()
+    assert not seen.reachable and seen.record is None and seen.problem is not None
+    assert "none of its servers completed Kerberos authentication" in seen.problem
+    for hosts in (wrong.hosts, other.hosts):
+        assert f"{SERVICE} at {hosts}" in seen.problem

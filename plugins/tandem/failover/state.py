@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import AuthFailedError, KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tandem.errors import ZooKeeperError
@@ -228,6 +228,9 @@ class AliveHolder:
                 f"cannot reach ZooKeeper at {self.zk_hosts} within {timeout:.0f} s: is it running "
                 "(`tandem status`)?"
             ) from None
+        except AuthFailedError as exc:  # Kerberos: no server proved itself
+            self._zk.close()
+            raise ZooKeeperError(f"ZooKeeper at {self.zk_hosts}: {exc}") from exc
         self._thread = threading.Thread(target=self._run, name=f"alive-{self.name}", daemon=True)
         self._thread.start()
         self._wake.set()

@@ -9,6 +9,12 @@ connection's extras) and builds the client with mutual authentication REQUIRED a
 to the hook's proxy user or the connection's login. Security mode is read when a client is
 built, not when the provider's module was imported.
 
+With several NameNodes (HA, ``host`` = ``nn1,nn2``) the provider's hook uses the first that
+answers; under Kerberos :meth:`MutualWebHDFSHook._find_valid_server` also skips one that cannot
+prove its identity (logged as failing mutual authentication: its probe is a GETFILESTATUS of
+``/``, no data) and uses the next that does; only when none does it raises
+:class:`~tandem.errors.ServerIdentityError` naming every one.
+
 Connection extras it understands besides the provider's: ``kerberos_hostname_override`` (the
 host of the ``HTTP/<host>`` service principal, when the URL's host is not it) and
 ``kerberos_principal`` (the client principal to use, when the ticket cache holds several).
@@ -16,15 +22,85 @@ host of the ``HTTP/<host>`` service principal, when the URL's host is not it) an
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import socket
+from typing import Any, cast
 
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 
+from tandem.errors import ServerIdentityError
 from tandem.security import kerberos_enabled
+
+log = logging.getLogger(__name__)
+
+
+def _reachable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(10)
+        try:
+            return probe.connect_ex((host, port)) == 0
+        except OSError:  # a name that does not resolve
+            return False
 
 
 class MutualWebHDFSHook(WebHDFSHook):
     """``WebHDFSHook`` whose Kerberos client requires the server to authenticate itself."""
+
+    def _find_valid_server(self) -> Any:
+        """The client of the first NameNode that answers and, under Kerberos, proves it is its
+        service (its AP-REP verified on the probe's answer); None when none answers. Raises
+        :class:`ServerIdentityError` naming every NameNode that failed to prove itself when no
+        NameNode both answered and proved itself."""
+        if not kerberos_enabled():
+            return super()._find_valid_server()
+        from hdfs import HdfsError
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests_kerberos.exceptions import MutualAuthenticationError
+
+        conn = self.get_connection(self.webhdfs_conn_id)
+        port = int(conn.port or 0)
+        refused: list[str] = []
+        for namenode in (h.strip() for h in str(conn.host or "").split(",") if h.strip()):
+            if not _reachable(namenode, port):
+                log.warning(
+                    "WebHDFS NameNode %s:%s of connection %s: unreachable", namenode, port, conn.conn_id
+                )
+                continue
+            extra = conn.extra_dejson
+            # as the provider passes them: a missing schema or login stays None
+            client = self._get_client(
+                namenode, port, cast(str, conn.login), conn.password, cast(str, conn.schema), extra
+            )
+            service = f"HTTP/{extra.get('kerberos_hostname_override') or namenode}"
+            try:
+                client.status("/")
+            except MutualAuthenticationError:
+                pass  # a success answer without a valid AP-REP
+            except HdfsError as exc:
+                if client._session.auth.auth_done:  # proven, but not usable (a standby NameNode)
+                    log.info("WebHDFS NameNode %s of connection %s: %s", namenode, conn.conn_id, exc)
+                    continue
+            except RequestsConnectionError as exc:
+                log.warning("WebHDFS NameNode %s of connection %s: %s", namenode, conn.conn_id, exc)
+                continue
+            if client._session.auth.auth_done:
+                log.info("WebHDFS of connection %s: using NameNode %s", conn.conn_id, namenode)
+                return client
+            log.warning(
+                "WebHDFS NameNode %s of connection %s failed mutual authentication: it did not prove it is "
+                "the Kerberos service %s; skipping it",
+                client.url,
+                conn.conn_id,
+                service,
+            )
+            refused.append(f"{service} at {client.url}")
+        if refused:
+            raise ServerIdentityError(
+                f"WebHDFS of connection {conn.conn_id}: no NameNode proved it is its Kerberos service "
+                f"(no valid mutual-authentication token in its answer): {', '.join(refused)}; "
+                "refusing to use them"
+            )
+        return None
 
     def _get_client(
         self,
