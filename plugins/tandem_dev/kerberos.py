@@ -8,7 +8,9 @@ second export would invalidate the first).
 
 Clients find the realm through :meth:`Kdc.env`: ``KRB5_CONFIG``, a replay-cache directory of the
 realm's own, and with a client keytab ``KRB5_CLIENT_KTNAME`` (MIT's GSSAPI then gets its ticket
-by itself, no ``kinit``).
+by itself, no ``kinit``). Without one, clients authenticate from the ticket cache alone, as in a
+deployment where Airflow's renewer fills it: :func:`airflow_renew` runs
+``airflow kerberos --one-time`` with the ``[kerberos]`` settings of :meth:`HomeRealm.env`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tandem.errors import TandemError
+
+if TYPE_CHECKING:
+    from tandem.airflow_cli import AirflowCommand
 
 REALM = "TANDEM.TEST"
 PROGRAMS = ("krb5kdc", "kdb5_util", "kadmin.local")
@@ -267,16 +273,36 @@ class HomeRealm:
         assert self.kdc.process is not None
         return self.kdc.process.pid
 
-    def env(self) -> dict[str, str]:
+    def env(self, *, renewer: bool = False) -> dict[str, str]:
         """What every process that talks to these clusters needs: the realm, Tandem's keytab (MIT
-        Kerberos gets its tickets by itself), Airflow in Kerberos mode with the same ticket cache."""
-        ccache = self.root / "ccache"
-        return {
-            **self.kdc.env(self.keytab(CLIENT)),
-            "KRB5CCNAME": f"FILE:{ccache}",
-            "AIRFLOW__CORE__SECURITY": "kerberos",
-            # Airflow's CLI sets KRB5CCNAME from [kerberos] ccache: the same cache
-            "AIRFLOW__KERBEROS__CCACHE": str(ccache),
-            "AIRFLOW__KERBEROS__KEYTAB": str(self.keytab(CLIENT)),
-            "AIRFLOW__KERBEROS__PRINCIPAL": self.principal(CLIENT),
-        }
+        Kerberos gets its tickets by itself), Airflow in Kerberos mode with the same ticket cache.
+
+        ``renewer``: no client keytab; Tandem's clients use the ticket cache alone, which
+        ``airflow kerberos`` fills from the ``[kerberos]`` principal and keytab
+        (:func:`airflow_renew`)."""
+        return realm_env(self.kdc, self.principal(CLIENT), self.keytab(CLIENT), self.root / "ccache", renewer)
+
+
+def realm_env(kdc: Kdc, principal: str, keytab: Path, ccache: Path, renewer: bool) -> dict[str, str]:
+    """The variables of :meth:`HomeRealm.env` for any realm, principal and ticket cache."""
+    return {
+        **kdc.env(None if renewer else keytab),
+        "KRB5CCNAME": f"FILE:{ccache}",
+        "AIRFLOW__CORE__SECURITY": "kerberos",
+        # Airflow's CLI sets KRB5CCNAME from [kerberos] ccache: the same cache
+        "AIRFLOW__KERBEROS__CCACHE": str(ccache),
+        "AIRFLOW__KERBEROS__KEYTAB": str(keytab),
+        "AIRFLOW__KERBEROS__PRINCIPAL": principal,
+        # kinit -a asks for tickets bound to this host's addresses, which fails on loopback
+        # ("Incorrect net address while renewing credentials"); -A asks for addressless ones
+        "AIRFLOW__KERBEROS__INCLUDE_IP": "False",
+    }
+
+
+def airflow_renew(airflow: AirflowCommand) -> float:
+    """Fill the ticket cache of ``[kerberos] ccache`` with ``airflow kerberos --one-time`` (its
+    ``kinit -k -t <keytab> <principal>``, then ``kinit -R``), as Airflow's renewer does in a
+    deployment; how long it took, in seconds. Raises TandemError with its output on failure."""
+    started = time.monotonic()
+    airflow.run(["kerberos", "--one-time"], timeout=300)
+    return time.monotonic() - started

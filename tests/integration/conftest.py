@@ -50,6 +50,21 @@ class Realm:
         return self._keytabs[principal]
 
 
+def record_role_through_kerberos(hosts: str, name: str = "primary") -> None:
+    """``/tandem/cluster`` of the ZooKeeper at ``hosts`` says ``name`` is active (idempotent),
+    written by Tandem's client through Kerberos."""
+    from tandem.failover.state import init_cluster_record
+    from tandem.security import zookeeper_client
+
+    zk = zookeeper_client(hosts, kerberos=True, timeout=10)
+    zk.start(timeout=15)
+    try:
+        init_cluster_record(zk, name, "active")
+    finally:
+        zk.stop()
+        zk.close()
+
+
 @pytest.fixture(scope="module")
 def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     from tandem_dev import kerberos

@@ -31,7 +31,7 @@ from kazoo.client import KazooClient
 from tandem.failover.state import ClusterRecord, init_cluster_record
 from tandem.runtime import observe
 from tandem_dev.embedded.zookeeper import ZooKeeperKerberos, ZooKeeperServer
-from tests.integration.conftest import Realm
+from tests.integration.conftest import Realm, record_role_through_kerberos
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("kerberos")]
 
@@ -61,15 +61,7 @@ def kerberos_on(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def record_role(server: ZooKeeperServer) -> None:
     """``/tandem/cluster`` says primary is active (idempotent), written through Kerberos."""
-    from tandem.security import zookeeper_client
-
-    zk = zookeeper_client(server.hosts, kerberos=True, timeout=10)
-    zk.start(timeout=15)
-    try:
-        init_cluster_record(zk, "primary", "active")
-    finally:
-        zk.stop()
-        zk.close()
+    record_role_through_kerberos(server.hosts)
 
 
 def test_tandem_observes_a_kerberized_zookeeper_as_its_principal(

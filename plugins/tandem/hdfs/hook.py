@@ -43,6 +43,33 @@ def _reachable(host: str, port: int) -> bool:
             return False
 
 
+def _probe(client: Any) -> str:
+    """GETFILESTATUS of ``/`` (which always exists) with a Kerberos client: ``proven`` (the
+    server's AP-REP verified), ``unproven`` (an answer without one: the server is not who it
+    claims), or why the NameNode cannot be used although nothing says it is an impostor."""
+    from hdfs import HdfsError
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests_kerberos.exceptions import MutualAuthenticationError
+
+    answers: list[int] = []
+    client._session.hooks["response"].append(lambda answer, *_a, **_k: answers.append(answer.status_code))
+    try:
+        client.status("/")
+    except MutualAuthenticationError:
+        return "unproven"  # a success answer without a valid AP-REP
+    except HdfsError as exc:
+        if client._session.auth.auth_done:
+            return str(exc)  # proven, but not usable (a standby NameNode)
+        if answers and answers[-1] == 401:  # our side: no ticket, or the server would not take it
+            return "did not accept Tandem's Kerberos authentication (401: is there a ticket for the client?)"
+        return "unproven"  # an error answer without an AP-REP
+    except RequestsConnectionError as exc:
+        return str(exc)
+    finally:
+        client._session.hooks["response"].pop()
+    return "proven" if client._session.auth.auth_done else "unproven"
+
+
 class MutualWebHDFSHook(WebHDFSHook):
     """``WebHDFSHook`` whose Kerberos client requires the server to authenticate itself."""
 
@@ -53,12 +80,9 @@ class MutualWebHDFSHook(WebHDFSHook):
         NameNode both answered and proved itself."""
         if not kerberos_enabled():
             return super()._find_valid_server()
-        from hdfs import HdfsError
-        from requests.exceptions import ConnectionError as RequestsConnectionError
-        from requests_kerberos.exceptions import MutualAuthenticationError
-
         conn = self.get_connection(self.webhdfs_conn_id)
         port = int(conn.port or 0)
+        extra = conn.extra_dejson
         refused: list[str] = []
         for namenode in (h.strip() for h in str(conn.host or "").split(",") if h.strip()):
             if not _reachable(namenode, port):
@@ -66,29 +90,21 @@ class MutualWebHDFSHook(WebHDFSHook):
                     "WebHDFS NameNode %s:%s of connection %s: unreachable", namenode, port, conn.conn_id
                 )
                 continue
-            extra = conn.extra_dejson
             # as the provider passes them: a missing schema or login stays None
             client = self._get_client(
                 namenode, port, cast(str, conn.login), conn.password, cast(str, conn.schema), extra
             )
-            service = f"HTTP/{extra.get('kerberos_hostname_override') or namenode}"
-            try:
-                client.status("/")
-            except MutualAuthenticationError:
-                pass  # a success answer without a valid AP-REP
-            except HdfsError as exc:
-                if client._session.auth.auth_done:  # proven, but not usable (a standby NameNode)
-                    log.info("WebHDFS NameNode %s of connection %s: %s", namenode, conn.conn_id, exc)
-                    continue
-            except RequestsConnectionError as exc:
-                log.warning("WebHDFS NameNode %s of connection %s: %s", namenode, conn.conn_id, exc)
-                continue
-            if client._session.auth.auth_done:
+            verdict = _probe(client)
+            if verdict == "proven":
                 log.info("WebHDFS of connection %s: using NameNode %s", conn.conn_id, namenode)
                 return client
+            if verdict != "unproven":
+                log.warning("WebHDFS NameNode %s of connection %s: %s", client.url, conn.conn_id, verdict)
+                continue
+            service = f"HTTP/{extra.get('kerberos_hostname_override') or namenode}"
             log.warning(
-                "WebHDFS NameNode %s of connection %s failed mutual authentication: it did not prove it is "
-                "the Kerberos service %s; skipping it",
+                "WebHDFS NameNode %s of connection %s failed mutual authentication: it did not prove it "
+                "is the Kerberos service %s; skipping it",
                 client.url,
                 conn.conn_id,
                 service,
