@@ -65,14 +65,18 @@ class MutualHiveMetastoreHook(HiveMetastoreHook):
         return hmsclient.HMSClient(iprot=TBinaryProtocol.TBinaryProtocol(transport))
 
     def _transport(self, host: str, service: str) -> Any:
-        """The GSSAPI transport to the metastore at ``host`` (not opened)."""
+        """The GSSAPI transport to the metastore at ``host`` (not opened). Its service principal
+        is ``<service>/<host>``, or ``<service>/<kerberos_hostname_override>`` when the
+        connection's extra names the host the principal has (an address in ``host``, a name
+        mapping to another realm)."""
         from pyhive.hive import get_installed_sasl
         from thrift.transport import TSocket
 
         port = self.conn.port
+        named = str(self.conn.extra_dejson.get("kerberos_hostname_override") or host)
         return verified_transport(
-            lambda: get_installed_sasl(host=host, sasl_auth="GSSAPI", service=service),
-            f"{service}/{host}",
+            lambda: get_installed_sasl(host=named, sasl_auth="GSSAPI", service=service),
+            f"{service}/{named}",
             TSocket.TSocket(host, port),
             f"metastore of connection {self.conn.conn_id} at thrift://{host}:{port}",
         )
@@ -94,25 +98,25 @@ class MutualHiveMetastoreHook(HiveMetastoreHook):
                     )
                     continue
             transport = self._transport(host, service)
+            principal = f"{service}/{self.conn.extra_dejson.get('kerberos_hostname_override') or host}"
             try:
                 transport.open()
             except ServerIdentityError:
                 log.warning(
                     "metastore thrift://%s:%s of connection %s failed mutual authentication: it did not "
-                    "prove it is the Kerberos service %s/%s; skipping it",
+                    "prove it is the Kerberos service %s; skipping it",
                     host,
                     port,
                     self.conn.conn_id,
-                    service,
-                    host,
+                    principal,
                 )
-                refused.append(f"{service}/{host} at thrift://{host}:{port}")
+                refused.append(f"{principal} at thrift://{host}:{port}")
                 continue
             except (TTransportException, OSError, EOFError) as exc:  # a failed exchange proves nothing
                 with contextlib.suppress(Exception):
                     transport.close()
                 log.warning("metastore %s:%s of connection %s: %s", host, port, self.conn.conn_id, exc)
-                refused.append(f"{service}/{host} at thrift://{host}:{port} ({exc})")
+                refused.append(f"{principal} at thrift://{host}:{port} ({exc})")
                 continue
             transport.close()
             return host

@@ -43,16 +43,17 @@ class _Unproven(Exception):
 class SaslConnection(ConnectionHandler):  # type: ignore[misc]
     """kazoo's connection handler with the fall-through described in the module docstring."""
 
-    def __init__(self, *args: Any, service: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, service: str, sasl_host: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.service = service
+        self.sasl_host = sasl_host
         self.refused: dict[str, str] = {}  # host:port -> why, since the last success
         self.gave_up = threading.Event()
         self.refusal = ""
 
     def _authenticate_with_sasl(self, host: str, timeout: float) -> None:
         try:
-            super()._authenticate_with_sasl(host, timeout)
+            super()._authenticate_with_sasl(self.sasl_host or host, timeout)
         except self.handler.timeout_exception:
             raise  # slow, not refused: kazoo retries it as a lost connection
         except Exception as exc:
@@ -91,7 +92,8 @@ class SaslConnection(ConnectionHandler):  # type: ignore[misc]
         every = [f"{h.strip()}:{p}" for h, p in self.client.hosts]
         if set(every) <= set(self.refused):
             self.refusal = "no ZooKeeper server proved it is its Kerberos service: " + ", ".join(
-                f"{self.service}/{w.rsplit(':', 1)[0]} at {w} ({self.refused[w]})" for w in every
+                f"{self.service}/{self.sasl_host or w.rsplit(':', 1)[0]} at {w} ({self.refused[w]})"
+                for w in every
             )
             self.gave_up.set()
             ended: Exception = AuthFailedError(self.refusal)
@@ -101,7 +103,7 @@ class SaslConnection(ConnectionHandler):  # type: ignore[misc]
             "%s/%s (%s); skipping it",
             where,
             self.service,
-            host,
+            self.sasl_host or host,
             why,
         )
         dropped: Exception = ConnectionDropped(f"{where} failed mutual authentication")
@@ -109,16 +111,23 @@ class SaslConnection(ConnectionHandler):  # type: ignore[misc]
 
 
 class SaslKazooClient(KazooClient):  # type: ignore[misc]
-    """A ``KazooClient`` with SASL GSSAPI to ``<service>/<host>`` through :class:`SaslConnection`."""
+    """A ``KazooClient`` with SASL GSSAPI to ``<service>/<host>`` through :class:`SaslConnection`;
+    ``sasl_host``: the host of every server's principal, when it is not the host dialled (as Java
+    clients' ``zookeeper.server.principal``): an address dialled, a name mapping to another realm."""
 
     _connection: SaslConnection
 
-    def __init__(self, hosts: str, service: str, **options: Any) -> None:
+    def __init__(self, hosts: str, service: str, sasl_host: str | None = None, **options: Any) -> None:
         options["sasl_options"] = {"mechanism": "GSSAPI", "service": service}
         super().__init__(hosts=hosts, **options)
         stock = self._connection
         self._connection = SaslConnection(
-            self, stock.retry_sleeper, logger=stock.logger, sasl_options=stock.sasl_options, service=service
+            self,
+            stock.retry_sleeper,
+            logger=stock.logger,
+            sasl_options=stock.sasl_options,
+            service=service,
+            sasl_host=sasl_host,
         )
 
     def start(self, timeout: float = 15) -> None:

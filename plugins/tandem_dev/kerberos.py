@@ -61,6 +61,45 @@ def available() -> bool:
     return True
 
 
+def krb5_conf_text(kdcs: dict[str, int], default_realm: str, domain_realm: dict[str, str]) -> str:
+    """A ``krb5.conf`` naming the realms of ``kdcs`` (realm -> port on 127.0.0.1), with
+    ``domain_realm`` (host -> realm) and, for several realms, direct trust between each two
+    (``[capaths]``). Host names are used as written: never canonicalized, no reverse lookups."""
+    lines = [
+        "[libdefaults]",
+        f" default_realm = {default_realm}",
+        " dns_lookup_realm = false",
+        " dns_lookup_kdc = false",
+        " dns_canonicalize_hostname = false",
+        " rdns = false",
+        " udp_preference_limit = 1",
+        " ticket_lifetime = 1h",
+        " renew_lifetime = 1d",
+        "[realms]",
+    ]
+    for realm, port in kdcs.items():
+        lines += [f" {realm} = {{", f"  kdc = 127.0.0.1:{port}", " }"]
+    lines += ["[domain_realm]", *(f" {host} = {realm}" for host, realm in domain_realm.items())]
+    if len(kdcs) > 1:
+        lines.append("[capaths]")
+        for client in kdcs:
+            lines += [f" {client} = {{", *(f"  {other} = ." for other in kdcs if other != client), " }"]
+    return "\n".join(lines) + "\n"
+
+
+def trust(*kdcs: Kdc, password: str | None = None) -> None:
+    """Cross-realm trust between every two of ``kdcs``, both ways, as separate sites set it up:
+    each KDC holds ``krbtgt/<other>@<self>`` and ``krbtgt/<self>@<other>`` with the same key as
+    the other's (one password per pair, and the principal's own name as salt)."""
+    for i, one in enumerate(kdcs):
+        for other in kdcs[i + 1 :]:
+            secret = password or secrets.token_hex(24)
+            for a, b in ((one.realm, other.realm), (other.realm, one.realm)):
+                name = f"krbtgt/{a}@{b}"
+                for kdc in (one, other):
+                    kdc.run_admin(f"addprinc -pw {secret} {name}")
+
+
 class Kdc:
     """One realm in ``root``: :meth:`start`, :meth:`principal`, :meth:`keytab`, :meth:`stop`."""
 
@@ -83,23 +122,7 @@ class Kdc:
     # -- the realm ---------------------------------------------------------------------------
     def _write_config(self) -> None:
         d, realm, port = self.root, self.realm, self.port
-        self.krb5_conf.write_text(
-            "[libdefaults]\n"
-            f" default_realm = {realm}\n"
-            " dns_lookup_realm = false\n"
-            " dns_lookup_kdc = false\n"
-            " dns_canonicalize_hostname = false\n"
-            " rdns = false\n"
-            " udp_preference_limit = 1\n"
-            " ticket_lifetime = 1h\n"
-            " renew_lifetime = 1d\n"
-            "[realms]\n"
-            f" {realm} = {{\n"
-            f"  kdc = 127.0.0.1:{port}\n"
-            " }\n"
-            "[domain_realm]\n"
-            f" localhost = {realm}\n"
-        )
+        self.krb5_conf.write_text(krb5_conf_text({realm: port}, realm, {"localhost": realm}))
         self.kdc_conf.write_text(
             "[kdcdefaults]\n"
             f" kdc_listen = 127.0.0.1:{port}\n"
@@ -176,10 +199,14 @@ class Kdc:
         """The KDC's process handle while this object runs it."""
         return self._proc
 
+    def run_admin(self, query: str) -> str:
+        """One ``kadmin.local`` query on this realm's database; its output."""
+        return self._run(_program("kadmin.local"), "-r", self.realm, "-q", query)
+
     def principal(self, name: str) -> str:
         """Add ``name`` (``tandem``, ``HTTP/127.0.0.1``...) with a random key; its full name."""
         full = name if "@" in name else f"{name}@{self.realm}"
-        self._run(_program("kadmin.local"), "-r", self.realm, "-q", f"addprinc -randkey {full}")
+        self.run_admin(f"addprinc -randkey {full}")
         return full
 
     def keytab(self, path: Path, *names: str) -> Path:

@@ -43,10 +43,11 @@ def _reachable(host: str, port: int) -> bool:
             return False
 
 
-def _probe(client: Any) -> str:
+def _probe(client: Any) -> tuple[str, str]:
     """GETFILESTATUS of ``/`` (which always exists) with a Kerberos client: ``proven`` (the
     server's AP-REP verified), ``unproven`` (an answer without one: the server is not who it
-    claims), or why the NameNode cannot be used although nothing says it is an impostor."""
+    claims), or ``unusable`` (nothing says it is an impostor, but it cannot be used); with what
+    the server answered."""
     from hdfs import HdfsError
     from requests.exceptions import ConnectionError as RequestsConnectionError
     from requests_kerberos.exceptions import MutualAuthenticationError
@@ -56,18 +57,20 @@ def _probe(client: Any) -> str:
     try:
         client.status("/")
     except MutualAuthenticationError:
-        return "unproven"  # a success answer without a valid AP-REP
+        return "unproven", "a success answer without a valid mutual-authentication token"
     except HdfsError as exc:
         if client._session.auth.auth_done:
-            return str(exc)  # proven, but not usable (a standby NameNode)
+            return "unusable", str(exc)  # proven, but not usable (a standby NameNode)
         if answers and answers[-1] == 401:  # our side: no ticket, or the server would not take it
-            return "did not accept Tandem's Kerberos authentication (401: is there a ticket for the client?)"
-        return "unproven"  # an error answer without an AP-REP
+            return "unusable", "did not accept Tandem's Kerberos authentication (401: is there a ticket?)"
+        return "unproven", f"an error answer without a mutual-authentication token: {exc}"
     except RequestsConnectionError as exc:
-        return str(exc)
+        return "unusable", str(exc)
     finally:
         client._session.hooks["response"].pop()
-    return "proven" if client._session.auth.auth_done else "unproven"
+    if client._session.auth.auth_done:
+        return "proven", ""
+    return "unproven", "no mutual-authentication token"
 
 
 class MutualWebHDFSHook(WebHDFSHook):
@@ -94,27 +97,27 @@ class MutualWebHDFSHook(WebHDFSHook):
             client = self._get_client(
                 namenode, port, cast(str, conn.login), conn.password, cast(str, conn.schema), extra
             )
-            verdict = _probe(client)
+            verdict, detail = _probe(client)
             if verdict == "proven":
                 log.info("WebHDFS of connection %s: using NameNode %s", conn.conn_id, namenode)
                 return client
             if verdict != "unproven":
-                log.warning("WebHDFS NameNode %s of connection %s: %s", client.url, conn.conn_id, verdict)
+                log.warning("WebHDFS NameNode %s of connection %s: %s", client.url, conn.conn_id, detail)
                 continue
             service = f"HTTP/{extra.get('kerberos_hostname_override') or namenode}"
             log.warning(
                 "WebHDFS NameNode %s of connection %s failed mutual authentication: it did not prove it "
-                "is the Kerberos service %s; skipping it",
+                "is the Kerberos service %s (%s); skipping it",
                 client.url,
                 conn.conn_id,
                 service,
+                detail,
             )
-            refused.append(f"{service} at {client.url}")
+            refused.append(f"{service} at {client.url} ({detail})")
         if refused:
             raise ServerIdentityError(
-                f"WebHDFS of connection {conn.conn_id}: no NameNode proved it is its Kerberos service "
-                f"(no valid mutual-authentication token in its answer): {', '.join(refused)}; "
-                "refusing to use them"
+                f"WebHDFS of connection {conn.conn_id}: no NameNode proved it is its Kerberos service: "
+                f"{', '.join(refused)}; refusing to use them"
             )
         return None
 
