@@ -42,7 +42,7 @@ from kazoo.retry import KazooRetry
 from tandem.errors import TandemError
 from tandem.failover.arbiter import ClusterView, Decision, arbitrate
 from tandem.failover.state import ALIVE_PATH, CLUSTER_PATH
-from tandem.security import ZOOKEEPER_SERVICE
+from tandem.security import sasl_kazoo_client
 
 if TYPE_CHECKING:
     from tandem.hdfs.client import Hdfs
@@ -88,10 +88,12 @@ class ClusterWatcher:
         self.read_timeout = read_timeout
         self._on_view = on_view
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=1.0, max_jitter=0.1)
-        # with kerberos, SASL GSSAPI: kazoo insists the server completes the exchange (its AP-REP)
-        sasl = {"mechanism": "GSSAPI", "service": ZOOKEEPER_SERVICE} if kerberos else None
-        self._zk = KazooClient(
-            hosts=hosts, timeout=session_timeout, connection_retry=retry, sasl_options=sasl
+        # with kerberos, SASL GSSAPI: the server must complete the exchange (its AP-REP); in an
+        # ensemble one that cannot is skipped for the next
+        self._zk = (
+            sasl_kazoo_client(hosts, timeout=session_timeout, connection_retry=retry)
+            if kerberos
+            else KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=retry)
         )
         self._zk.add_listener(self._on_state)
         self._wake = threading.Event()

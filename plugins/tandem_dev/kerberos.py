@@ -8,7 +8,9 @@ second export would invalidate the first).
 
 Clients find the realm through :meth:`Kdc.env`: ``KRB5_CONFIG``, a replay-cache directory of the
 realm's own, and with a client keytab ``KRB5_CLIENT_KTNAME`` (MIT's GSSAPI then gets its ticket
-by itself, no ``kinit``).
+by itself, no ``kinit``). Without one, clients authenticate from the ticket cache alone, as in a
+deployment where Airflow's renewer fills it: :func:`airflow_renew` runs
+``airflow kerberos --one-time`` with the ``[kerberos]`` settings of :meth:`HomeRealm.env`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tandem.errors import TandemError
+
+if TYPE_CHECKING:
+    from tandem.airflow_cli import AirflowCommand
 
 REALM = "TANDEM.TEST"
 PROGRAMS = ("krb5kdc", "kdb5_util", "kadmin.local")
@@ -55,6 +61,45 @@ def available() -> bool:
     return True
 
 
+def krb5_conf_text(kdcs: dict[str, int], default_realm: str, domain_realm: dict[str, str]) -> str:
+    """A ``krb5.conf`` naming the realms of ``kdcs`` (realm -> port on 127.0.0.1), with
+    ``domain_realm`` (host -> realm) and, for several realms, direct trust between each two
+    (``[capaths]``). Host names are used as written: never canonicalized, no reverse lookups."""
+    lines = [
+        "[libdefaults]",
+        f" default_realm = {default_realm}",
+        " dns_lookup_realm = false",
+        " dns_lookup_kdc = false",
+        " dns_canonicalize_hostname = false",
+        " rdns = false",
+        " udp_preference_limit = 1",
+        " ticket_lifetime = 1h",
+        " renew_lifetime = 1d",
+        "[realms]",
+    ]
+    for realm, port in kdcs.items():
+        lines += [f" {realm} = {{", f"  kdc = 127.0.0.1:{port}", " }"]
+    lines += ["[domain_realm]", *(f" {host} = {realm}" for host, realm in domain_realm.items())]
+    if len(kdcs) > 1:
+        lines.append("[capaths]")
+        for client in kdcs:
+            lines += [f" {client} = {{", *(f"  {other} = ." for other in kdcs if other != client), " }"]
+    return "\n".join(lines) + "\n"
+
+
+def trust(*kdcs: Kdc, password: str | None = None) -> None:
+    """Cross-realm trust between every two of ``kdcs``, both ways, as separate sites set it up:
+    each KDC holds ``krbtgt/<other>@<self>`` and ``krbtgt/<self>@<other>`` with the same key as
+    the other's (one password per pair, and the principal's own name as salt)."""
+    for i, one in enumerate(kdcs):
+        for other in kdcs[i + 1 :]:
+            secret = password or secrets.token_hex(24)
+            for a, b in ((one.realm, other.realm), (other.realm, one.realm)):
+                name = f"krbtgt/{a}@{b}"
+                for kdc in (one, other):
+                    kdc.run_admin(f"addprinc -pw {secret} {name}")
+
+
 class Kdc:
     """One realm in ``root``: :meth:`start`, :meth:`principal`, :meth:`keytab`, :meth:`stop`."""
 
@@ -77,23 +122,7 @@ class Kdc:
     # -- the realm ---------------------------------------------------------------------------
     def _write_config(self) -> None:
         d, realm, port = self.root, self.realm, self.port
-        self.krb5_conf.write_text(
-            "[libdefaults]\n"
-            f" default_realm = {realm}\n"
-            " dns_lookup_realm = false\n"
-            " dns_lookup_kdc = false\n"
-            " dns_canonicalize_hostname = false\n"
-            " rdns = false\n"
-            " udp_preference_limit = 1\n"
-            " ticket_lifetime = 1h\n"
-            " renew_lifetime = 1d\n"
-            "[realms]\n"
-            f" {realm} = {{\n"
-            f"  kdc = 127.0.0.1:{port}\n"
-            " }\n"
-            "[domain_realm]\n"
-            f" localhost = {realm}\n"
-        )
+        self.krb5_conf.write_text(krb5_conf_text({realm: port}, realm, {"localhost": realm}))
         self.kdc_conf.write_text(
             "[kdcdefaults]\n"
             f" kdc_listen = 127.0.0.1:{port}\n"
@@ -170,10 +199,14 @@ class Kdc:
         """The KDC's process handle while this object runs it."""
         return self._proc
 
+    def run_admin(self, query: str) -> str:
+        """One ``kadmin.local`` query on this realm's database; its output."""
+        return self._run(_program("kadmin.local"), "-r", self.realm, "-q", query)
+
     def principal(self, name: str) -> str:
         """Add ``name`` (``tandem``, ``HTTP/127.0.0.1``...) with a random key; its full name."""
         full = name if "@" in name else f"{name}@{self.realm}"
-        self._run(_program("kadmin.local"), "-r", self.realm, "-q", f"addprinc -randkey {full}")
+        self.run_admin(f"addprinc -randkey {full}")
         return full
 
     def keytab(self, path: Path, *names: str) -> Path:
@@ -267,16 +300,36 @@ class HomeRealm:
         assert self.kdc.process is not None
         return self.kdc.process.pid
 
-    def env(self) -> dict[str, str]:
+    def env(self, *, renewer: bool = False) -> dict[str, str]:
         """What every process that talks to these clusters needs: the realm, Tandem's keytab (MIT
-        Kerberos gets its tickets by itself), Airflow in Kerberos mode with the same ticket cache."""
-        ccache = self.root / "ccache"
-        return {
-            **self.kdc.env(self.keytab(CLIENT)),
-            "KRB5CCNAME": f"FILE:{ccache}",
-            "AIRFLOW__CORE__SECURITY": "kerberos",
-            # Airflow's CLI sets KRB5CCNAME from [kerberos] ccache: the same cache
-            "AIRFLOW__KERBEROS__CCACHE": str(ccache),
-            "AIRFLOW__KERBEROS__KEYTAB": str(self.keytab(CLIENT)),
-            "AIRFLOW__KERBEROS__PRINCIPAL": self.principal(CLIENT),
-        }
+        Kerberos gets its tickets by itself), Airflow in Kerberos mode with the same ticket cache.
+
+        ``renewer``: no client keytab; Tandem's clients use the ticket cache alone, which
+        ``airflow kerberos`` fills from the ``[kerberos]`` principal and keytab
+        (:func:`airflow_renew`)."""
+        return realm_env(self.kdc, self.principal(CLIENT), self.keytab(CLIENT), self.root / "ccache", renewer)
+
+
+def realm_env(kdc: Kdc, principal: str, keytab: Path, ccache: Path, renewer: bool) -> dict[str, str]:
+    """The variables of :meth:`HomeRealm.env` for any realm, principal and ticket cache."""
+    return {
+        **kdc.env(None if renewer else keytab),
+        "KRB5CCNAME": f"FILE:{ccache}",
+        "AIRFLOW__CORE__SECURITY": "kerberos",
+        # Airflow's CLI sets KRB5CCNAME from [kerberos] ccache: the same cache
+        "AIRFLOW__KERBEROS__CCACHE": str(ccache),
+        "AIRFLOW__KERBEROS__KEYTAB": str(keytab),
+        "AIRFLOW__KERBEROS__PRINCIPAL": principal,
+        # kinit -a asks for tickets bound to this host's addresses, which fails on loopback
+        # ("Incorrect net address while renewing credentials"); -A asks for addressless ones
+        "AIRFLOW__KERBEROS__INCLUDE_IP": "False",
+    }
+
+
+def airflow_renew(airflow: AirflowCommand) -> float:
+    """Fill the ticket cache of ``[kerberos] ccache`` with ``airflow kerberos --one-time`` (its
+    ``kinit -k -t <keytab> <principal>``, then ``kinit -R``), as Airflow's renewer does in a
+    deployment; how long it took, in seconds. Raises TandemError with its output on failure."""
+    started = time.monotonic()
+    airflow.run(["kerberos", "--one-time"], timeout=300)
+    return time.monotonic() - started

@@ -50,6 +50,21 @@ class Realm:
         return self._keytabs[principal]
 
 
+def record_role_through_kerberos(hosts: str, name: str = "primary") -> None:
+    """``/tandem/cluster`` of the ZooKeeper at ``hosts`` says ``name`` is active (idempotent),
+    written by Tandem's client through Kerberos."""
+    from tandem.failover.state import init_cluster_record
+    from tandem.security import zookeeper_client
+
+    zk = zookeeper_client(hosts, kerberos=True, timeout=10)
+    zk.start(timeout=15)
+    try:
+        init_cluster_record(zk, name, "active")
+    finally:
+        zk.stop()
+        zk.close()
+
+
 @pytest.fixture(scope="module")
 def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     from tandem_dev import kerberos
@@ -116,8 +131,8 @@ class _FailingImpostor(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def _serve(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    httpd = ThreadingHTTPServer((host, port), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield int(httpd.server_address[1])

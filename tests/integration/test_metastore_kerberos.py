@@ -6,6 +6,8 @@ Hive's Thrift server does, and Tandem's client refuses a metastore that cannot p
 - a client without SASL gets nothing from the Kerberized server;
 - an impostor with no keytab that answers COMPLETE right after the client's AP-REQ is refused
   with an error naming the connection and the service;
+- several metastores in the connection (``h1,h2``): one that cannot prove itself is skipped, with a
+  warning naming it, for the next one that does; when none does, the error names every one;
 - characterization: the provider's stock ``HiveMetastoreHook`` opens that impostor's transport
   without complaint (``thrift_sasl`` stops at COMPLETE), so an upgrade that fixes it is noticed.
 """
@@ -40,10 +42,10 @@ def server(realm: Realm, tmp_path: Path) -> Iterator[MetastoreServer]:
         yield running
 
 
-def connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, port: int) -> None:
+def connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, port: int, host: str = "127.0.0.1") -> None:
     body = {
         "conn_type": "hive_metastore",
-        "host": "127.0.0.1",
+        "host": host,
         "port": port,
         "extra": {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"},
     }
@@ -75,8 +77,8 @@ def test_a_client_without_sasl_gets_nothing(server: MetastoreServer) -> None:
 class _Impostor:
     """A "metastore" with no keytab: it reads START and the AP-REQ, then says COMPLETE."""
 
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.listener = socket.create_server((host, port))
         self.port = int(self.listener.getsockname()[1])
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -135,3 +137,41 @@ def test_the_stock_hook_opens_the_impostors_transport(
     transport.open()  # accepted: no error although the server proved nothing
     assert transport.sasl.complete is False
     transport.close()
+
+
+def test_several_metastores_skip_one_that_cannot_prove_itself(
+    impostor: _Impostor,
+    realm: Realm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keytab = realm.keytab("hive/127.0.0.2")
+    with MetastoreServer(
+        tmp_path / "m2.db", host="127.0.0.2", port=impostor.port, kerberos_keytab=keytab
+    ) as genuine:
+        connection(monkeypatch, "metastore_ha", impostor.port, host="127.0.0.1,127.0.0.2")
+        with caplog.at_level("WARNING", logger="tandem.hive_hook"):
+            metastore = Metastore.from_conn_id("metastore_ha")
+            with metastore.session() as client:
+                assert "default" in client.get_all_databases()
+        assert genuine.authenticated == ["tandem@TANDEM.TEST"] * len(genuine.authenticated)
+        assert len(genuine.authenticated) == 2  # the probe's exchange, then the session's
+    warned = [r.getMessage() for r in caplog.records if "failed mutual authentication" in r.getMessage()]
+    assert len(warned) == 1 and f"thrift://127.0.0.1:{impostor.port}" in warned[0]
+
+
+def test_several_metastores_none_proving_itself_are_all_named(
+    impostor: _Impostor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = _Impostor("127.0.0.2", impostor.port)
+    try:
+        connection(monkeypatch, "metastore_ha_none", impostor.port, host="127.0.0.1,127.0.0.2")
+        with pytest.raises(ServerIdentityError) as refused:
+            Metastore.from_conn_id("metastore_ha_none")
+    finally:
+        second.close()
+    message = str(refused.value)
+    assert "metastore_ha_none" in message
+    for host in ("127.0.0.1", "127.0.0.2"):
+        assert f"hive/{host} at thrift://{host}:{impostor.port}" in message

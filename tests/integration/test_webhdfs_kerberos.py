@@ -7,6 +7,9 @@
 - Tandem's client (``Hdfs.from_conn_id`` under ``[core] security = kerberos``): mutual
   authentication REQUIRED and the connection's login passed on as ``doas``; a NameNode answering
   without an AP-REP is refused with an error naming the connection and the service;
+- HA NameNode lists (``nn1,nn2``): a NameNode that cannot prove itself is skipped, with a warning
+  naming it, for the next one that does, and never written to; when none does, the error names
+  every one;
 - characterization: the provider's stock ``WebHDFSHook`` accepts that impostor (OPTIONAL), so an
   upgrade that fixes it is noticed.
 """
@@ -148,8 +151,10 @@ def test_a_server_without_the_services_key_is_refused(realm: Realm, tmp_path: Pa
 
 
 # -- Tandem's client -----------------------------------------------------------------------------------
-def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, port: int, login: str | None) -> None:
-    fields: dict[str, Any] = {"conn_type": "webhdfs", "host": "127.0.0.1", "port": port}
+def _connection(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, port: int, login: str | None, host: str = "127.0.0.1"
+) -> None:
+    fields: dict[str, Any] = {"conn_type": "webhdfs", "host": host, "port": port}
     if login:
         fields["login"] = login
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
@@ -269,3 +274,47 @@ def test_the_gateway_acts_for_the_application_user_not_the_connections_login(
     side.store.write("/tmp/apps/by-tandem", b"record")
     assert server.namespace.status(("tmp", "apps", "by-alice")).owner == "alice"
     assert server.namespace.status(("tmp", "apps", "by-tandem")).owner == "etl"
+
+
+# -- HA: several NameNodes, one of them an impostor ------------------------------------------------
+@pytest.mark.parametrize("impostor", ["webhdfs_impostor", "webhdfs_failing_impostor"])
+def test_an_ha_list_skips_a_namenode_that_cannot_prove_itself(
+    impostor: str,
+    realm: Realm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    port: int = request.getfixturevalue(impostor)
+    auth = Spnego(realm.keytab("HTTP/127.0.0.2"), realm.realm, proxy_users={"tandem"})
+    with WebHdfsServer(tmp_path / "hdfs2", host="127.0.0.2", port=port, kerberos=auth) as genuine:
+        _connection(monkeypatch, "webhdfs_ha", port, "etl", host="127.0.0.1,127.0.0.2")
+        with caplog.at_level("WARNING", logger="tandem.hdfs.hook"):
+            hdfs = Hdfs.from_conn_id("webhdfs_ha")
+        assert hdfs.url == f"http://127.0.0.2:{port}"
+        hdfs.write("/tmp/etl/ha", b"to the genuine one")
+        assert genuine.namespace.status(("tmp", "etl", "ha")).owner == "etl"
+    warned = [r.getMessage() for r in caplog.records if "failed mutual authentication" in r.getMessage()]
+    assert len(warned) == 1
+    assert f"http://127.0.0.1:{port}" in warned[0] and "HTTP/127.0.0.1" in warned[0]
+
+
+def test_an_ha_list_where_no_namenode_proves_itself_names_every_one(
+    webhdfs_impostor: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.conftest import _FailingImpostor, _serve
+
+    # the second impostor on 127.0.0.2 at the same port: a list of two, neither with a keytab
+    second = _serve(_FailingImpostor, "127.0.0.2", webhdfs_impostor)
+    next(second)
+    try:
+        _connection(monkeypatch, "webhdfs_ha_none", webhdfs_impostor, "etl", host="127.0.0.1,127.0.0.2")
+        with pytest.raises(ServerIdentityError) as refused:
+            Hdfs.from_conn_id("webhdfs_ha_none")
+    finally:
+        next(second, None)
+    message = str(refused.value)
+    assert "webhdfs_ha_none" in message
+    for host in ("127.0.0.1", "127.0.0.2"):
+        assert f"HTTP/{host} at http://{host}:{webhdfs_impostor}" in message

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import AuthFailedError, BadVersionError, KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tandem.errors import TandemError
@@ -117,11 +117,14 @@ class _Read:
 
 @contextlib.contextmanager
 def _session(hosts: str, timeout: float) -> Iterator[KazooClient | None]:
-    """A connected client, or None if ZooKeeper does not answer within ``timeout``."""
+    """A connected client, or None if ZooKeeper does not answer within ``timeout`` or (Kerberos)
+    none of its servers proves itself: such a cluster is unreachable, never a role."""
     zk = zookeeper_client(hosts, timeout=max(timeout, 2.0))
     try:
         zk.start(timeout=timeout)
-    except KazooTimeoutError:
+    except (KazooTimeoutError, AuthFailedError) as exc:
+        if isinstance(exc, AuthFailedError):
+            log.warning("ZooKeeper %s: %s", hosts, exc)
         zk.close()
         yield None
         return

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import AuthFailedError, KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tandem.errors import ZooKeeperError
@@ -142,7 +142,7 @@ def init_cluster_record(zk: KazooClient, name: str, role: Role) -> ClusterRecord
         zk.create(CLUSTER_PATH, record.to_bytes(), makepath=True)
         return record
     except NodeExistsError:
-        pass
+        close_open_acls(zk, (ROOT_PATH, CLUSTER_PATH))
     existing = read_cluster_record(zk)
     if existing is None:
         # deleted between our create and our read: nobody else owns the path, try once more
@@ -153,6 +153,24 @@ def init_cluster_record(zk: KazooClient, name: str, role: Role) -> ClusterRecord
             "cluster its own ZooKeeper (or chroot) in include/clusters.yaml"
         )
     return existing
+
+
+def close_open_acls(zk: KazooClient, paths: tuple[str, ...]) -> None:
+    """Give ``paths`` the client's ACL (Kerberos: :func:`tandem.security.tandem_acl`) where anyone
+    may still change them: nodes made before Kerberos was turned on. Best effort and idempotent: a
+    node that is not open, or that this principal may not administer, is left as it is (logged)."""
+    from kazoo.security import ANYONE_ID_UNSAFE, Permissions
+
+    if not zk.default_acl:
+        return  # plain mode: open ACLs are what it creates too
+    for path in paths:
+        try:
+            acls, _stat = zk.get_acls(path)
+            if any(a.id == ANYONE_ID_UNSAFE and a.perms != Permissions.READ for a in acls):
+                zk.set_acls(path, zk.default_acl)
+                log.info("%s: anyone could change it; now only this principal may (anyone may read)", path)
+        except KazooException as exc:
+            log.warning("cannot close the ACL of %s: %s", path, exc)
 
 
 class AliveHolder:
@@ -210,6 +228,9 @@ class AliveHolder:
                 f"cannot reach ZooKeeper at {self.zk_hosts} within {timeout:.0f} s: is it running "
                 "(`tandem status`)?"
             ) from None
+        except AuthFailedError as exc:  # Kerberos: no server proved itself
+            self._zk.close()
+            raise ZooKeeperError(f"ZooKeeper at {self.zk_hosts}: {exc}") from exc
         self._thread = threading.Thread(target=self._run, name=f"alive-{self.name}", daemon=True)
         self._thread.start()
         self._wake.set()

@@ -23,7 +23,7 @@ from typing import IO, Any, ParamSpec, TypeVar
 from hdfs.client import Client, _Request
 from hdfs.util import HdfsError
 
-from tandem.errors import RemoteHdfsError, ServerIdentityError
+from tandem.errors import RemoteHdfsError
 from tandem.hdfs.lean import Lean
 from tandem.hdfs.types import (
     AclStatus,
@@ -116,23 +116,14 @@ class Hdfs:
         """Build from an Airflow connection through the provider's WebHDFSHook (under Kerberos,
         with the server required to authenticate itself: :mod:`tandem.hdfs.hook`).
 
-        The hook probes each NameNode of the connection's host list and keeps the first
-        that answers; raises the hook's exception when none does.
+        The hook probes each NameNode of the connection's host list and keeps the first that
+        answers (and, under Kerberos, proves itself); raises the hook's exception when none
+        answers, :class:`~tandem.errors.ServerIdentityError` when those that answered could not
+        prove themselves.
         """
-        from requests_kerberos.exceptions import MutualAuthenticationError
-
         from tandem.hdfs.hook import MutualWebHDFSHook
 
-        hook = MutualWebHDFSHook(webhdfs_conn_id=conn_id)
-        try:
-            return cls(hook.get_conn())
-        except MutualAuthenticationError as exc:
-            where = hook.get_connection(conn_id)
-            raise ServerIdentityError(
-                f"WebHDFS of connection {conn_id}: the server did not prove it is the Kerberos service "
-                f"HTTP/{where.host} at http://{where.host}:{where.port} (no valid mutual-authentication "
-                "token in its answer); refusing to use it"
-            ) from exc
+        return cls(MutualWebHDFSHook(webhdfs_conn_id=conn_id).get_conn())
 
     # -- namespace ------------------------------------------------------------------------
     @_translate

@@ -5,7 +5,9 @@ NameNode requests go through SPNEGO (``KerberosAuthenticationHandler`` and
 
 - no ``Authorization: Negotiate`` and no valid ``hadoop.auth`` cookie: 401 with
   ``WWW-Authenticate: Negotiate`` (and the cookie cleared);
-- a token the service's keytab accepts: the request runs as the principal's short name, the
+- a token the service's keytab accepts: the request runs as the principal's short name (Hadoop's
+  ``auth_to_local`` rules, :mod:`tandem_dev.embedded.auth_to_local`: DEFAULT maps the server's
+  own realm; another realm's principal needs a rule, else 403 "No rules applied"), the
   answer carries the acceptor's AP-REP (``WWW-Authenticate: Negotiate <b64>``, how the client
   authenticates the server) and a signed ``hadoop.auth`` cookie that spares the next requests the
   exchange; a token it cannot accept: 403;
@@ -31,6 +33,7 @@ from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from tandem_dev.embedded.auth_to_local import AuthToLocal, NoMatchingRule
 from tandem_dev.embedded.hdfs_exceptions import HdfsException
 
 COOKIE = "hadoop.auth"
@@ -63,15 +66,6 @@ class Caller:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def short_name(principal: str, realm: str) -> str | None:
-    """Hadoop's DEFAULT ``auth_to_local`` rule: ``user[/host]@REALM`` -> ``user`` for the default
-    realm; None for another realm (no rule applies)."""
-    name, _, at = principal.partition("@")
-    if at and at != realm:
-        return None
-    return name.split("/", 1)[0] or None
-
-
 class Spnego:
     """The NameNode's filter and the DataNode's token check, with one keytab and one secret."""
 
@@ -83,9 +77,12 @@ class Spnego:
         *,
         validity_s: float = 36000.0,
         secret: bytes | None = None,
+        auth_to_local: str = "DEFAULT",
     ) -> None:
         self.keytab = keytab
         self.realm = realm
+        # principal -> user, as hadoop.security.auth_to_local (other realms' principals need a rule)
+        self.names = AuthToLocal(auth_to_local, realm)
         self.proxy_users = frozenset(proxy_users)
         self.validity_s = validity_s
         self._secret = secret or secrets.token_bytes(32)
@@ -143,8 +140,11 @@ class Spnego:
             raise Refusal(401, "Authentication required", [("WWW-Authenticate", challenge)])
         principal = str(context.initiator_name)
         self.authenticated.append(principal)
-        user = short_name(principal, self.realm)
-        if user is None or any(c in principal for c in '&="; '):  # nothing that could forge a field
+        try:
+            user = self.names.short_name(principal)
+        except NoMatchingRule as exc:
+            raise Refusal(403, str(exc)) from exc
+        if any(c in principal for c in '&="; '):  # nothing that could forge a field
             raise Refusal(403, f"No rules applied to {principal}")
         expires = int((time.time() + self.validity_s) * 1000)
         cookie = self._signed(f"u={user}&p={principal}&t=kerberos&e={expires}")

@@ -159,11 +159,20 @@ def server_info(host: str, port: int, timeout: float = 2.0) -> dict[str, str]:
 
 
 def write_config(
-    path: Path, *, data_dir: Path, port: int, host: str = LOOPBACK, tick_ms: int = 1000, sasl: bool = False
+    path: Path,
+    *,
+    data_dir: Path,
+    port: int,
+    host: str = LOOPBACK,
+    tick_ms: int = 1000,
+    sasl: bool = False,
+    sasl_required: bool = True,
 ) -> None:
     """Write a standalone ``zoo.cfg``. Idempotent: the same arguments give the same file.
 
-    ``sasl``: every client must authenticate with SASL (Kerberos) before anything else."""
+    ``sasl``: clients may authenticate with SASL (Kerberos), and with ``sasl_required`` every
+    client must before anything else (without, an unauthenticated client gets only what the
+    ACLs give ``world:anyone``)."""
     lines = {
         # tickTime bounds session timeouts to [2, 20] ticks: 1 s lets a dead cluster's
         # ephemeral /tandem/alive vanish within seconds, which failover tests rely on.
@@ -184,8 +193,9 @@ def write_config(
     }
     if sasl:
         lines["authProvider.sasl"] = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
-        lines["enforce.auth.enabled"] = "true"
-        lines["enforce.auth.schemes"] = "sasl"
+        if sasl_required:
+            lines["enforce.auth.enabled"] = "true"
+            lines["enforce.auth.schemes"] = "sasl"
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()), encoding="utf-8")
 
 
@@ -205,6 +215,8 @@ class ZooKeeperKerberos:
     keytab: Path
     principal: str  # zookeeper/<host>@REALM: clients ask for zookeeper/<the host they dial>
     krb5_conf: Path
+    # False: clients without SASL may connect too (ZooKeeper's default); the ACLs decide
+    required: bool = True
 
     def jaas(self) -> str:
         return (
@@ -322,6 +334,7 @@ class ZooKeeperServer:
             host=self.host,
             tick_ms=self.tick_ms,
             sasl=self.kerberos is not None,
+            sasl_required=self.kerberos is None or self.kerberos.required,
         )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
