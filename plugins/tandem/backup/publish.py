@@ -66,7 +66,13 @@ def publish(
     subtrees = sorted({(root, sub) for root, members in take_result["roots"].items() for _, sub in members})
     base_points = [c["base_point"] for c in copies if c.get("base_point")]
     base = plan.snapshot_name(run.business, catalog.parse_iso(base_points[0])) if base_points else None
-    checked, records = verify.check_copy(src, dst, run.snapshot, subtrees, _previous_records(dst, run), base)
+    copied: verify.Records = {}
+    for c in copies:
+        for root, rows in (c.get("verified") or {}).items():
+            copied.setdefault(root, {}).update(rows)
+    checked, records = verify.check_copy(
+        src, dst, run.snapshot, subtrees, _previous_records(dst, run), base, copied=copied
+    )
     reports = [checked]
     if take_result.get("metadata"):
         captured = _read_capture(dst, take_result["metadata"])
