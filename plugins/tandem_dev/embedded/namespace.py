@@ -45,7 +45,7 @@ from pathlib import Path
 from tandem.errors import EmbeddedError
 from tandem_dev.embedded import acl as acls
 from tandem_dev.embedded import journal, store, xattrs
-from tandem_dev.embedded.checksum import ChecksumCache, FileChecksum, compute
+from tandem_dev.embedded.checksum import ChecksumCache, FileChecksum, RunningChecksum, compute
 from tandem_dev.embedded.hdfs_exceptions import (
     READ_ONLY_SNAPSHOT,
     AccessControl,
@@ -251,6 +251,7 @@ class PendingWrite:
     limit: _QuotaLimit | None = None
     written: int = 0
     done: bool = False
+    crcs: RunningChecksum | None = None  # a CREATE's checksum, kept as its bytes arrive
 
     def write(self, data: memoryview | bytes) -> None:
         """Write the next bytes; raises DSQuotaExceededException once past the quota."""
@@ -264,6 +265,8 @@ class PendingWrite:
             offset += count
             view = view[count:]
         self.written += size
+        if self.crcs is not None:
+            self.crcs.update(data)
 
 
 @dataclass
@@ -1010,6 +1013,7 @@ class Namespace:
             replication=replication,
             block_size=block_size,
             limit=limit,
+            crcs=RunningChecksum(block_size),
         )
 
     def open_files(self) -> int:
@@ -1057,6 +1061,9 @@ class Namespace:
         try:
             if pending.kind == "create":
                 self._commit_create(pending)
+                if pending.crcs is not None:  # GETFILECHECKSUM of it need not read it again
+                    key = (pending.blob, pending.written, pending.block_size)
+                    self._checksums.put(key, pending.crcs.result())
             else:
                 self._commit_append(pending)
             pending.done = True
