@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/throttle.py
+	$(BIN)/python bench/copy_engine.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/ui.py
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,9 @@ def check_copy(
     subtrees: Iterable[tuple[str, str]],
     previous: Records | None,
     base: str | None = None,
+    *,
+    copied: Records | None = None,
+    parallelism: int = 8,
 ) -> tuple[Report, Records]:
     """Compare the target's snapshot with the source's; return the report and the records.
 
@@ -120,28 +124,48 @@ def check_copy(
     records cover every root) the cost is the change: only the paths that either side's
     GETSNAPSHOTDIFF from ``base`` names are compared, and every other path keeps its record.
     Otherwise every path is listed on both sides. A file is compared by kind, length and
-    modification time, then by checksum unless its record already says so. Read-only.
+    modification time, then by checksum unless a record already says so: the previous point's,
+    or ``copied``, the records the copy made of the files it just wrote and verified (a file whose
+    length or modification time moved since is checksummed again). Status and checksum calls
+    run on ``parallelism`` threads. Read-only.
     """
     report = Report("target snapshot against source snapshot")
     records: Records = {}
-    for root, subtree in subtrees:
-        before = (previous or {}).get(root)
-        kept = records.setdefault(root, {})
-        pair = _Compared(src, dst, root, snapshot, report, kept, before or {})
-        if (
-            base is not None
-            and before is not None
-            and has_snapshot(src, root, base)
-            and has_snapshot(dst, root, base)
-        ):
-            pair.changes_since(base, subtree)
-        else:
-            pair.tree(subtree)
+    with ThreadPoolExecutor(max(1, parallelism), thread_name_prefix="tandem-verify") as pool:
+        for root, subtree in subtrees:
+            before = (previous or {}).get(root)
+            kept = records.setdefault(root, {})
+            pair = _Compared(
+                src, dst, root, snapshot, report, kept, before or {}, (copied or {}).get(root, {}), pool
+            )
+            if (
+                base is not None
+                and before is not None
+                and has_snapshot(src, root, base)
+                and has_snapshot(dst, root, base)
+            ):
+                pair.changes_since(base, subtree)
+            else:
+                pair.tree(subtree)
     return report, records
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One path's comparison: counted as a file, checksummed, its mismatch or its record."""
+
+    file: bool = False
+    checksummed: bool = False
+    mismatch: str | None = None
+    record: list[Any] | None = None
+
+
 class _Compared:
-    """One root's comparison between the source's and the target's snapshot of a point."""
+    """One root's comparison between the source's and the target's snapshot of a point.
+
+    Paths are compared on the pool's threads; their outcomes are applied in path order, so the
+    report reads the same however the calls interleave.
+    """
 
     def __init__(
         self,
@@ -152,16 +176,20 @@ class _Compared:
         report: Report,
         kept: dict[str, list[Any]],
         before: dict[str, list[Any]],
+        copied: dict[str, list[Any]],
+        pool: ThreadPoolExecutor,
     ) -> None:
         self.src, self.dst, self.root, self.snapshot = src, dst, root, snapshot
-        self.report, self.kept, self.before = report, kept, before
+        self.report, self.kept, self.before, self.copied = report, kept, before, copied
+        self.pool = pool
 
     def tree(self, top: str) -> None:
         """Every path under ``top`` (root-relative), listed on both sides."""
-        want = listing(self.src, snap_path(self.root, self.snapshot, top))
-        have = listing(self.dst, snap_path(self.root, self.snapshot, top))
-        for rel in sorted(want.keys() | have.keys()):
-            self.path(join(top, rel), want.get(rel), have.get(rel))
+        want, have = self.pool.map(
+            lambda hdfs: listing(hdfs, snap_path(self.root, self.snapshot, top)), (self.src, self.dst)
+        )
+        paths = sorted(want.keys() | have.keys())
+        self._apply([(join(top, rel), want.get(rel), have.get(rel)) for rel in paths])
 
     def changes_since(self, base: str, subtree: str) -> None:
         """The paths either side changed since ``base``; the others keep their records."""
@@ -169,8 +197,11 @@ class _Compared:
 
         created: set[str] = set()
         changed: set[str] = set()
-        for hdfs in (self.src, self.dst):
-            for entry in hdfs.snapshot_diff(self.root, base, self.snapshot).entries:
+        diffs = self.pool.map(
+            lambda hdfs: hdfs.snapshot_diff(self.root, base, self.snapshot), (self.src, self.dst)
+        )
+        for diff in diffs:
+            for entry in diff.entries:
                 for path in (entry.source, entry.target):
                     if path and within(path, subtree):
                         changed.add(path)
@@ -181,42 +212,56 @@ class _Compared:
         for path, row in self.before.items():
             if within(path, subtree) and not _under_any(path, changed):
                 self.kept[path] = row
-        for path in sorted(changed):
-            ours = self.src.status(snap_path(self.root, self.snapshot, path))
-            theirs = self.dst.status(snap_path(self.root, self.snapshot, path))
-            self.path(path, ours, theirs)
+        paths = sorted(changed)
+
+        def statuses(path: str) -> tuple[str, FileStatus | None, FileStatus | None]:
+            where = snap_path(self.root, self.snapshot, path)
+            return path, self.src.status(where), self.dst.status(where)
+
+        found = list(self.pool.map(statuses, paths))
+        self._apply(found)
+        for path, ours, _theirs in found:
             if path in created and ours is not None and ours.is_dir:
                 self.tree(path)
 
-    def path(self, path: str, ours: FileStatus | None, theirs: FileStatus | None) -> None:
+    def _apply(self, items: list[tuple[str, FileStatus | None, FileStatus | None]]) -> None:
+        outcomes = self.pool.map(lambda item: self.compare(*item), items)
+        for (path, _ours, _theirs), outcome in zip(items, outcomes, strict=True):
+            self.report.files += outcome.file
+            self.report.checksummed += outcome.checksummed
+            if outcome.mismatch is not None:
+                self.report.mismatches.append(outcome.mismatch)
+            if outcome.record is not None:
+                self.kept[path] = outcome.record
+
+    def compare(self, path: str, ours: FileStatus | None, theirs: FileStatus | None) -> _Outcome:
+        """One path on both sides; reads only (thread-safe)."""
         where = join(self.root, path)
         if ours is None and theirs is None:
-            return
+            return _Outcome()
         if ours is None or theirs is None:
-            self.report.mismatches.append(f"{where}: only on the {'target' if ours is None else 'source'}")
-            return
+            return _Outcome(mismatch=f"{where}: only on the {'target' if ours is None else 'source'}")
         if ours.is_dir != theirs.is_dir:
-            self.report.mismatches.append(f"{where}: a file on one side, a directory on the other")
-            return
+            return _Outcome(mismatch=f"{where}: a file on one side, a directory on the other")
         if ours.is_dir:
-            return
-        self.report.files += 1
+            return _Outcome()
         if (ours.length, ours.modification_time) != (theirs.length, theirs.modification_time):
-            self.report.mismatches.append(
-                f"{where}: length/mtime {theirs.length}/{theirs.modification_time} on the target, "
-                f"{ours.length}/{ours.modification_time} on the source"
+            return _Outcome(
+                file=True,
+                mismatch=f"{where}: length/mtime {theirs.length}/{theirs.modification_time} on the target, "
+                f"{ours.length}/{ours.modification_time} on the source",
             )
-            return
-        old = self.before.get(path)
-        if old is not None and (old[0], old[1]) == (theirs.length, theirs.modification_time):
-            self.kept[path] = old
-            return
+        for known in (self.copied.get(path), self.before.get(path)):
+            if known is not None and (known[0], known[1]) == (theirs.length, theirs.modification_time):
+                return _Outcome(file=True, record=known)
         theirs_sum = _checksum(self.dst, snap_path(self.root, self.snapshot, path))
-        self.report.checksummed += 1
         if theirs_sum != _checksum(self.src, snap_path(self.root, self.snapshot, path)):
-            self.report.mismatches.append(f"{where}: checksum differs from the source")
-            return
-        self.kept[path] = [theirs.length, theirs.modification_time, theirs_sum]
+            return _Outcome(
+                file=True, checksummed=True, mismatch=f"{where}: checksum differs from the source"
+            )
+        return _Outcome(
+            file=True, checksummed=True, record=[theirs.length, theirs.modification_time, theirs_sum]
+        )
 
 
 def _under_any(path: str, tops: set[str]) -> bool:

@@ -109,6 +109,7 @@ def _values() -> dict[str, Any]:
                 ),
             ),
         ),
+        {"/data/billing": {"details/a": [200, 1_700_000_000_000, "MD5-of-0MD5-of-512CRC32C:ab"]}},
     )
     manifest = catalog.Manifest(
         business="billing",

@@ -10,7 +10,7 @@ receives is always what a run in one process would have passed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -201,18 +201,25 @@ class DatasetCopied:
 
 @dataclass(frozen=True)
 class Copied:
-    """``copy_<component>``: every dataset of one component, and the point copied from (None: full)."""
+    """``copy_<component>``: every dataset of one component, the point copied from (None: full),
+    and per root the files the copy verified against the source (relative path -> ``[length,
+    modification time, "algorithm:checksum"]``), which publish need not checksum again while they
+    stand as verified (empty when there were too many to carry)."""
 
     component: str
     base_point: str | None
     datasets: tuple[DatasetCopied, ...]
+    verified: Mapping[str, Mapping[str, list[Any]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "component": self.component,
             "base_point": self.base_point,
             "datasets": [d.to_json() for d in self.datasets],
         }
+        if self.verified:
+            out["verified"] = {root: dict(rows) for root, rows in self.verified.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Copied:
@@ -220,6 +227,10 @@ class Copied:
             str(data["component"]),
             data.get("base_point"),
             tuple(DatasetCopied.from_json(d) for d in data["datasets"]),
+            {
+                root: {rel: list(row) for rel, row in rows.items()}
+                for root, rows in (data.get("verified") or {}).items()
+            },
         )
 
 

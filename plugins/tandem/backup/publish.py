@@ -61,7 +61,13 @@ def publish(
     subtrees = sorted(set(taken.subtrees()))
     base_points = [c.base_point for c in copies if c.base_point]
     base = plan.snapshot_name(run.business, catalog.parse_iso(base_points[0])) if base_points else None
-    checked, records = verify.check_copy(src, dst, run.snapshot, subtrees, _previous_records(dst, run), base)
+    copied: verify.Records = {}
+    for c in copies:
+        for root, rows in c.verified.items():
+            copied.setdefault(root, {}).update(rows)
+    checked, records = verify.check_copy(
+        src, dst, run.snapshot, subtrees, _previous_records(dst, run), base, copied=copied
+    )
     reports = [checked]
     if taken.metadata:
         captured = _read_capture(dst, taken.metadata)

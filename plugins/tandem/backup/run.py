@@ -110,7 +110,12 @@ def guard(run: Run, clusters: Clusters, started: Started, step: str) -> None:
 
 
 def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
-    """Refuse when an hdfs dataset cannot fit under the target's space quotas."""
+    """Refuse when an hdfs dataset cannot fit under the target's space quotas.
+
+    A dataset that needs no more space than the target already gives it cannot exceed a quota, so
+    the quotas of its ancestors are not read then: GETQUOTAUSAGE of a directory without a quota
+    walks its whole subtree (``/`` included), on HDFS as on the embedded NameNode.
+    """
     for dataset in run.policy.datasets("hdfs"):
         path = dataset.name
         summary = source.content_summary(path) if source.status(path) else None
@@ -119,6 +124,8 @@ def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
         needed = int(summary.get("spaceConsumed", summary.get("length", 0)))
         existing = target.content_summary(path) if target.status(path) else None
         needed -= int(existing.get("spaceConsumed", 0)) if existing else 0
+        if needed <= 0:
+            continue
         for ancestor in _existing_ancestors(target, path):
             usage = target.quota_usage(ancestor)
             if usage.space_quota >= 0 and needed > usage.space_quota - usage.space_consumed:

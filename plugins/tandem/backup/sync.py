@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from tandem import catalog, plan, verify
 from tandem.backup.payloads import Copied, DatasetCopied, Direction, PathCopied, Started, Taken
@@ -27,7 +29,12 @@ from tandem.verify import within as _within
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 QUARANTINE_ROOT = "/.tandem/quarantine"
+# The copy's per-file verification records go to publish through the task's XCom up to this many
+# files (about 100 bytes each); beyond it publish checksums those files itself.
+VERIFIED_RECORDS_MAX = 10_000
 
 
 def base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
@@ -50,6 +57,9 @@ class Syncer:
         self.clusters = tuple(run.topology.clusters[n] for n in names)
         options = run.policy.copy_options
         self.copier = WebHdfsCopier(src, dst, options.parallelism, max_bandwidth=options.max_bandwidth)
+        self._statuses: dict[str, FileStatus | None] = {}  # source snapshot statuses fetched ahead
+        # per root, the files this copy verified against the source (relative path -> record)
+        self.verified: dict[str, dict[str, list[Any]]] = {}
 
     def quarantine_dir(self) -> str:
         return posixpath.join(QUARANTINE_ROOT, self.run.business, plan.point_id(self.run.instant))
@@ -147,6 +157,11 @@ class Syncer:
             stats = self.incremental(root, subtree, base)
         else:
             stats = self.full(root, subtree)
+        prefix = root.rstrip("/") + "/"
+        rows = self.verified.setdefault(root, {})
+        rows.update(
+            {dst[len(prefix) :]: row for dst, row in stats.verified.items() if dst.startswith(prefix)}
+        )
         return PathCopied(root, subtree, mode, reason, stats.files, stats.bytes, tuple(moved))
 
     # full: make the target's tree equal the source snapshot's, copying only what differs
@@ -187,7 +202,17 @@ class Syncer:
         dst_top = _join(root, subtree)
         todo: list[FileCopy] = []
         dirs: list[str] = []
-        for step in ops.steps():
+        steps = list(ops.steps())
+        # the source snapshot cannot change: every Copy step's status is fetched at once, in parallel
+        wanted = [_join(subtree, s.path) for s in steps if isinstance(s, plan.Copy)]
+        self._statuses = dict(
+            zip(
+                wanted,
+                self._parallel(lambda rel: self.src.status(self.snap_path(root, rel)), wanted),
+                strict=True,
+            )
+        )
+        for step in steps:
             if isinstance(step, plan.Move):
                 if step.make_parents:
                     self.dst.mkdirs(posixpath.dirname(_join(dst_top, step.target)))
@@ -208,7 +233,8 @@ class Syncer:
         self, root: str, subtree: str, step: plan.Copy, todo: list[FileCopy], dirs: list[str]
     ) -> None:
         """Files to copy for one Copy step; a created directory is copied whole but its exclusions."""
-        status = self.src.status(self.snap_path(root, _join(subtree, step.path)))
+        rel = _join(subtree, step.path)
+        status = self._statuses[rel] if rel in self._statuses else self.src.status(self.snap_path(root, rel))
         if status is None:
             return
         dst_top = _join(root, subtree)
@@ -272,16 +298,33 @@ class Syncer:
         return FileCopy(self.snap_path(root, _join(subtree, rel)), _join(_join(root, subtree), rel), status)
 
     def sync_dir_metadata(self, root: str, subtree: str, rels: Iterable[str]) -> None:
-        """Owner, permission, ACL and times of directories; deepest first so times stick."""
-        for rel in sorted(set(rels), key=lambda r: -r.count("/") - (1 if r else 0)):
+        """Owner, permission, ACL and times of directories; deepest first so times stick (the
+        directories of one depth in parallel: none is another's parent)."""
+
+        def one(rel: str) -> None:
             source = self.snap_path(root, _join(subtree, rel))
-            status = self.src.status(source)
             target = _join(_join(root, subtree), rel)
-            current = self.dst.status(target)
+            status, current = self.src.status(source), self.dst.status(target)
             if status is None or current is None:
-                continue
+                return
             acl = self.src.acl_status(source).entries if status.acl_bit else None
             apply_metadata(self.dst, target, status, acl, current=current)
+
+        by_depth: dict[int, list[str]] = {}
+        for rel in set(rels):
+            by_depth.setdefault(rel.count("/") + (1 if rel else 0), []).append(rel)
+        for depth in sorted(by_depth, reverse=True):
+            list(self._parallel(one, sorted(by_depth[depth])))
+
+    def _parallel(self, func: Callable[[str], T], items: Sequence[str]) -> Iterator[T]:
+        """``func`` over ``items`` on the copy's number of threads, results in order; the first
+        failure raises."""
+        if len(items) <= 1:
+            return iter([func(i) for i in items])
+        with ThreadPoolExecutor(
+            min(self.copier.parallelism, len(items)), thread_name_prefix="tandem-sync"
+        ) as pool:
+            return iter(list(pool.map(func, items)))
 
 
 def copy_component(
@@ -312,7 +355,10 @@ def copy_component(
             copied[-1].bytes_copied,
             copied[-1].mode,
         )
-    return Copied(component, base_point, tuple(copied))
+    verified = syncer.verified
+    if sum(len(rows) for rows in verified.values()) > VERIFIED_RECORDS_MAX:
+        verified = {}  # too many to carry in an XCom: publish checksums them itself
+    return Copied(component, base_point, tuple(copied), verified)
 
 
 def _dataset_size(src: Hdfs, syncer: Syncer, subtrees: Sequence[tuple[str, str]]) -> tuple[int, int]:

@@ -4,7 +4,13 @@ Each file is read from the source's snapshot (so it cannot change under the copy
 to the target through the two-step data path with the source's block size and replication,
 then verified by length and GETFILECHECKSUM, and only then given the source's owner, group,
 permission, ACL and modification time. A file whose copy fails or does not verify keeps a
-fresh modification time, so the next run's comparison always copies it again.
+fresh modification time, so the next run's comparison always copies it again. Each verified
+file's length, modification time and checksum are kept (:attr:`CopyStats.verified`): publishing
+the point trusts them as it trusts the previous point's records, instead of checksumming again.
+
+Requests per file: OPEN and CREATE (two each: the NameNode redirects to a DataNode), one
+GETFILESTATUS and two GETFILECHECKSUM (two each) to verify, SETTIMES, and SETOWNER,
+SETPERMISSION or the ACL calls only when CREATE's parameters left them different.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from tandem.errors import CopyError
 from tandem.hdfs.client import Hdfs
@@ -69,17 +76,25 @@ class Throttle:
 
 @dataclass
 class CopyStats:
-    """Counters shared by the copy threads; read ``summary()`` at the end."""
+    """Counters shared by the copy threads; read ``summary()`` at the end.
+
+    ``verified``: target path -> ``[length, modification time, "algorithm:checksum"]`` of each
+    file copied and verified, as the file stands once its metadata is set (the per-file record
+    format of :mod:`tandem.verify`).
+    """
 
     files: int = 0
     bytes: int = 0
     started: float = field(default_factory=time.monotonic)
+    verified: dict[str, list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, nbytes: int) -> None:
+    def add(self, nbytes: int, path: str | None = None, record: list[Any] | None = None) -> None:
         with self._lock:
             self.files += 1
             self.bytes += nbytes
+            if path is not None and record is not None:
+                self.verified[path] = record
 
     @property
     def elapsed(self) -> float:
@@ -140,13 +155,14 @@ class WebHdfsCopier:
                 replication=status.replication or None,
                 blocksize=status.block_size or None,
             )
-        copied = self.verify(item)
+        copied, checksum = self.verify(item)
         acl = self.source.acl_status(item.src).entries if status.acl_bit else None
         apply_metadata(self.target, item.dst, status, acl, current=copied)
-        stats.add(status.length)
+        stats.add(status.length, item.dst, [status.length, status.modification_time, checksum])
 
-    def verify(self, item: FileCopy) -> FileStatus:
-        """Length and checksum of the copy equal the source's; returns the copy's status."""
+    def verify(self, item: FileCopy) -> tuple[FileStatus, str]:
+        """Length and checksum of the copy equal the source's; returns the copy's status and
+        its checksum as ``algorithm:bytes``."""
         copied = self.target.status(item.dst)
         if copied is None or copied.length != item.status.length:
             got = None if copied is None else copied.length
@@ -154,7 +170,7 @@ class WebHdfsCopier:
         src_sum, dst_sum = self.source.checksum(item.src), self.target.checksum(item.dst)
         if (src_sum.algorithm, src_sum.bytes) != (dst_sum.algorithm, dst_sum.bytes):
             raise CopyError(f"{item.dst}: checksum {dst_sum.bytes} differs from source {src_sum.bytes}")
-        return copied
+        return copied, f"{dst_sum.algorithm}:{dst_sum.bytes}"
 
     def copy_files(self, items: Iterable[FileCopy], label: str = "copy") -> CopyStats:
         """Copy every item; stops at the first failure and raises it after in-flight copies end."""

@@ -15,10 +15,12 @@ import base64
 import contextlib
 import email.utils
 import posixpath
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from hdfs.client import Client, _Request
 from hdfs.util import HdfsError
@@ -97,6 +99,7 @@ class Hdfs:
         # Re-use the provider-built client's session: its auth (basic, TLS or SPNEGO) and
         # its user.name parameter carry over to the extended operations.
         self._client: Any = client
+        _read_environment_once(client._session)
         self._ext = _ExtendedClient(
             client.url, proxy=getattr(client, "_proxy", None), session=client._session
         )
@@ -394,6 +397,41 @@ class Hdfs:
         remote = email.utils.parsedate_to_datetime(header).timestamp()
         # Date has 1 s resolution (truncated): the remote instant lies in [remote, remote + 1).
         return (before + after) / 2 - (remote + 0.5)
+
+
+def _read_environment_once(session: Any) -> None:
+    """Make ``session`` read the proxy and CA-bundle variables once per scheme and host.
+
+    With ``trust_env`` (the default) requests scans the whole process environment on every request
+    (``Session.merge_environment_settings``): under Airflow, whose environment holds every
+    ``AIRFLOW_*`` setting, about 1 ms a call, as much as the call itself to a nearby NameNode. The
+    answer depends only on the URL's scheme and host and the arguments, so it is kept per session;
+    variables changed while the session lives are not seen (a task's environment is set before it
+    starts). Idempotent.
+    """
+    if not getattr(session, "trust_env", False) or getattr(session, "_tandem_env_once", False):
+        return
+    original = session.merge_environment_settings
+    cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def merged(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        where = urlsplit(url)
+        try:
+            key = (where.scheme, where.netloc, frozenset((proxies or {}).items()), stream, verify, cert)
+            hash(key)
+        except TypeError:  # an unhashable argument: no caching
+            return dict(original(url, proxies, stream, verify, cert))
+        with lock:
+            found = cache.get(key)
+        if found is None:
+            found = dict(original(url, proxies, stream, verify, cert))
+            with lock:
+                cache[key] = found
+        return {**found, "proxies": dict(found.get("proxies") or {})}
+
+    setattr(session, "merge_environment_settings", merged)  # noqa: B010 (an instance override)
+    setattr(session, "_tandem_env_once", True)  # noqa: B010
 
 
 def _xattr_key(name: str) -> str:

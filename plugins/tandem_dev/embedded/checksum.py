@@ -40,18 +40,55 @@ class FileChecksum:
         return len(self.raw)
 
 
-def _block_md5(fd: int, start: int, length: int) -> bytes:
-    digest = hashlib.md5(usedforsecurity=False)
-    done = 0
-    while done < length:
-        chunk = os.pread(fd, min(_READ_SIZE, length - done), start + done)
-        if not chunk:
-            raise OSError(f"short read at offset {start + done}")
-        view = memoryview(chunk)
-        crcs = [zlib.crc32(view[i : i + BYTES_PER_CRC]) for i in range(0, len(view), BYTES_PER_CRC)]
-        digest.update(struct.pack(f">{len(crcs)}I", *crcs))
-        done += len(chunk)
-    return digest.digest()
+class RunningChecksum:
+    """The checksum of bytes fed in order, in any piece sizes: what a DataNode keeps as it
+    receives a block (its CRCs), so that GETFILECHECKSUM of a file just written is not a second
+    read of it. Memory: one partial CRC chunk and a digest per block."""
+
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self.block_md5s: list[bytes] = []
+        self._digest = hashlib.md5(usedforsecurity=False)
+        self._in_block = 0
+        self._partial = b""  # the start of a CRC chunk not yet complete
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            take = view[: self.block_size - self._in_block]
+            view = view[len(take) :]
+            self._in_block += len(take)
+            piece = memoryview(self._partial + bytes(take)) if self._partial else take
+            whole = len(piece) - len(piece) % BYTES_PER_CRC
+            self._crcs(piece[:whole])
+            self._partial = bytes(piece[whole:])
+            if self._in_block == self.block_size:
+                self._end_block()
+
+    def _crcs(self, view: memoryview) -> None:
+        if view:
+            crcs = [zlib.crc32(view[i : i + BYTES_PER_CRC]) for i in range(0, len(view), BYTES_PER_CRC)]
+            self._digest.update(struct.pack(f">{len(crcs)}I", *crcs))
+
+    def _end_block(self) -> None:
+        if self._partial:
+            self._crcs(memoryview(self._partial))
+            self._partial = b""
+        self.block_md5s.append(self._digest.digest())
+        self._digest = hashlib.md5(usedforsecurity=False)
+        self._in_block = 0
+
+    def result(self) -> FileChecksum:
+        """The file's checksum; call once, after the last bytes."""
+        if self._in_block:
+            self._end_block()
+        if not self.block_md5s:
+            md5 = hashlib.md5(bytes(32), usedforsecurity=False).digest()
+            return FileChecksum("MD5-of-0MD5-of-0CRC32", struct.pack(">iq", 0, 0) + md5)
+        crc_per_block = self.block_size // BYTES_PER_CRC if len(self.block_md5s) > 1 else 0
+        file_md5 = hashlib.md5(b"".join(self.block_md5s), usedforsecurity=False).digest()
+        algorithm = f"MD5-of-{crc_per_block}MD5-of-{BYTES_PER_CRC}CRC32"
+        return FileChecksum(algorithm, struct.pack(">iq", BYTES_PER_CRC, crc_per_block) + file_md5)
 
 
 def compute(fd: int, length: int, block_size: int) -> FileChecksum:
@@ -59,16 +96,15 @@ def compute(fd: int, length: int, block_size: int) -> FileChecksum:
 
     Reads the range once in 1 MiB pieces; memory use is bounded whatever the file size.
     """
-    if length == 0:
-        md5 = hashlib.md5(bytes(32), usedforsecurity=False).digest()
-        return FileChecksum("MD5-of-0MD5-of-0CRC32", struct.pack(">iq", 0, 0) + md5)
-    block_md5s = [
-        _block_md5(fd, start, min(block_size, length - start)) for start in range(0, length, block_size)
-    ]
-    crc_per_block = block_size // BYTES_PER_CRC if len(block_md5s) > 1 else 0
-    file_md5 = hashlib.md5(b"".join(block_md5s), usedforsecurity=False).digest()
-    algorithm = f"MD5-of-{crc_per_block}MD5-of-{BYTES_PER_CRC}CRC32"
-    return FileChecksum(algorithm, struct.pack(">iq", BYTES_PER_CRC, crc_per_block) + file_md5)
+    running = RunningChecksum(block_size)
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(_READ_SIZE, length - done), done)
+        if not chunk:
+            raise OSError(f"short read at offset {done}")
+        running.update(chunk)
+        done += len(chunk)
+    return running.result()
 
 
 class ChecksumCache:

@@ -141,6 +141,7 @@ class EmbeddedCluster:
         """Start WebHDFS and the metastore, register the cluster in ZooKeeper, write the marker."""
         # imported here so that `tandem status` and the manager never load the servers
         from tandem_dev.embedded.metastore import MetastoreServer
+        from tandem_dev.embedded.request_log import RequestLog
         from tandem_dev.embedded.webhdfs import WebHdfsServer
 
         self.paths.ready_marker.unlink(missing_ok=True)
@@ -161,6 +162,7 @@ class EmbeddedCluster:
                 data_port=self.data_port,
                 superuser=SUPERUSER,
                 kerberos=spnego,
+                request_log=RequestLog.from_env(self.name),
             )
             webhdfs.start()
             self._stops.append(webhdfs.stop)

@@ -57,6 +57,15 @@ CREATE TABLE IF NOT EXISTS snapshots (
     ctime INTEGER NOT NULL,
     UNIQUE (root, name)
 );
+-- every change to the current tree, in order; snapshots record their position (tandem_dev.embedded.journal)
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_marks (sid INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS journal_insert AFTER INSERT ON inodes WHEN NEW.sid=0
+BEGIN INSERT INTO journal (id) VALUES (NEW.id); END;
+CREATE TRIGGER IF NOT EXISTS journal_update AFTER UPDATE ON inodes WHEN NEW.sid=0 OR OLD.sid=0
+BEGIN INSERT INTO journal (id) VALUES (OLD.id); INSERT INTO journal (id) VALUES (NEW.id); END;
+CREATE TRIGGER IF NOT EXISTS journal_delete AFTER DELETE ON inodes WHEN OLD.sid=0
+BEGIN INSERT INTO journal (id) VALUES (OLD.id); END;
 CREATE TABLE IF NOT EXISTS quota_usage (
     id INTEGER PRIMARY KEY,        -- a current directory with a namespace or space quota
     ns_used INTEGER NOT NULL,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tandem_dev.embedded import journal
 from tandem_dev.embedded.hdfs_exceptions import (
     HadoopIllegalArgument,
     InvalidPath,
@@ -25,7 +26,7 @@ from tandem_dev.embedded.namespace.directory import (
     now_ms,
 )
 from tandem_dev.embedded.namespace.values import DiffReport, Parts, SnapshotInfo, SnapshottableInfo
-from tandem_dev.embedded.snapshots import DiffListing, Tree, TreeNode, diff_listing, diff_trees
+from tandem_dev.embedded.snapshots import DiffListing, Tree, diff_listing, diff_trees
 
 
 class SnapshotOps(FsDirectory):
@@ -133,6 +134,7 @@ class SnapshotOps(FsDirectory):
             self._db.execute("UPDATE inodes SET mtime=? WHERE sid=? AND id=?", (now, sid, node.id))
             self._touch(node.id, now)
             self._db.execute("INSERT INTO snapshots VALUES (?,?,?,?)", (sid, node.id, name, now))
+            journal.mark(self._db, sid)
             return f"{resolved.path.rstrip('/')}/{DOT_SNAPSHOT}/{name}"
 
     def delete_snapshot(self, parts: Parts, name: str) -> None:
@@ -153,6 +155,7 @@ class SnapshotOps(FsDirectory):
             )
             self._db.execute("DELETE FROM inodes WHERE sid=?", (sid,))
             self._db.execute("DELETE FROM snapshots WHERE sid=?", (sid,))
+            journal.forget(self._db, sid)
 
     def rename_snapshot(self, parts: Parts, old: str, new: str) -> None:
         """RENAMESNAPSHOT: atomic; renaming to the same name does nothing."""
@@ -221,7 +224,7 @@ class SnapshotOps(FsDirectory):
             if from_sid == to_sid:
                 return DiffListing((), (), ()), from_earlier
             earlier, later = (from_sid, to_sid) if from_earlier else (to_sid, from_sid)
-            trees = (self._load_tree(earlier, scope.id), self._load_tree(later, scope.id))
+            trees = self._load_trees(earlier, later, scope.id)
         return diff_listing(*trees), from_earlier
 
     def snapshot_diff(self, parts: Parts, from_name: str | None, to_name: str | None) -> DiffReport:
@@ -243,7 +246,7 @@ class SnapshotOps(FsDirectory):
                 return DiffReport(root_path, from_label, to_label, ())
             from_earlier = to_sid == LIVE or (from_sid != LIVE and from_sid < to_sid)
             earlier, later = (from_sid, to_sid) if from_earlier else (to_sid, from_sid)
-            trees = (self._load_tree(earlier, scope.id), self._load_tree(later, scope.id))
+            trees = self._load_trees(earlier, later, scope.id)
         entries = diff_trees(trees[0], trees[1], from_earlier=from_earlier)
         return DiffReport(root_path, from_label, to_label, tuple(entries))
 
@@ -263,14 +266,25 @@ class SnapshotOps(FsDirectory):
             raise SnapshotError(f"Cannot find the snapshot of directory {root_path} with name {name}")
         return snap[0]
 
+    def _load_trees(self, earlier: int, later: int, root: int) -> tuple[Tree, Tree]:
+        """Both states of the subtree a diff compares: only the changed inodes and the directories
+        above them when the journal knows them (the cost of the change), else the whole subtrees."""
+        changed = journal.changed_between(self._db, earlier, later)
+        if changed is None:
+            return self._load_tree(earlier, root), self._load_tree(later, root)
+        return (
+            journal.partial_tree(self._db, earlier, root, changed),
+            journal.partial_tree(self._db, later, root, changed),
+        )
+
     def _load_tree(self, sid: int, root: int) -> Tree:
         tree = Tree(root)
+        columns = journal.TREE_COLUMNS
         rows = self._db.execute(
-            """WITH RECURSIVE
-               sub(id, parent, name, dir, owner, grp, perm, acl, repl, bsize, nsq, ssq, length, blob, xattrs)
+            f"""WITH RECURSIVE
+               sub({columns})
                AS (
-                 SELECT id, parent, name, dir, owner, grp, perm, acl, repl, bsize, nsq, ssq, length, blob,
-                        xattrs
+                 SELECT {columns}
                  FROM inodes WHERE sid=:sid AND id=:root
                  UNION ALL
                  SELECT i.id, i.parent, i.name, i.dir, i.owner, i.grp, i.perm, i.acl, i.repl, i.bsize, i.nsq,
@@ -280,9 +294,5 @@ class SnapshotOps(FsDirectory):
             {"sid": sid, "root": root},
         )
         for row in rows:
-            is_dir = bool(row[3])
-            # extended attributes are metadata too: a change is MODIFY, as in HDFS
-            meta = (*row[4:8], row[10], row[11], row[14]) if is_dir else (*row[4:10], row[14])
-            content = () if is_dir else (row[12], row[13])
-            tree.add(int(row[0]), TreeNode(int(row[1]), str(row[2]), is_dir, meta, content))
+            tree.add(int(row[0]), journal.tree_node(row))
         return tree

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tandem_dev.embedded.checksum import RunningChecksum
 from tandem_dev.embedded.hdfs_exceptions import (
     AlreadyBeingCreated,
     FileAlreadyExists,
@@ -49,6 +50,7 @@ class PendingWrite:
     limit: QuotaLimit | None = None
     written: int = 0
     done: bool = False
+    crcs: RunningChecksum | None = None  # a CREATE's checksum, kept as its bytes arrive
 
     def write(self, data: memoryview | bytes) -> None:
         """Write the next bytes; raises DSQuotaExceededException once past the quota."""
@@ -62,6 +64,8 @@ class PendingWrite:
             offset += count
             view = view[count:]
         self.written += size
+        if self.crcs is not None:
+            self.crcs.update(data)
 
 
 class WriteOps(MkdirOps):
@@ -144,6 +148,7 @@ class WriteOps(MkdirOps):
             replication=replication,
             block_size=block_size,
             limit=limit,
+            crcs=RunningChecksum(block_size),
         )
 
     def open_files(self) -> int:
@@ -191,6 +196,9 @@ class WriteOps(MkdirOps):
         try:
             if pending.kind == "create":
                 self._commit_create(pending)
+                if pending.crcs is not None:  # GETFILECHECKSUM of it need not read it again
+                    key = (pending.blob, pending.written, pending.block_size)
+                    self._checksums.put(key, pending.crcs.result())
             else:
                 self._commit_append(pending)
             pending.done = True

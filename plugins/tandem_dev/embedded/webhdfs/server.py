@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from tandem.errors import EmbeddedError
 from tandem_dev.embedded.hdfs_exceptions import (
@@ -27,6 +28,7 @@ from tandem_dev.embedded.hdfs_exceptions import (
     UnsupportedOperation,
 )
 from tandem_dev.embedded.namespace import Namespace, ReadHandle
+from tandem_dev.embedded.request_log import RequestLog
 from tandem_dev.embedded.spnego import Refusal, Spnego
 from tandem_dev.embedded.webhdfs.data import DATANODE_OPS, NAMENODE_DATA_OPS
 from tandem_dev.embedded.webhdfs.protocol import (
@@ -160,6 +162,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response, body = self._handle(method)
         if body is None or (not body.finished and not body.drain(DRAIN_LIMIT)):
             self.close_connection = True  # whatever is left of the body would be read as a request
+        if self.server.request_log is not None:  # before the answer: whoever has it finds the line
+            target = urlsplit(self.path)
+            op = next((v for k, v in parse_qsl(target.query) if k.lower() == "op"), "")
+            self.server.request_log.request(
+                self.server.node.role,
+                method,
+                op.upper(),
+                response.status,
+                target.path,
+                time.perf_counter() - started,
+            )
         self._send(response)
         LOG.debug(
             "%s %s %s -> %d in %.1f ms",
@@ -283,9 +296,16 @@ class _HttpServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], node: Node, ops: dict[tuple[str, str], Handler]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        node: Node,
+        ops: dict[tuple[str, str], Handler],
+        request_log: RequestLog | None = None,
+    ) -> None:
         self.node = node
         self.ops = ops
+        self.request_log = request_log
         self._live: dict[socket.socket, threading.Thread] = {}
         self._live_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
@@ -298,6 +318,8 @@ class _HttpServer(ThreadingHTTPServer):
         self.server_port = int(port)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        if self.request_log is not None:
+            self.request_log.connection(self.node.role)
         thread = threading.Thread(
             target=self._serve_connection,
             args=(request, client_address),
@@ -338,9 +360,10 @@ class WebHdfsServer:
     ``root`` sees the same files, metadata and snapshots. Usable as a context manager.
 
     ``superuser`` (default: the process user) owns ``/`` and sees every snapshottable directory;
-    ``replication`` and ``block_size`` are the defaults for new files. Permissions and ACLs are
-    kept and returned but not enforced (``dfs.permissions.enabled=false``), except for extended
-    attributes (see :mod:`tandem_dev.embedded.xattrs`).
+    ``replication`` and ``block_size`` are the defaults for new files; ``request_log``, when
+    given, gets a line per request and per connection (benchmarks count calls with it).
+    Permissions and ACLs are kept and returned but not enforced (``dfs.permissions.enabled=false``),
+    except for extended attributes (see :mod:`tandem_dev.embedded.xattrs`).
     """
 
     def __init__(
@@ -354,9 +377,11 @@ class WebHdfsServer:
         replication: int = 1,
         block_size: int = 128 * 1024 * 1024,
         kerberos: Spnego | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.root = Path(root)
         self.kerberos = kerberos
+        self.request_log = request_log
         self.host = host
         self.port = port
         self.data_port = data_port
@@ -419,7 +444,7 @@ class WebHdfsServer:
             (datanode_node, self.data_port, DATANODE_OPS),
         ):
             try:
-                self._servers.append(_HttpServer((self.host, port), node, ops))
+                self._servers.append(_HttpServer((self.host, port), node, ops, self.request_log))
             except OSError as exc:
                 raise EmbeddedError(
                     f"cannot listen on {self.host}:{port} for the WebHDFS {node.role}: "
