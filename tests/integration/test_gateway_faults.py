@@ -674,3 +674,39 @@ def test_private_data_held_for_a_dead_primary_is_sealed_and_goes_back_in_the_cle
     assert read_or_none(direct[down], path) == data  # back on its primary as written
     assert on_standby(plan, direct, path) == held  # and still sealed on the standby
     assert_healthy(plan)
+
+
+def test_a_primary_down_while_the_target_is_full_evicts_nothing_blind(
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """Room must be made while a primary does not answer: its pending marks are unknown, so no
+    backup may be evicted (one might be the only copy of its data); the write stays pending,
+    whole on its primary. Once the primary is back, replay evicts the oldest and completes it."""
+    import os
+
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    size = 20_000
+    target = {"uri": f"file://{nas}", "root": "/backup", "capacity": size * 3 + size // 2}
+    plan = write_plan(tmp_path, faults.home, "gwfe", extra={"target": target, "space": {"evict": "oldest"}})
+    down, up = "primary2", "primary"
+    held_dir = nas / "backup" / "gwfe" / "data"
+    old = plan.names_on("/gwfe/data", up, 3, stem="old")
+    with gateway(plan, "--no-worker") as gw:
+        for age, path in enumerate(reversed(old), start=1):
+            assert acked(create(gw.webhdfs, plan.token, path, payload(path, size))) == "done"
+            then = time.time() - age * 86_400
+            os.utime(held_dir / posixpath.basename(path), (then, then))
+        manager.kill_cluster(faults.home, down)
+        [new] = plan.names_on("/gwfe/data", up, 1, stem="new")
+        assert acked(create(gw.webhdfs, plan.token, new, payload(new, size))) == "pending"
+        assert sorted(p.name for p in held_dir.iterdir()) == sorted(posixpath.basename(p) for p in old)
+        assert on_primary(plan, direct, new) == payload(new, size)
+        assert status(plan)["evictions"] == 0
+    manager.restart_cluster(faults.home, down)
+    report = replay(plan)
+    assert report["returncode"] == 0 and report["problems"] == [], report
+    # old[0] was aged the most: it alone made room
+    kept = sorted(posixpath.basename(p) for p in [*old[1:], new])
+    assert sorted(p.name for p in held_dir.iterdir()) == kept
+    assert (held_dir / posixpath.basename(new)).read_bytes() == payload(new, size)

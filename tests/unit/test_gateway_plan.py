@@ -194,3 +194,32 @@ def test_a_target_root_never_holds_a_business_dataset(tmp_path: Path) -> None:
         assert [e.field for e in errors] == ["target.root"] and "business billing" in errors[0].reason
     plan, errors = check_plan_file(_write(tmp_path, "events", GOOD), TOPOLOGY, policies)
     assert plan is not None and errors == ()
+
+
+def test_a_webhdfs_uri_that_is_a_business_cluster_is_held_to_the_same_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``webhdfs://`` URI naming the standby's NameNode (by another host name) is the standby:
+    a root over a business dataset there is refused when the plan is opened, before any call."""
+    import json
+    import shutil
+
+    from tandem.errors import ConfigError
+    from tandem.gateway.context import cluster_behind, open_plan
+    from tandem.gateway.plan import load_plan
+
+    include = tmp_path / "include"
+    shutil.copytree(PROJECT / "include", include)
+    for name, port in (("standby", 50_071), ("primary", 50_070), ("primary2", 50_072)):
+        conn = {"conn_type": "webhdfs", "host": "localhost", "port": port, "login": "hdfs"}
+        monkeypatch.setenv(f"AIRFLOW_CONN_WEBHDFS_{name.upper()}", json.dumps(conn))
+    doc = {**GOOD, "target": {"uri": "webhdfs://127.0.0.1:50071/data", "conn_id": "c", "root": "/billing"}}
+    _write(include / "gateway", "events", doc)
+    plan = load_plan(include, "events")
+    assert cluster_behind(plan.target, TOPOLOGY) == "standby"
+    with pytest.raises(ConfigError) as refused:
+        open_plan(include, "events")
+    assert "target.uri" in str(refused.value) and "business billing" in str(refused.value)
+    elsewhere = {**doc, "target": {**doc["target"], "uri": "webhdfs://127.0.0.1:50099/data"}}
+    _write(include / "gateway", "events", elsewhere)
+    assert cluster_behind(load_plan(include, "events").target, TOPOLOGY) is None

@@ -12,15 +12,18 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tandem.errors import ConfigError, RemoteHdfsError, TandemError
 from tandem.gateway.marks import TEMP_PREFIX, Journal
 from tandem.gateway.marks import temp_name as temp_name  # with the marks that name it; re-exported
-from tandem.gateway.plan import GatewayPlan, load_plan
+from tandem.gateway.plan import GatewayPlan, business_overlaps, business_policies, load_plan, plans_dir
+from tandem.gateway.plan import Target as TargetSpec
 from tandem.gateway.protect import Protection
 from tandem.gateway.routing import BucketMap
 from tandem.gateway.sides import Side, hdfs_client, is_unreachable
@@ -30,6 +33,7 @@ from tandem.hdfs.types import FileStatus
 
 if TYPE_CHECKING:
     from tandem.gateway.space import SpaceKeeper
+    from tandem.policy import Topology
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +162,49 @@ def build_context(plan: GatewayPlan, include: Path) -> PlanContext:
     return PlanContext(plan, primaries, standby, routes, Protection(plan.private_data))
 
 
+WEBHDFS_SCHEMES = ("webhdfs", "swebhdfs")
+
+
+def cluster_behind(target: TargetSpec, topology: Topology) -> str | None:
+    """The cluster of ``clusters.yaml`` a ``webhdfs://host:port`` target reaches (its NameNode
+    is one of the cluster's WebHDFS connection hosts, by address and port), or None."""
+    import socket
+
+    from airflow.sdk import BaseHook
+
+    parts = urlsplit(target.uri or "")
+    if parts.scheme not in WEBHDFS_SCHEMES or not parts.hostname:
+        return None
+
+    def address(host: str) -> str:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            return host
+
+    wanted = (address(parts.hostname), parts.port)
+    for name, cluster in topology.clusters.items():
+        try:
+            conn = BaseHook.get_connection(cluster.webhdfs_conn_id)
+        except Exception:  # a cluster whose connection is not defined here cannot be the target
+            continue
+        hosts = [h.strip() for h in (conn.host or "").split(",") if h.strip()]
+        if any((address(h), conn.port) == wanted for h in hosts):
+            return name
+    return None
+
+
 def open_plan(include: Path, name: str) -> PlanContext:
+    from tandem.policy import load_topology
+
     plan = load_plan(include, name)
+    topology = load_topology(include / "clusters.yaml")
+    behind = cluster_behind(plan.target, topology) if plan.target.uri else None
+    if behind is not None:  # a webhdfs:// URI of a business's cluster: the same rule as a cluster target
+        root = posixpath.join(urlsplit(plan.target.uri or "").path or "/", plan.target.root.lstrip("/"))
+        problems = business_overlaps(plan, business_policies(include, topology), topology, on=(behind, root))
+        if problems:
+            raise ConfigError(str(plans_dir(include) / f"{name}.yaml"), "target.uri", "; ".join(problems))
     context = build_context(plan, include)
     context.routes = settle_routes(plan, list(context.all_sides()))
     log.info(

@@ -287,11 +287,14 @@ def check_plan_file(
     return (None, found) if found else (plan, ())
 
 
-def business_overlaps(plan: GatewayPlan, policies: Sequence[Policy], topology: Topology) -> list[str]:
+def business_overlaps(
+    plan: GatewayPlan, policies: Sequence[Policy], topology: Topology, on: tuple[str, str] | None = None
+) -> list[str]:
     """Why ``plan``'s target root would hold a business's data: on a cluster of the business's
     pair, at or around one of its HDFS datasets. Eviction there could delete what a restore point
-    needs, so such a plan is refused."""
-    cluster = plan.target.cluster
+    needs, so such a plan is refused. ``on`` is (cluster, root on it) for a URI target found to be
+    that cluster (:func:`tandem.gateway.context.cluster_behind`); by default the plan's cluster."""
+    cluster, root = on if on is not None else (plan.target.cluster, plan.target.root)
     if cluster is None:
         return []
     found = []
@@ -300,9 +303,9 @@ def business_overlaps(plan: GatewayPlan, policies: Sequence[Policy], topology: T
         if pair is None or cluster not in (pair.primary, pair.standby):
             continue
         found += [
-            f"{plan.target.root} on {cluster} overlaps {path}, a dataset of business {policy.business}"
+            f"{root} on {cluster} overlaps {path}, a dataset of business {policy.business}"
             for path in policy.hdfs_paths
-            if within(path, plan.target.root) or within(plan.target.root, path)
+            if within(path, root) or within(root, path)
         ]
     return found
 
