@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import logging
+import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -14,6 +18,8 @@ from tandem import environment
 from tandem.errors import TandemError
 
 log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def add_arguments(add: Any) -> None:
@@ -32,6 +38,13 @@ def add_arguments(add: Any) -> None:
     gateway.add_argument("--user", help="token: the user the token writes as")
     gateway.add_argument("--no-worker", action="store_true", help="serve: leave replay to the DAG")
     gateway.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="serve: processes sharing the port (default 1); the gateway keeps no state of its own, "
+        "so each takes connections as they come, and one of them runs the background replay",
+    )
+    gateway.add_argument(
         "--inflight-grace",
         type=float,
         default=None,
@@ -40,6 +53,62 @@ def add_arguments(add: Any) -> None:
 
 
 def _serve(args: argparse.Namespace, include: Path) -> int:
+    if args.processes < 1:
+        raise TandemError(f"--processes must be at least 1, not {args.processes}")
+    sock = _listen(args.host, args.port, shared=args.processes > 1)
+    address = sock.getsockname()[:2]
+    # the other processes are forked now, before any thread or connection exists; each listens on
+    # the same port (SO_REUSEPORT: the kernel spreads new connections over them) with a gateway of
+    # its own, and dies with this one (SIGKILL included)
+    children = [_fork_server(sock, address, args, include) for _ in range(args.processes - 1)]
+    try:
+        return _serve_on(sock, args, include, announce=True, worker=not args.no_worker)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
+def _fork_server(
+    inherited: socket.socket, address: tuple[str, int], args: argparse.Namespace, include: Path
+) -> int:
+    """A child serving ``address`` on a socket of its own (no replay worker, nothing printed);
+    returns its pid in the parent, never in the child."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+        inherited.close()  # the parent's own: connections the kernel gives it are the parent's
+        sock = _listen(address[0], address[1], shared=True)
+        code = _serve_on(sock, args, include, announce=False, worker=False)
+    except BaseException:
+        log.exception("gateway process %d failed", os.getpid())
+    finally:
+        os._exit(code)
+
+
+def _serve_on(
+    sock: socket.socket, args: argparse.Namespace, include: Path, *, announce: bool, worker: bool
+) -> int:
     import uvicorn
 
     from tandem.gateway.context import open_plan
@@ -50,17 +119,16 @@ def _serve(args: argparse.Namespace, include: Path) -> int:
     ctx = open_plan(include, args.plan)
     if ctx.plan.private_data is not None:
         ctx.protection.key  # noqa: B018 - a missing or malformed master key stops the start, not a write
-    gateway = Gateway(ctx, inflight_grace_s=args.inflight_grace, worker=not args.no_worker)
+    gateway = Gateway(ctx, inflight_grace_s=args.inflight_grace, worker=worker)
     app = create_app(gateway, TokenStore(ctx.plan.plan))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
+            if not announce:
+                return
             if args.json:
                 print(
                     json.dumps({"url": url, "plan": ctx.plan.plan, "webhdfs": f"{url}/webhdfs/v1"}),
@@ -70,7 +138,8 @@ def _serve(args: argparse.Namespace, include: Path) -> int:
                 print(
                     f"tandem gateway: plan {ctx.plan.plan} ({ctx.plan.mode}) at {url}/webhdfs/v1; "
                     f"primaries {', '.join(ctx.primaries)}, "
-                    f"standby {ctx.standby.name}:{ctx.plan.target.root}",
+                    f"standby {ctx.standby.name}:{ctx.plan.target.root}"
+                    + (f", {args.processes} processes" if args.processes > 1 else ""),
                     flush=True,
                 )
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 BUFFER = 1 << 20
 ID_HEADER = "x-tandem-data-id"
+# the data step's key to the NameNode halves asked at the redirect (Gateway.prepare_create)
+PREPARED = "tandem.prepared"
 PREFIX = "/webhdfs/v1"
 WEBHDFS_METHODS = frozenset({"GET", "PUT", "POST", "DELETE"})
 
@@ -110,7 +112,9 @@ class _Handler:
 
     @staticmethod
     def _data_url(request: Request) -> str:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("noredirect", "data")]
+        query = [
+            (k, v) for k, v in request.query_params.multi_items() if k not in ("noredirect", "data", PREPARED)
+        ]
         query.append(("data", "true"))
         return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{urlencode(query)}"
 
@@ -149,6 +153,16 @@ class _Handler:
         if (method == "PUT" and op == "CREATE") or (method == "POST" and op == "APPEND"):
             if not _boolean(q.get("data"), False):
                 url = self._data_url(request)
+                if op == "CREATE":
+                    key = gw.prepare_create(
+                        path,
+                        user,
+                        overwrite=_boolean(q.get("overwrite"), False),
+                        permission=q.get("permission"),
+                        explicit_id=request.headers.get(ID_HEADER),
+                    )
+                    if key:
+                        url += f"&{PREPARED}={key}"
                 if _boolean(q.get("noredirect"), False):
                     return JSONResponse({"Location": url})
                 return Response(status_code=307, headers={"Location": url})
@@ -198,6 +212,7 @@ class _Handler:
             append=append,
             explicit_id=request.headers.get(ID_HEADER),
             size=_length(request),
+            prepared_key=q.get(PREPARED),
         )
         # chunks gathered to about BUFFER bytes and joined once, so each byte is copied once here; a
         # body shorter than that goes to the sides whole (one request each, no streaming threads)

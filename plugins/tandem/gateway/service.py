@@ -10,8 +10,11 @@ primary). The checks and reads are :mod:`.reads` (the base class :class:`Gateway
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,10 +25,12 @@ from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.reads import STORE_CHECK_S, GatewayReads, denied, missing_file
 from tandem.gateway.renames import check_rename_on_standby, check_tree_stays_routed, move_file
 from tandem.gateway.replay import INFLIGHT_GRACE_S, drain_backup
+from tandem.gateway.routing import is_temporary
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.status import plan_status
 from tandem.gateway.targets import Target
-from tandem.gateway.writes import Unavailable, WriteSession, check_absent
+from tandem.gateway.targets.cluster import ClusterTarget
+from tandem.gateway.writes import Prepared, Unavailable, WriteSession, check_absent
 from tandem.hdfs.client import Hdfs
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SINK_THREADS = 256
+# a CREATE's NameNode halves asked at its redirect wait this long for the data step, at most this many
+PREPARED_TTL_S = 30.0
+PREPARED_MAX = 4096
 
 
 class Gateway(GatewayReads):
@@ -47,6 +55,8 @@ class Gateway(GatewayReads):
         # one thread per side of each streaming write, reused across writes; apart from the pool
         # above so that marks and publishing never wait behind bodies still arriving
         self.sinks = ThreadPoolExecutor(max_workers=SINK_THREADS, thread_name_prefix="tandem-gw-sink")
+        self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+        self._prepared_lock = threading.Lock()
         self.writes = {"done": 0, "pending": 0, "refused": 0}
         self.by_primary: dict[str, int] = dict.fromkeys(ctx.primaries, 0)
         self._store_pending: dict[str, float] = {}
@@ -65,6 +75,67 @@ class Gateway(GatewayReads):
         self.pool.shutdown(wait=True)
 
     # -- writes --------------------------------------------------------------------------
+    def prepare_create(
+        self, path: str, user: str, *, overwrite: bool, permission: str | None, explicit_id: str | None
+    ) -> str | None:
+        """At a CREATE's redirect: ask the sides' NameNodes for their DataNode URLs now, in the
+        background, so the data step skips that round trip (:class:`~.writes.Prepared`). Returns
+        the key the data step brings back, or None when there is nothing to ask ahead (a path
+        written in place, one the user may not write, a side known to be down)."""
+        if is_temporary(path):
+            return None
+        try:
+            self.check_path(path, user, write=True)
+        except RemoteHdfsError:
+            return None  # the data step refuses it with the same error
+        primary = self.ctx.primaries[self.ctx.routes.route(path, explicit_id)]
+        if not primary.healthy() or primary.name in self._store_pending:
+            return None
+        mark = Mark.new_compact("write", (path,), primary.name, user, with_temp=True)
+        assert mark.temp is not None
+        temp = mark.temp
+        prepared = Prepared(path, user, overwrite, permission, explicit_id, mark, time.monotonic())
+        prepared.primary = self.pool.submit(
+            lambda: primary.as_user(user).create_location(temp, overwrite=True, permission=permission)
+        )
+        standby = self.ctx.standby
+        if self.plan.mode == "sync" and standby.healthy():
+
+            def ask_standby() -> str | None:
+                store = standby.store
+                if not isinstance(store, ClusterTarget):
+                    return None
+                return store.create_location(standby.local(temp), overwrite=True)
+
+            prepared.standby = self.pool.submit(ask_standby)
+        key = secrets.token_urlsafe(12)
+        now = prepared.created
+        with self._prepared_lock:
+            self._prepared[key] = prepared
+            while self._prepared and (
+                len(self._prepared) > PREPARED_MAX
+                or now - next(iter(self._prepared.values())).created > PREPARED_TTL_S
+            ):
+                self._prepared.popitem(last=False)
+        return key
+
+    def _take_prepared(
+        self,
+        key: str | None,
+        path: str,
+        user: str,
+        overwrite: bool,
+        permission: str | None,
+        explicit_id: str | None,
+    ) -> Prepared | None:
+        if not key:
+            return None
+        with self._prepared_lock:
+            prepared = self._prepared.pop(key, None)
+        if prepared is None or time.monotonic() - prepared.created > PREPARED_TTL_S:
+            return None
+        return prepared if prepared.fits(path, user, overwrite, permission, explicit_id) else None
+
     def begin_write(
         self,
         path: str,
@@ -75,9 +146,15 @@ class Gateway(GatewayReads):
         append: bool = False,
         explicit_id: str | None = None,
         size: int | None = None,
+        prepared_key: str | None = None,
     ) -> WriteSession:
         self.check_path(path, user, write=True)
         primary = self.ctx.primaries[self.ctx.routes.route(path, explicit_id)]
+        prepared = (
+            None
+            if append
+            else self._take_prepared(prepared_key, path, user, overwrite, permission, explicit_id)
+        )
         usable = self._primary_usable(primary)
         if append and not usable:
             raise Unavailable(f"{primary.name}, which holds {path}, is down: APPEND waits for it")
@@ -107,6 +184,7 @@ class Gateway(GatewayReads):
             append=append,
             primary_up=usable,
             size=size,
+            prepared=prepared if prepared is not None and prepared.mark.primary == primary.name else None,
         )
 
     def count(self, primary: str, backup: str | None) -> None:
@@ -326,6 +404,7 @@ class Gateway(GatewayReads):
         """The plan's status (:mod:`.status`) and what this process served."""
         return {
             **plan_status(self.ctx).to_json(),
+            "process": os.getpid(),
             "writes": dict(self.writes),
             "writes_by_primary": dict(self.by_primary),
             "evicted": {"files": self.ctx.space.evicted.files, "bytes": self.ctx.space.evicted.bytes},

@@ -212,13 +212,18 @@ class Hdfs:
         replication: int | None = None,
         blocksize: int | None = None,
         append: bool = False,
+        location: str | None = None,
     ) -> None:
         """CREATE (or APPEND) through the two-step data path. Not atomic: write to a temporary
-        name and rename when readers must never see a partial file."""
+        name and rename when readers must never see a partial file. ``location``: the DataNode
+        URL :meth:`create_location` got for this path and these parameters, when it was asked
+        ahead of the data (the NameNode's half is then skipped)."""
         if self._lean is not None and not hasattr(data, "read"):
             body = data if isinstance(data, bytes) else iter(data)
             where = posixpath.normpath(path)
-            if append:
+            if location:
+                self._lean.send_data(location, body, append=append)
+            elif append:
                 self._lean.write(where, body, append=True)
             else:
                 self._lean.write(
@@ -240,6 +245,19 @@ class Hdfs:
             permission=permission,
             replication=replication,
             blocksize=blocksize,
+        )
+
+    @_translate
+    def create_location(
+        self, path: str, *, overwrite: bool = True, permission: str | None = None
+    ) -> str | None:
+        """The NameNode's half of a CREATE of ``path`` with these parameters, asked ahead of the
+        data: the DataNode URL to hand to :meth:`write`. It changes nothing on the cluster. None
+        when this client sends the halves together (no lean road: Kerberos, HA lists, TLS)."""
+        if self._lean is None:
+            return None
+        return self._lean.create_location(
+            posixpath.normpath(path), overwrite=overwrite, permission=permission
         )
 
     @_translate

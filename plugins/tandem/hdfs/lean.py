@@ -100,15 +100,24 @@ class Lean:
         data = response.data
         return json.loads(data) if data else None
 
-    def write(self, path: str, data: Body, *, append: bool = False, **params: object) -> None:
-        """CREATE (or APPEND) in its two steps: the NameNode's 307, then the body to the DataNode
-        (``bytes`` with their length, anything else chunked as it comes)."""
+    def create_location(self, path: str, *, append: bool = False, **params: object) -> str | None:
+        """The NameNode's half of a CREATE (or APPEND): where the DataNode takes the bytes. It
+        changes nothing (the file appears with the DataNode's half), so it may be asked ahead of
+        the data. None from a server that takes the data in one step (HttpFS with data=true)."""
         method, op = ("POST", "APPEND") if append else ("PUT", "CREATE")
         url = f"{self._base}{PREFIX}{quote(path, '/= ')}?{self._params(op, params)}"
-        location = self._send(method, url).headers.get("location")
-        if not location:  # a server that takes the data in one step (HttpFS with data=true)
-            return
-        self._send(method, location, b"" if data is None else data)
+        location: str | None = self._send(method, url).headers.get("location")
+        return location
+
+    def send_data(self, location: str, data: Body, *, append: bool = False) -> None:
+        """The DataNode's half: ``bytes`` with their length, anything else chunked as it comes."""
+        self._send("POST" if append else "PUT", location, b"" if data is None else data)
+
+    def write(self, path: str, data: Body, *, append: bool = False, **params: object) -> None:
+        """CREATE (or APPEND) in its two steps: the NameNode's 307, then the body to the DataNode."""
+        location = self.create_location(path, append=append, **params)
+        if location:
+            self.send_data(location, data, append=append)
 
 
 def _error(response: urllib3.BaseHTTPResponse) -> RemoteHdfsError:

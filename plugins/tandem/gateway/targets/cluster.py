@@ -37,11 +37,13 @@ class ClusterTarget(Hdfs):
         meta: Mapping[str, str],
         *,
         permission: str | None = None,
+        location: str | None = None,
     ) -> None:
+        """``location``: the DataNode URL of ``create_location(path)``, asked ahead of the data."""
         # a list would reach requests as form fields: stream anything that is not bytes
         body = data if isinstance(data, bytes) else iter(data)
         try:
-            self.write(path, body, overwrite=True)
+            self.write(path, body, overwrite=True, location=location)
         except RemoteHdfsError as exc:
             if exc.exception in QUOTA_EXCEEDED:
                 raise TargetFull(f"{self.name}: {exc}") from exc
