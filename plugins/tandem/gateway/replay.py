@@ -74,6 +74,14 @@ def _meta(store: Store, path: str) -> dict[str, str]:
     return store.meta(path) if isinstance(store, TARGET_TYPES) else {}
 
 
+def _older_write(dst_meta: dict[str, str], written_at_ms: int | None) -> bool:
+    """Whether the target's copy is of a write older than the mark's: then the primary's file,
+    written at or after the mark's time, is copied without comparing checksums (two checksum
+    calls on each side, each reading the whole file, for a copy that is then due anyway)."""
+    theirs = dst_meta.get(WRITTEN_MS, "")
+    return written_at_ms is not None and theirs.isdigit() and int(theirs) < written_at_ms
+
+
 def _same_content(
     src: Store,
     src_path: str,
@@ -116,6 +124,7 @@ def copy_file(
     same = (
         held is not None
         and not held.is_dir
+        and not _older_write(dst_meta, written_at_ms)
         and Protection.plain_length(dst_meta, held.length) == length
         and _same_content(src, src_path, src_meta, dst, dst_path, dst_meta, mtime)
     )
@@ -141,7 +150,9 @@ def copy_file(
         dst.set_times(dst_path, mtime)
     if held is None or (held.owner, held.group) != (status.owner, status.group):
         dst.set_owner(dst_path, status.owner, status.group)
-    if held is None or held.permission != status.permission:
+    # a target's write_with_meta sets the permission exactly; a CREATE's permission may be masked
+    copied_to_target = held is None and isinstance(dst, TARGET_TYPES)
+    if not copied_to_target and (held is None or held.permission != status.permission):
         dst.set_permission(dst_path, status.permission)
 
 
