@@ -1,6 +1,7 @@
 """The write gateway against writing straight to a primary, in sync and async mode, in one run.
 
-    .venv/bin/python bench/gateway.py [--json] [--quick] [--threads N] [--rounds N] [--dir DIR]
+    .venv/bin/python bench/gateway.py [--json] [--quick] [--threads N] [--rounds N] [--processes N]
+                                      [--dir DIR]
 
 On the embedded clusters (primary, primary2, standby), the same files, a set of large ones
 (4 x 64 MiB) and a set of small ones (300 x 16 KiB; ``--quick``: 2 large, 100 small, one
@@ -11,7 +12,7 @@ data=..., overwrite=True)`` from ``--threads`` threads, 4 by default) three ways
 2. through a gateway serving plan ``benchsync`` (mode sync: both sides before the ACK);
 3. through a gateway serving plan ``benchasync`` (mode async, interval 20 s).
 
-Each gateway is ``tandem gateway serve PLAN --home HOME`` in its own process, reached with
+Each gateway is ``tandem gateway serve PLAN --home HOME --processes N`` (1 by default), reached with
 ``TokenClient(url, token)`` as any application would. The three ways take turns for
 ``--rounds`` rounds (3 by default), and each set's time is its median over the rounds. Async mode
 acknowledges on the primary's ACK and backs each write up ``interval`` later: the interval is
@@ -310,8 +311,8 @@ def tandem(*args: str, env: dict[str, str], home: Path) -> subprocess.CompletedP
 
 
 @contextmanager
-def gateway(plan: Plan, home: Path, env: dict[str, str], logs: Path) -> Iterator[str]:
-    """``tandem gateway serve`` in its own process; yields its URL once it answers."""
+def gateway(plan: Plan, home: Path, env: dict[str, str], logs: Path, processes: int = 1) -> Iterator[str]:
+    """``tandem gateway serve --processes N``; yields its URL once it answers."""
     log_file = logs / f"gateway-{plan.name}.log"
     with log_file.open("wb") as err:
         process = subprocess.Popen(
@@ -325,6 +326,8 @@ def gateway(plan: Plan, home: Path, env: dict[str, str], logs: Path) -> Iterator
                 "--home",
                 str(home),
                 "--json",
+                "--processes",
+                str(processes),
             ],
             stdout=subprocess.PIPE,
             stderr=err,
@@ -405,7 +408,7 @@ def settle(
 # --------------------------------------------------------------------------- the run
 
 
-def run(work: Path, sizes: Sizes, threads: int, rounds: int) -> dict[str, Phase]:
+def run(work: Path, sizes: Sizes, threads: int, rounds: int, processes: int = 1) -> dict[str, Phase]:
     home, include, logs = work / "home", work / "include", work / "logs"
     logs.mkdir()
     write_include(include)
@@ -427,7 +430,10 @@ def run(work: Path, sizes: Sizes, threads: int, rounds: int) -> dict[str, Phase]
     try:
         urls = {name: topology[name].webhdfs_url for name in (*PRIMARIES, STANDBY)}
         primaries = {name: InsecureClient(urls[name], user="hdfs") for name in PRIMARIES}
-        with gateway(SYNC, home, env, logs) as sync_url, gateway(ASYNC, home, env, logs) as async_url:
+        with (
+            gateway(SYNC, home, env, logs, processes) as sync_url,
+            gateway(ASYNC, home, env, logs, processes) as async_url,
+        ):
             clients: dict[str, Callable[[], Client]] = {
                 "direct": partial(InsecureClient, urls["primary"], user="hdfs"),
                 "sync": partial(TokenClient, sync_url, token),
@@ -548,12 +554,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the three ways (default 3)")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes of each gateway (serve --processes, default 1)"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rounds = args.rounds or (1 if args.quick else 3)
     work = Path(tempfile.mkdtemp(prefix="tandem-bench-gateway-", dir=args.dir))
     try:
-        phases = run(work, sizes, args.threads, rounds)
+        phases = run(work, sizes, args.threads, rounds, args.processes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = summary(phases)
