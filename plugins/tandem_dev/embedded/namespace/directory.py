@@ -58,7 +58,8 @@ COLS = (
 def candidates(columns: str, where: str = "") -> str:
     extra = f" AND {where}" if where else ""
     return (
-        f"SELECT {columns}, sid, born FROM inodes WHERE sid=0 AND parent=:p{extra} UNION ALL "
+        f"SELECT {columns}, sid, born FROM inodes INDEXED BY inodes_child WHERE sid=0 AND parent=:p{extra} "
+        "UNION ALL "
         f"SELECT {columns}, sid, born FROM inodes INDEXED BY inodes_saved_child WHERE sid>0 AND parent=:p "
         f"AND sid>=:s{extra}"
     )
