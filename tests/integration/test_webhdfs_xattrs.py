@@ -28,6 +28,7 @@ from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import FsStatus
 from tandem_dev.embedded import xattrs as rules
 from tandem_dev.embedded.webhdfs import WebHdfsServer
+from tests.integration.namespace_support import forget_copy_on_write
 
 pytestmark = pytest.mark.integration
 
@@ -593,6 +594,7 @@ def test_an_older_namespace_gains_the_column(tmp_path: Path) -> None:
     with WebHdfsServer(root, superuser=SUPERUSER) as first:
         InsecureClient(first.url, user="alice").write("/f", data=b"x")
     with contextlib.closing(sqlite3.connect(root / "namespace.db")) as db:  # as written before xattrs
+        forget_copy_on_write(db)  # which came later still
         db.execute("ALTER TABLE inodes DROP COLUMN xattrs")
         db.commit()
     with WebHdfsServer(root, superuser=SUPERUSER) as second:

@@ -101,8 +101,6 @@ def _values() -> dict[str, Any]:
             DatasetCopied(
                 "hdfs",
                 "/data/billing/details",
-                10,
-                1000,
                 (
                     PathCopied("/data/billing", "details", "incremental", "diff", 2, 200),
                     PathCopied("/data/other", "", "full", "no base", 1, 5, ("/x",)),

@@ -147,12 +147,11 @@ class PathCopied:
 
 @dataclass(frozen=True)
 class DatasetCopied:
-    """One dataset's copy: its size at the point, and what was copied for it."""
+    """One dataset's copy: what was copied for it, per (root, subtree). Its size at the point is
+    counted by publish, from the point's verified file records (no walk of the dataset)."""
 
     component: str
     name: str
-    files: int
-    bytes: int
     paths: tuple[PathCopied, ...]
 
     @property
@@ -180,8 +179,6 @@ class DatasetCopied:
             "component": self.component,
             "name": self.name,
             "roots": self.roots,
-            "files": self.files,
-            "bytes": self.bytes,
             "mode": self.mode,
             "files_copied": self.files_copied,
             "bytes_copied": self.bytes_copied,
@@ -193,8 +190,6 @@ class DatasetCopied:
         return cls(
             str(data["component"]),
             str(data["name"]),
-            int(data["files"]),
-            int(data["bytes"]),
             tuple(PathCopied.from_json(p) for p in data["paths"]),
         )
 

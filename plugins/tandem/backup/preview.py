@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tandem import catalog, plan
-from tandem.backup.run import Run, decide_direction, preflight
+from tandem.backup.run import Run, base_snapshot, decide_direction, preflight
 from tandem.backup.snapshot import plan_roots, resolve
-from tandem.backup.sync import Syncer, base_snapshot
+from tandem.backup.sync import Syncer
 from tandem.capture import capture, table_changes
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.errors import PreflightError

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from tandem import catalog, plan, verify
 from tandem.backup.metadata import _read_capture
-from tandem.backup.payloads import Copied, Retained, Started, Taken
+from tandem.backup.payloads import Copied, DatasetCopied, Retained, Started, Taken
 from tandem.backup.run import Run, guard
 from tandem.errors import (
     SnapshotRootError,
@@ -38,6 +38,17 @@ def _previous_records(dst: Hdfs, run: Run) -> verify.Records | None:
             "publish: records of %s unreadable (%s); every file is checksummed", earlier[-1].point, exc
         )
         return None
+
+
+def _file_lengths(records: verify.Records, dataset: DatasetCopied) -> list[int]:
+    """The length of every file of a dataset at the point, from the point's records (which
+    cover every file the check found equal on both sides, so all of them once it passed)."""
+    return [
+        int(row[0])
+        for root, subtree in sorted({(p.root, p.subtree) for p in dataset.paths})
+        for rel, row in records.get(root, {}).items()
+        if verify.within(rel, subtree)
+    ]
 
 
 def publish(
@@ -82,6 +93,7 @@ def publish(
     records_at = catalog.records_path(run.business, run.instant)
     catalog.write_json(dst, records_at, verify.records_body(run.snapshot, records))
     datasets = [ds for c in copies for ds in c.datasets]
+    sizes = {ds.name: _file_lengths(records, ds) for ds in datasets}
     modes = {ds.mode for ds in datasets}
     manifest = catalog.Manifest(
         business=run.business,
@@ -97,8 +109,8 @@ def publish(
                 component=ds.component,
                 name=ds.name,
                 roots=ds.roots,
-                files=ds.files,
-                bytes=ds.bytes,
+                files=len(sizes[ds.name]),
+                bytes=sum(sizes[ds.name]),
                 mode=ds.mode,
                 files_copied=ds.files_copied,
                 bytes_copied=ds.bytes_copied,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tandem import plan
+from tandem import catalog, plan, verify
 from tandem.backup.payloads import Direction, Started
 from tandem.errors import (
     PreflightError,
@@ -21,6 +22,7 @@ from tandem.errors import (
 )
 from tandem.failover.arbiter import backup_direction
 from tandem.hdfs.client import Hdfs
+from tandem.plan import growth
 from tandem.runtime import Clusters, Observation
 
 if TYPE_CHECKING:
@@ -109,21 +111,42 @@ def guard(run: Run, clusters: Clusters, started: Started, step: str) -> None:
             )
 
 
+def base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
+    """The newest point published before this run's instant: its snapshot name and instant."""
+    if run.force_full:
+        return None, None
+    earlier = [p for p in catalog.list_points(target, run.business) if p.instant < run.instant]
+    return (earlier[-1].snapshot_name, earlier[-1].point) if earlier else (None, None)
+
+
 def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
     """Refuse when an hdfs dataset cannot fit under the target's space quotas.
+
+    A dataset needs the space it takes on the source minus what the target already holds there.
+    When the dataset is a snapshot root holding the last published point on both sides, the two
+    held the same at that point (publishing verified it; copies keep the replication), so the
+    need is the source's growth since the point minus the target's, sized from each side's
+    snapshot diff at the cost of the change (:func:`_growth`). Otherwise it takes a content
+    summary of each side, each a walk of the dataset.
 
     A dataset that needs no more space than the target already gives it cannot exceed a quota, so
     the quotas of its ancestors are not read then: GETQUOTAUSAGE of a directory without a quota
     walks its whole subtree (``/`` included), on HDFS as on the embedded NameNode.
     """
+    base, _ = base_snapshot(run, target)
+    threads = run.policy.copy_options.parallelism
     for dataset in run.policy.datasets("hdfs"):
         path = dataset.name
-        summary = source.content_summary(path) if source.status(path) else None
-        if summary is None:
-            continue
-        needed = int(summary.get("spaceConsumed", summary.get("length", 0)))
-        existing = target.content_summary(path) if target.status(path) else None
-        needed -= int(existing.get("spaceConsumed", 0)) if existing else 0
+        since_base = base is not None and all(verify.has_snapshot(h, path, base) for h in (source, target))
+        if base is not None and since_base:
+            needed = _growth(source, path, base, threads) - _growth(target, path, base, threads)
+        else:
+            summary = source.content_summary(path) if source.status(path) else None
+            if summary is None:
+                continue
+            needed = int(summary.get("spaceConsumed", summary.get("length", 0)))
+            existing = target.content_summary(path) if target.status(path) else None
+            needed -= int(existing.get("spaceConsumed", 0)) if existing else 0
         if needed <= 0:
             continue
         for ancestor in _existing_ancestors(target, path):
@@ -134,6 +157,36 @@ def _check_target_space(run: Run, source: Hdfs, target: Hdfs) -> None:
                     f"target out of quota: {path} needs up to {needed} more bytes but {ancestor} has "
                     f"{free} left of its {usage.space_quota}-byte space quota"
                 )
+
+
+def _growth(hdfs: Hdfs, root: str, base: str, threads: int) -> int:
+    """Space consumed under ``root`` now minus at its snapshot ``base``, from the snapshot diff:
+    GETSNAPSHOTDIFF, then GETFILESTATUS of each changed file on the side(s) it is on (and a
+    content summary of each created, deleted or renamed directory). Read-only."""
+    entries = hdfs.snapshot_diff(root, base, "").entries
+    if not entries:
+        return 0
+    then = verify.snap_path(root, base)
+    unknown = growth.undecided(entries)
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="tandem-preflight") as pool:
+        looked = pool.map(lambda rel: hdfs.status(verify.join(then, rel)), unknown)
+        seen = dict(zip(unknown, looked, strict=True))
+        files = {rel for rel, status in seen.items() if status is not None and not status.is_dir}
+        dirs = set(growth.modified(entries)) - files
+        paths = growth.growth_paths(entries, dirs)
+
+        def space(where: str, rel: str) -> int:
+            status = seen.get(rel) if where == then else None
+            status = status or hdfs.status(verify.join(where, rel))
+            if status is None:
+                return 0
+            if status.is_dir:
+                return int(hdfs.content_summary(verify.join(where, rel)).get("spaceConsumed", 0))
+            return status.length * max(1, status.replication)
+
+        before = sum(pool.map(lambda rel: space(then, rel), paths.before))
+        after = sum(pool.map(lambda rel: space(root, rel), paths.after))
+    return after - before
 
 
 def _existing_ancestors(hdfs: Hdfs, path: str) -> list[str]:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tandem import catalog, plan, verify
+from tandem import plan, verify
 from tandem.backup.payloads import Copied, DatasetCopied, Direction, PathCopied, Started, Taken
-from tandem.backup.run import Run, guard
+from tandem.backup.run import Run, base_snapshot, guard
 from tandem.components import ResolvedDataset
 from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
 from tandem.errors import (
@@ -35,14 +35,6 @@ QUARANTINE_ROOT = "/.tandem/quarantine"
 # The copy's per-file verification records go to publish through the task's XCom up to this many
 # files (about 100 bytes each); beyond it publish checksums those files itself.
 VERIFIED_RECORDS_MAX = 10_000
-
-
-def base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:
-    """The newest point published before this run's instant: its snapshot name and instant."""
-    if run.force_full:
-        return None, None
-    earlier = [p for p in catalog.list_points(target, run.business) if p.instant < run.instant]
-    return (earlier[-1].snapshot_name, earlier[-1].point) if earlier else (None, None)
 
 
 class Syncer:
@@ -345,8 +337,7 @@ def copy_component(
     for ds in datasets:
         subtrees = taken.subtrees(ds.name)
         parts = tuple(syncer.sync(root, subtree, base) for root, subtree in subtrees)
-        files, nbytes = _dataset_size(src, syncer, subtrees)
-        copied.append(DatasetCopied(component, ds.name, files, nbytes, parts))
+        copied.append(DatasetCopied(component, ds.name, parts))
         log.info(
             "copy_%s: %s: %d files, %d bytes copied (%s)",
             component,
@@ -359,15 +350,6 @@ def copy_component(
     if sum(len(rows) for rows in verified.values()) > VERIFIED_RECORDS_MAX:
         verified = {}  # too many to carry in an XCom: publish checksums them itself
     return Copied(component, base_point, tuple(copied), verified)
-
-
-def _dataset_size(src: Hdfs, syncer: Syncer, subtrees: Sequence[tuple[str, str]]) -> tuple[int, int]:
-    files = nbytes = 0
-    for root, subtree in subtrees:
-        summary = src.content_summary(syncer.snap_path(root, subtree))
-        files += int(summary.get("fileCount", 0))
-        nbytes += int(summary.get("length", 0))
-    return files, nbytes
 
 
 def _per_map_mb(max_bandwidth: int | None, maps: int | None) -> int | None:

@@ -1,12 +1,12 @@
 """Which inodes changed between two states of the namespace, so a snapshot diff costs the change.
 
 HDFS keeps a diff list per directory and snapshot, so ``GETSNAPSHOTDIFF`` walks only what changed.
-The embedded namespace keeps each snapshot as a full metadata copy; comparing two copies whole
-costs the size of the tree. Instead, SQLite triggers (in :data:`tandem_dev.embedded.store.SCHEMA`)
-append the id of every current-tree inode that is inserted, updated or deleted to the ``journal``
-table, and each snapshot records the journal position it was taken at (``snapshot_marks``). The
-inodes changed between two snapshots (or a snapshot and the current tree) are then the journal's
-ids between the two positions, and the diff loads only them and their ancestors
+Comparing two whole states of the embedded namespace would cost the size of the tree. Instead,
+SQLite triggers (in :data:`tandem_dev.embedded.store.SCHEMA`) append the id of every current-tree
+inode that is inserted, updated or deleted to the ``journal`` table, and each snapshot records the
+journal position it was taken at (``snapshot_marks``). The inodes changed between two snapshots
+(or a snapshot and the current tree) are then the journal's ids between the two positions, and the
+diff loads only them and their ancestors
 (:func:`partial_tree`): every entry of a diff names a changed inode or a directory above one, so
 the report is the same as from the whole trees (the walk compares the same nodes).
 
@@ -17,6 +17,7 @@ The journal keeps only what the oldest marked snapshot may still need.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from tandem_dev.embedded.snapshots import Tree, TreeNode
 
@@ -65,19 +66,27 @@ def changed_between(db: sqlite3.Connection, earlier: int, later: int) -> set[int
     return None if len(ids) > MAX_PARTIAL else ids
 
 
-def partial_tree(db: sqlite3.Connection, sid: int, root: int, changed: set[int]) -> Tree:
+def partial_tree(
+    db: sqlite3.Connection, sid: int, root: int, changed: set[int], locate: Callable[[int], int | None]
+) -> Tree:
     """The part of ``sid``'s tree under ``root`` that a diff of ``changed`` needs: those inodes
     and every directory between them and ``root``; an inode not under ``root`` in this state
-    (moved out, or never there) is left out, exactly as loading the whole subtree would."""
+    (moved out, or never there) is left out, exactly as loading the whole subtree would.
+    ``locate`` says under which sid this state keeps an inode's row (None: it has none)."""
     tree = Tree(root)
     rows: dict[int, tuple[object, ...] | None] = {}
     reachable: dict[int, bool] = {}
 
     def row(inode: int) -> tuple[object, ...] | None:
         if inode not in rows:
-            rows[inode] = db.execute(
-                f"SELECT {TREE_COLUMNS} FROM inodes WHERE sid=? AND id=?", (sid, inode)
-            ).fetchone()
+            where = locate(inode)
+            rows[inode] = (
+                None
+                if where is None
+                else db.execute(
+                    f"SELECT {TREE_COLUMNS} FROM inodes WHERE sid=? AND id=?", (where, inode)
+                ).fetchone()
+            )
         return rows[inode]
 
     for start in (root, *changed):

@@ -3,7 +3,8 @@
 Layout under the cluster root::
 
     namespace.db        SQLite (WAL): inodes (with their ACLs and extended attributes) of the
-                        current tree and of every snapshot, quotas
+                        current tree, and as they were in each snapshot where they have changed
+                        since (copy-on-write), quotas
     blobs/<xx>/<id>     file contents, one local file per blob, named by number only
     tmp/<id>            uploads in flight; emptied at start-up
 
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS inodes (
     nsq INTEGER NOT NULL DEFAULT -1,
     ssq INTEGER NOT NULL DEFAULT -1,
     xattrs TEXT,                   -- extended attributes, JSON (see tandem_dev.embedded.xattrs)
+    born INTEGER NOT NULL DEFAULT 0, -- the newest snapshot id when the inode was created
     PRIMARY KEY (sid, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS inodes_child ON inodes (sid, parent, name);
@@ -72,6 +74,25 @@ CREATE TABLE IF NOT EXISTS quota_usage (
     ss_used INTEGER NOT NULL
 );
 """
+# The inode as it was, under the newest snapshot, unless it is younger than that snapshot, already
+# saved there, or the newest snapshot is a full copy (taken before copy-on-write: cow_from).
+_SAVE = """INSERT OR IGNORE INTO inodes (sid, id, parent, name, dir, owner, grp, perm, acl, mtime, atime,
+    repl, bsize, length, blob, nsq, ssq, xattrs, born)
+  SELECT last.value, OLD.id, OLD.parent, OLD.name, OLD.dir, OLD.owner, OLD.grp, OLD.perm, OLD.acl,
+    OLD.mtime, OLD.atime, OLD.repl, OLD.bsize, OLD.length, OLD.blob, OLD.nsq, OLD.ssq, OLD.xattrs, OLD.born
+  FROM meta last JOIN meta cow ON cow.key='cow_from'
+  WHERE last.key='last_snapshot_id' AND last.value > OLD.born AND last.value >= cow.value;"""
+# after _migrate: a database written before copy-on-write gets the ``born`` column first
+COPY_ON_WRITE = """
+-- copy-on-write snapshots (tandem_dev.embedded.namespace.snapshot_ops): the first change to a
+-- current inode after a snapshot saves the inode as it was, under the newest snapshot's id
+CREATE INDEX IF NOT EXISTS inodes_saved_id ON inodes (id, sid) WHERE sid>0;
+CREATE INDEX IF NOT EXISTS inodes_saved_child ON inodes (parent, sid) WHERE sid>0;
+CREATE TRIGGER IF NOT EXISTS saved_update BEFORE UPDATE ON inodes WHEN OLD.sid=0
+BEGIN {save} END;
+CREATE TRIGGER IF NOT EXISTS saved_delete BEFORE DELETE ON inodes WHEN OLD.sid=0
+BEGIN {save} END;
+""".replace("{save}", _SAVE)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -85,6 +106,7 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA cache_size=-65536")
     db.executescript(SCHEMA)
     _migrate(db)
+    db.executescript(COPY_ON_WRITE)
     return db
 
 
@@ -93,6 +115,13 @@ def _migrate(db: sqlite3.Connection) -> None:
     columns = {str(row[1]) for row in db.execute("PRAGMA table_info(inodes)")}
     if "xattrs" not in columns:
         db.execute("ALTER TABLE inodes ADD COLUMN xattrs TEXT")
+    if "born" not in columns:
+        db.execute("ALTER TABLE inodes ADD COLUMN born INTEGER NOT NULL DEFAULT 0")
+    # Snapshots taken before copy-on-write are full copies of their subtree: they keep being read
+    # as such, and the first snapshot taken from now on starts the copy-on-write ones.
+    db.execute(
+        "INSERT OR IGNORE INTO meta SELECT 'cow_from', value + 1 FROM meta WHERE key='last_snapshot_id'"
+    )
 
 
 class BlobStore:

@@ -12,9 +12,11 @@ Guarantees, shared by every method:
 * **Atomic data.** CREATE streams into a temporary blob and becomes visible only when complete;
   APPEND writes past the committed length and moves the length only on success. A failed or
   interrupted write (quota, dropped connection) leaves no partial file and no partial append.
-* **Frozen snapshots.** A snapshot copies the metadata rows of its subtree at creation and shares
-  the file bytes: a blob's first ``length`` bytes never change for any recorded length (appends
-  extend, truncation copies), so nothing done to the live tree changes what a snapshot shows.
+* **Frozen snapshots.** A snapshot is copy-on-write, as in HDFS: taking it costs the same whatever
+  the size of the tree, and the first change to an inode afterwards saves the inode's metadata as
+  it was (:mod:`.snapshot_ops`). File bytes are shared: a blob's first ``length`` bytes never
+  change for any recorded length (appends extend, truncation copies), so nothing done to the live
+  tree changes what a snapshot shows.
 * **Stable ids.** Inode ids (``fileId``) come from a persisted counter, start after the root's
   16385 as in HDFS, are never reused and are shared by an inode and its snapshot copies.
 

@@ -53,6 +53,34 @@ COLS = (
 )
 
 
+# Copy-on-write reads of a snapshot :s (see FsDirectory._saved_sid). The rows that may hold a child of
+# directory :p there: its current children and the rows saved under :s or a later snapshot...
+def candidates(columns: str, where: str = "") -> str:
+    extra = f" AND {where}" if where else ""
+    return (
+        f"SELECT {columns}, sid, born FROM inodes INDEXED BY inodes_child WHERE sid=0 AND parent=:p{extra} "
+        "UNION ALL "
+        f"SELECT {columns}, sid, born FROM inodes INDEXED BY inodes_saved_child WHERE sid>0 AND parent=:p "
+        f"AND sid>=:s{extra}"
+    )
+
+
+# ... the same, as the two join steps of a walk down from the rows of ``sub`` ...
+def saved_children_of_sub(columns: str) -> str:
+    return (
+        f"SELECT {columns} FROM sub JOIN inodes c INDEXED BY inodes_child ON c.sid=0 AND c.parent=sub.id "
+        f"WHERE {VISIBLE} UNION ALL SELECT {columns} FROM sub JOIN inodes c INDEXED BY inodes_saved_child "
+        f"ON c.sid>0 AND c.parent=sub.id AND c.sid>=:s WHERE {VISIBLE}"
+    )
+
+
+# ... and of those, each row ``c`` that is its inode's state at :s (no row saved nearer to :s)
+VISIBLE = (
+    "c.born<:s AND NOT EXISTS (SELECT 1 FROM inodes v INDEXED BY inodes_saved_id "
+    "WHERE v.sid>0 AND v.id=c.id AND v.sid>=:s AND (c.sid=0 OR v.sid<c.sid))"
+)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -202,12 +230,14 @@ class FsDirectory:
         )
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_inode_id', ?)", (ROOT_ID,))
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_snapshot_id', 0)")
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('cow_from', 1)")
         self._db.execute("COMMIT")
 
     def _load_state(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         self._last_inode = int(meta.get("last_inode_id", ROOT_ID))
         self._last_snapshot = int(meta.get("last_snapshot_id", 0))
+        self._cow_from = int(meta.get("cow_from", 1))
         (max_blob,) = self._db.execute(
             "SELECT COALESCE(MAX(blob), 0) FROM inodes WHERE blob IS NOT NULL"
         ).fetchone()
@@ -255,17 +285,55 @@ class FsDirectory:
             self._last_blob += 1
             return self._last_blob
 
+    def _copy_on_write(self, sid: int) -> bool:
+        """Whether snapshot ``sid`` is read copy-on-write (see :meth:`_saved_sid`); a snapshot taken
+        before that layout is a full copy of its subtree's rows, read by its sid alone."""
+        return sid != LIVE and sid >= self._cow_from
+
+    def _saved_sid(self, sid: int, inode_id: int) -> int | None:
+        """Where snapshot ``sid`` finds an inode: the first change to a current inode after a
+        snapshot saves the inode as it was under the newest snapshot's id, so the inode's state at
+        ``sid`` is its row saved under the smallest snapshot id at or after ``sid``, or else its
+        current row; None when it was created after ``sid`` (or is gone and was never saved)."""
+        row = self._db.execute(
+            "SELECT sid, born FROM inodes INDEXED BY inodes_saved_id WHERE sid>0 AND id=? AND sid>=? "
+            "ORDER BY sid LIMIT 1",
+            (inode_id, sid),
+        ).fetchone()
+        if row is None:
+            row = self._db.execute(
+                "SELECT sid, born FROM inodes WHERE sid=0 AND id=?", (inode_id,)
+            ).fetchone()
+        return int(row[0]) if row is not None and int(row[1]) < sid else None
+
     def _row(self, sid: int, inode_id: int) -> Inode | None:
+        if self._copy_on_write(sid):
+            found = self._saved_sid(sid, inode_id)
+            if found is None:
+                return None
+            sid = found
         row = self._db.execute(f"SELECT {COLS} FROM inodes WHERE sid=? AND id=?", (sid, inode_id)).fetchone()
         return Inode.from_row(row) if row else None
 
     def _child(self, sid: int, parent: int, name: str) -> Inode | None:
+        if self._copy_on_write(sid):
+            rows = self._db.execute(
+                f"SELECT {COLS} FROM ({candidates(COLS, 'name=:name')}) c WHERE {VISIBLE}",
+                {"s": sid, "p": parent, "name": name},
+            ).fetchall()
+            return Inode.from_row(rows[0]) if rows else None
         row = self._db.execute(
             f"SELECT {COLS} FROM inodes WHERE sid=? AND parent=? AND name=?", (sid, parent, name)
         ).fetchone()
         return Inode.from_row(row) if row else None
 
     def _children(self, sid: int, parent: int, after: str | None = None) -> list[Inode]:
+        if self._copy_on_write(sid):
+            rows = self._db.execute(
+                f"SELECT {COLS} FROM ({candidates(COLS, 'name>:after')}) c WHERE {VISIBLE} ORDER BY name",
+                {"s": sid, "p": parent, "after": "" if after is None else after},
+            )
+            return [Inode.from_row(r) for r in rows]
         if after is None:
             rows = self._db.execute(
                 f"SELECT {COLS} FROM inodes WHERE sid=? AND parent=? ORDER BY name", (sid, parent)
@@ -278,6 +346,11 @@ class FsDirectory:
         return [Inode.from_row(r) for r in rows]
 
     def _count_children(self, sid: int, parent: int) -> int:
+        if self._copy_on_write(sid):
+            (count,) = self._db.execute(
+                f"SELECT COUNT(*) FROM ({candidates('id')}) c WHERE {VISIBLE}", {"s": sid, "p": parent}
+            ).fetchone()
+            return int(count)
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM inodes WHERE sid=? AND parent=?", (sid, parent)
         ).fetchone()
@@ -327,6 +400,20 @@ class FsDirectory:
 
     def _subtree_totals(self, sid: int, inode_id: int) -> tuple[int, int, int, int]:
         """(directories, files, length, space consumed) of a subtree, the root included."""
+        if self._copy_on_write(sid):
+            found = self._saved_sid(sid, inode_id)
+            row = self._db.execute(
+                f"""WITH RECURSIVE sub(id, dir, length, repl) AS (
+                     SELECT id, dir, length, repl FROM inodes WHERE sid=:root_sid AND id=:id
+                     UNION ALL
+                     {saved_children_of_sub("c.id, c.dir, c.length, c.repl")}
+                   )
+                   SELECT COALESCE(SUM(dir),0), COALESCE(SUM(1-dir),0),
+                          COALESCE(SUM(CASE WHEN dir THEN 0 ELSE length END),0),
+                          COALESCE(SUM(CASE WHEN dir THEN 0 ELSE length*repl END),0) FROM sub""",
+                {"s": sid, "id": inode_id, "root_sid": -1 if found is None else found},
+            ).fetchone()
+            return int(row[0]), int(row[1]), int(row[2]), int(row[3])
         row = self._db.execute(
             """WITH RECURSIVE sub(id, dir, length, repl) AS (
                  SELECT id, dir, length, repl FROM inodes WHERE sid=:sid AND id=:id

@@ -82,7 +82,7 @@ class MkdirOps(QuotaOps):
             -1,
         )
         self._db.execute(
-            f"INSERT INTO inodes ({COLS}, sid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            f"INSERT INTO inodes ({COLS}, sid, born) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)",
             (
                 node.id,
                 node.parent,
@@ -101,6 +101,7 @@ class MkdirOps(QuotaOps):
                 -1,
                 -1,
                 None,
+                self._last_snapshot,  # no snapshot taken so far shows it
             ),
         )
         return node

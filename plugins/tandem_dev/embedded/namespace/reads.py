@@ -50,6 +50,8 @@ class ReadOps(FsDirectory):
             return infos, len(children) - len(shown)
 
     def _children_counts(self, sid: int, ids: list[int]) -> dict[int, int]:
+        if self._copy_on_write(sid):
+            return {i: self._count_children(sid, i) for i in ids}
         counts: dict[int, int] = {}
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]

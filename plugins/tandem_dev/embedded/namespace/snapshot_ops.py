@@ -1,10 +1,14 @@
-"""Snapshots (HDFS's ``FSDirSnapshotOp`` and ``SnapshotManager``): a snapshot is a copy of its
-subtree's metadata rows sharing the file bytes; the tree diff itself is
-:mod:`tandem_dev.embedded.snapshots`.
+"""Snapshots (HDFS's ``FSDirSnapshotOp`` and ``SnapshotManager``): copy-on-write, as in HDFS. Taking
+one saves nothing but its root; the first change to a current inode afterwards saves the inode as
+it was under the newest snapshot's id (triggers in :mod:`tandem_dev.embedded.store`), and a
+snapshot reads each inode from the row saved under the nearest snapshot at or after it, or else
+from the current tree (:meth:`FsDirectory._saved_sid`). File bytes are shared. The tree diff
+itself is :mod:`tandem_dev.embedded.snapshots`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from tandem_dev.embedded import journal
@@ -24,6 +28,7 @@ from tandem_dev.embedded.namespace.directory import (
     Inode,
     Resolved,
     now_ms,
+    saved_children_of_sub,
 )
 from tandem_dev.embedded.namespace.values import DiffReport, Parts, SnapshotInfo, SnapshottableInfo
 from tandem_dev.embedded.snapshots import DiffListing, Tree, diff_listing, diff_trees
@@ -100,8 +105,8 @@ class SnapshotOps(FsDirectory):
             raise InvalidPath(f"Invalid snapshot name: {name!r}")
 
     def create_snapshot(self, parts: Parts, name: str | None = None) -> str:
-        """CREATESNAPSHOT: returns ``<dir>/.snapshot/<name>``. Atomic; cost is one metadata copy of
-        the subtree (no data is copied). Not idempotent: a retry finds the name taken."""
+        """CREATESNAPSHOT: returns ``<dir>/.snapshot/<name>``. Atomic; costs the same whatever the
+        size of the tree (copy-on-write, as in HDFS). Not idempotent: a retry finds the name taken."""
         with self._write():
             resolved, node = self._snapshottable_dir(parts)
             now = now_ms()
@@ -121,15 +126,13 @@ class SnapshotOps(FsDirectory):
             self._last_snapshot += 1
             sid = self._last_snapshot
             self._db.execute("UPDATE meta SET value=? WHERE key='last_snapshot_id'", (sid,))
+            # Copy-on-write: only the root is saved now, with the creation time as its modification
+            # time (what the snapshot shows); any other inode is saved by its first change from now
+            # on (the triggers in tandem_dev.embedded.store), so the cost does not grow with the tree.
             self._db.execute(
-                f"""INSERT INTO inodes (sid, {COLS})
-                    WITH RECURSIVE sub(id) AS (
-                      SELECT :id UNION ALL
-                      SELECT i.id FROM inodes i INDEXED BY inodes_child
-                      JOIN sub s ON i.sid=0 AND i.parent=s.id
-                    )
-                    SELECT :sid, {COLS} FROM inodes WHERE sid=0 AND id IN (SELECT id FROM sub)""",
-                {"id": node.id, "sid": sid},
+                f"INSERT INTO inodes (sid, {COLS}, born) "
+                f"SELECT ?, {COLS}, born FROM inodes WHERE sid=0 AND id=?",
+                (sid, node.id),
             )
             self._db.execute("UPDATE inodes SET mtime=? WHERE sid=? AND id=?", (now, sid, node.id))
             self._touch(node.id, now)
@@ -147,6 +150,8 @@ class SnapshotOps(FsDirectory):
                     f"Cannot delete snapshot {name} from path {resolved.path}: the snapshot does not exist."
                 )
             sid = snap[0]
+            if self._copy_on_write(sid):
+                self._hand_down(sid)
             release.extend(
                 int(b)
                 for (b,) in self._db.execute(
@@ -156,6 +161,21 @@ class SnapshotOps(FsDirectory):
             self._db.execute("DELETE FROM inodes WHERE sid=?", (sid,))
             self._db.execute("DELETE FROM snapshots WHERE sid=?", (sid,))
             journal.forget(self._db, sid)
+
+    def _hand_down(self, sid: int) -> None:
+        """Before snapshot ``sid`` goes: the rows saved under it also hold what older snapshots see
+        of those inodes (their state at ``sid`` when nothing changed them in between), so each moves
+        to the next older snapshot unless that one has its own row or the inode is younger than it.
+        That older snapshot may belong to any directory: rows are saved under the newest snapshot
+        id of the whole namespace. Cost: the rows saved under ``sid``."""
+        (older,) = self._db.execute("SELECT MAX(sid) FROM snapshots WHERE sid<?", (sid,)).fetchone()
+        if older is None or not self._copy_on_write(int(older)):
+            return
+        self._db.execute(
+            """UPDATE inodes SET sid=:older WHERE sid=:sid AND born<:older AND NOT EXISTS (
+                 SELECT 1 FROM inodes d WHERE d.sid=:older AND d.id=inodes.id)""",
+            {"sid": sid, "older": int(older)},
+        )
 
     def rename_snapshot(self, parts: Parts, old: str, new: str) -> None:
         """RENAMESNAPSHOT: atomic; renaming to the same name does nothing."""
@@ -273,11 +293,19 @@ class SnapshotOps(FsDirectory):
         if changed is None:
             return self._load_tree(earlier, root), self._load_tree(later, root)
         return (
-            journal.partial_tree(self._db, earlier, root, changed),
-            journal.partial_tree(self._db, later, root, changed),
+            journal.partial_tree(self._db, earlier, root, changed, self._locator(earlier)),
+            journal.partial_tree(self._db, later, root, changed, self._locator(later)),
         )
 
+    def _locator(self, sid: int) -> Callable[[int], int | None]:
+        """Where state ``sid`` keeps each inode's row (the sid of the row, None: not there)."""
+        if self._copy_on_write(sid):
+            return lambda inode: self._saved_sid(sid, inode)
+        return lambda inode: sid
+
     def _load_tree(self, sid: int, root: int) -> Tree:
+        if self._copy_on_write(sid):
+            return self._load_saved_tree(sid, root)
         tree = Tree(root)
         columns = journal.TREE_COLUMNS
         rows = self._db.execute(
@@ -294,5 +322,25 @@ class SnapshotOps(FsDirectory):
             {"sid": sid, "root": root},
         )
         for row in rows:
+            tree.add(int(row[0]), journal.tree_node(row))
+        return tree
+
+    def _load_saved_tree(self, sid: int, root: int) -> Tree:
+        """A copy-on-write snapshot's subtree; children by name, as :meth:`_load_tree` yields them."""
+        tree = Tree(root)
+        found = self._saved_sid(sid, root)
+        columns = journal.TREE_COLUMNS
+        step = ", ".join(f"c.{c.strip()}" for c in columns.split(","))
+        rows = self._db.execute(
+            f"""WITH RECURSIVE
+               sub({columns})
+               AS (
+                 SELECT {columns} FROM inodes WHERE sid=:root_sid AND id=:root
+                 UNION ALL
+                 {saved_children_of_sub(step)}
+               ) SELECT * FROM sub""",
+            {"s": sid, "root": root, "root_sid": -1 if found is None else found},
+        ).fetchall()
+        for row in sorted(rows, key=lambda r: str(r[2]).encode("utf-8")):
             tree.add(int(row[0]), journal.tree_node(row))
         return tree
