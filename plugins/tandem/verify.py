@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -151,6 +151,27 @@ def check_copy(
 
 
 @dataclass(frozen=True)
+class _Seen:
+    """What the comparison needs of one side's path: its kind, length and modification time."""
+
+    is_dir: bool
+    length: int
+    modification_time: int
+
+
+def _seen(status: FileStatus | None) -> _Seen | None:
+    return None if status is None else _Seen(status.is_dir, status.length, status.modification_time)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """The relative path's ancestors, nearest first, not counting the root ("")."""
+    current = posixpath.dirname(path)
+    while current:
+        yield current
+        current = posixpath.dirname(current)
+
+
+@dataclass(frozen=True)
 class _Outcome:
     """One path's comparison: counted as a file, checksummed, its mismatch or its record."""
 
@@ -189,42 +210,69 @@ class _Compared:
             lambda hdfs: listing(hdfs, snap_path(self.root, self.snapshot, top)), (self.src, self.dst)
         )
         paths = sorted(want.keys() | have.keys())
-        self._apply([(join(top, rel), want.get(rel), have.get(rel)) for rel in paths])
+        self._apply([(join(top, rel), _seen(want.get(rel)), _seen(have.get(rel))) for rel in paths])
 
     def changes_since(self, base: str, subtree: str) -> None:
-        """The paths either side changed since ``base``; the others keep their records."""
+        """The paths either side changed since ``base``; the others keep their records.
+
+        A diff names each changed path; a directory is MODIFY when its children changed, but
+        only the children it names changed. Below a deleted or renamed-away directory the diff
+        names nothing, and everything there is gone. Each changed path is then looked up on both
+        sides, except what is known without asking: a file the copy just wrote has the source
+        snapshot's length and time in its record (snapshots do not change), and a path that is
+        MODIFY with changed paths below it in one diff, and created, deleted or renamed in
+        neither, is a directory on both sides, as at ``base`` (verified then).
+        """
         from tandem.hdfs.types import DiffType
 
         created: set[str] = set()
         changed: set[str] = set()
+        gone: set[str] = set()
+        replaced: set[str] = set()  # created, deleted or renamed on either side: its kind may differ
+        holding: set[str] = set()  # MODIFY on a side whose diff names changed paths below it
         diffs = self.pool.map(
             lambda hdfs: hdfs.snapshot_diff(self.root, base, self.snapshot), (self.src, self.dst)
         )
         for diff in diffs:
+            modified: set[str] = set()
+            parents: set[str] = set()
             for entry in diff.entries:
                 for path in (entry.source, entry.target):
-                    if path and within(path, subtree):
+                    if not path:
+                        continue
+                    parents.update(_ancestors(path))
+                    if within(path, subtree):
                         changed.add(path)
                         if entry.type is DiffType.CREATE or (
                             entry.type is DiffType.RENAME and path == entry.target
                         ):
                             created.add(path)
-        for path, row in self.before.items():
-            if within(path, subtree) and not _under_any(path, changed):
-                self.kept[path] = row
-        paths = sorted(changed)
+                    if entry.type is DiffType.MODIFY:
+                        modified.add(path)
+                    else:
+                        replaced.add(path)
+                if entry.type in (DiffType.DELETE, DiffType.RENAME) and entry.source:
+                    gone.add(entry.source)
+            holding |= modified & parents
+        self.kept.update(_unchanged(self.before, subtree, changed, gone))
+        directories = holding - replaced
+        paths = sorted(changed - directories)
 
-        def statuses(path: str) -> tuple[str, FileStatus | None, FileStatus | None]:
+        def statuses(path: str) -> tuple[str, _Seen | None, _Seen | None]:
             where = snap_path(self.root, self.snapshot, path)
-            return path, self.src.status(where), self.dst.status(where)
+            known = self.copied.get(path)
+            ours = _Seen(False, known[0], known[1]) if known is not None else _seen(self.src.status(where))
+            return path, ours, _seen(self.dst.status(where))
 
         found = list(self.pool.map(statuses, paths))
         self._apply(found)
-        for path, ours, _theirs in found:
-            if path in created and ours is not None and ours.is_dir:
+        for path, ours, theirs in found:
+            # a created directory's children are in neither diff; where the target holds a file
+            # instead, that mismatch is reported already
+            if path in created and ours is not None and ours.is_dir and (theirs is None or theirs.is_dir):
                 self.tree(path)
 
-    def _apply(self, items: list[tuple[str, FileStatus | None, FileStatus | None]]) -> None:
+    def _apply(self, items: list[tuple[str, _Seen | None, _Seen | None]]) -> None:
         outcomes = self.pool.map(lambda item: self.compare(*item), items)
         for (path, _ours, _theirs), outcome in zip(items, outcomes, strict=True):
             self.report.files += outcome.file
@@ -234,7 +282,7 @@ class _Compared:
             if outcome.record is not None:
                 self.kept[path] = outcome.record
 
-    def compare(self, path: str, ours: FileStatus | None, theirs: FileStatus | None) -> _Outcome:
+    def compare(self, path: str, ours: _Seen | None, theirs: _Seen | None) -> _Outcome:
         """One path on both sides; reads only (thread-safe)."""
         where = join(self.root, path)
         if ours is None and theirs is None:
@@ -264,14 +312,20 @@ class _Compared:
         )
 
 
-def _under_any(path: str, tops: set[str]) -> bool:
-    """``path`` is one of ``tops`` or below one of them (checked by its ancestors: O(depth))."""
-    current = path
-    while current:
-        if current in tops:
-            return True
-        current = posixpath.dirname(current)
-    return False
+def _unchanged(
+    before: dict[str, list[Any]], subtree: str, changed: set[str], gone: set[str]
+) -> dict[str, list[Any]]:
+    """The records of ``before`` within ``subtree`` that neither name a ``changed`` path nor lie
+    below a ``gone`` one: a dict copy and a lookup per change, and one prefix scan only when a
+    directory went (the cost is the change, not the business)."""
+    kept = dict(before) if not subtree else {p: r for p, r in before.items() if within(p, subtree)}
+    for path in changed:
+        kept.pop(path, None)
+    below = tuple(f"{path}/" for path in gone)
+    if below:
+        for path in [p for p in kept if p.startswith(below)]:
+            del kept[path]
+    return kept
 
 
 def records_body(snapshot: str, records: Records) -> dict[str, Any]:

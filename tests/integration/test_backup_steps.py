@@ -3,6 +3,7 @@ and a copy killed with SIGKILL halfway, then resumed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tandem import backup, catalog
+from tandem import backup, catalog, verify
+from tandem.backup import payloads
+from tandem.errors import VerificationError
 from tandem.hdfs.client import Hdfs
 from tandem.policy import Policy, load_policy, load_topology
 from tandem.runtime import Clusters
@@ -148,3 +151,77 @@ def test_clocks_are_measured_against_zookeeper_and_the_namenode(clusters):
     # same host, same clock: both measurements are near zero (ZooKeeper to the ms, HTTP Date to the s)
     assert seen.clock_offset_s is not None and abs(seen.clock_offset_s) < 0.5
     assert abs(clusters.hdfs("primary").clock_offset_s()) <= 1.0
+
+
+def test_an_incremental_point_keeps_the_records_of_unchanged_files_beside_changed_ones(clusters, tmp_path):
+    """A rewritten file's directory shows in the snapshot diff as modified: its other files are
+    unchanged and keep their records (and count in the manifest) all the same."""
+    top = "/data/siblings/details"
+    policy = load_policy(make_policy(tmp_path, "siblings", top), clusters.topology)
+    src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+    names = ["a/one", "a/two", "a/three", "b/four", "five"]
+    for name in names:
+        src.write(f"{top}/{name}", name.encode())
+    full = backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)
+    assert (full["mode"], full["datasets"][0]["files"]) == ("full", 5)
+    src.write(f"{top}/a/two", b"rewritten", overwrite=True)
+    src.write(f"{top}/b/six", b"new")
+    incremental = backup.run_once(backup.Run(policy, clusters.topology, T0 + timedelta(hours=1)), clusters)
+    assert incremental["mode"] == "incremental"
+    assert (incremental["files_copied"], incremental["datasets"][0]["files"]) == (2, 6)
+    records = verify.records_from_body(catalog.read_json(dst, incremental["files_record"]))
+    assert sorted(records[top]) == sorted([*names, "b/six"])
+    assert records[top]["a/two"][0] == len(b"rewritten")
+    src.rename(f"{top}/a", f"{top}/c")
+    src.delete(f"{top}/b", recursive=True)
+    third = backup.run_once(backup.Run(policy, clusters.topology, T0 + timedelta(hours=2)), clusters)
+    assert (third["mode"], third["datasets"][0]["files"]) == ("incremental", 4)
+    records = verify.records_from_body(catalog.read_json(dst, third["files_record"]))
+    assert sorted(records[top]) == ["c/one", "c/three", "c/two", "five"]
+
+
+def run_tampering(policy: Policy, clusters: Clusters, instant, tamper) -> None:
+    """Every step as run_once runs them, with ``tamper()`` between the copy and the standby's
+    snapshot: what the target then holds is not what the copy wrote."""
+    graph = backup.backup_graph(policy, clusters.topology)
+    run = backup.Run(policy, clusters.topology, instant)
+    returned: dict[str, object] = {}
+    for step in graph.steps:
+        if step.kind == "snapshot_standby":
+            tamper()
+        value = backup.execute(step, run, clusters, backup.inputs_of(step, graph, returned))
+        returned[step.task_id] = json.loads(json.dumps(payloads.encode(step.kind, value)))
+
+
+TAMPERING = {
+    "a copied file removed": (lambda dst, top: dst.delete(f"{top}/a/two"), "a/two: only on the source"),
+    "an unchanged file beside a copied one removed": (
+        lambda dst, top: dst.delete(f"{top}/a/one"),
+        "a/one: only on the source",
+    ),
+    "a file added beside a copied one": (
+        lambda dst, top: dst.write(f"{top}/a/extra", b"?"),
+        "a/extra: only on the target",
+    ),
+    "an unchanged directory replaced by a file": (
+        lambda dst, top: (dst.delete(f"{top}/b", recursive=True), dst.write(f"{top}/b", b"?")),
+        "b: a file on one side, a directory on the other",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_an_incremental_point_whose_target_differs_from_the_source_is_not_published(clusters, tmp_path, case):
+    tamper, mismatch = TAMPERING[case]
+    business = "tamper_" + "_".join(word[:3] for word in case.split())
+    top = f"/data/{business}/details"
+    policy = load_policy(make_policy(tmp_path, business, top), clusters.topology)
+    src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+    for name in ("a/one", "a/two", "b/three"):
+        src.write(f"{top}/{name}", name.encode())
+    backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)
+    src.write(f"{top}/a/two", b"rewritten", overwrite=True)
+    with pytest.raises(VerificationError) as failed:
+        run_tampering(policy, clusters, T0 + timedelta(hours=1), lambda: tamper(dst, top))
+    assert f"{top}/{mismatch}" in str(failed.value)
+    assert [p.point for p in catalog.list_points(dst, business)] == [catalog.iso(T0)]

@@ -197,7 +197,7 @@ CHILD = textwrap.dedent(
         "register_metadata": (Metastore, "upsert_table", 1),
         "snapshot_standby": (Hdfs, "create_snapshot", 1),
         "sync_user_data": (Hdfs, "set_quota", 1),
-        "publish_restore_point": (catalog, "write_json", 1),
+        "publish_restore_point": (catalog, "write_atomically", 1),
     }
     owner, method, after = WRITES[step]
     real = getattr(owner, method)

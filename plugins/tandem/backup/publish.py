@@ -43,12 +43,14 @@ def _previous_records(dst: Hdfs, run: Run) -> verify.Records | None:
 def _file_lengths(records: verify.Records, dataset: DatasetCopied) -> list[int]:
     """The length of every file of a dataset at the point, from the point's records (which
     cover every file the check found equal on both sides, so all of them once it passed)."""
-    return [
-        int(row[0])
-        for root, subtree in sorted({(p.root, p.subtree) for p in dataset.paths})
-        for rel, row in records.get(root, {}).items()
-        if verify.within(rel, subtree)
-    ]
+    lengths: list[int] = []
+    for root, subtree in sorted({(p.root, p.subtree) for p in dataset.paths}):
+        rows = records.get(root, {})
+        if subtree:
+            lengths += [int(row[0]) for rel, row in rows.items() if verify.within(rel, subtree)]
+        else:
+            lengths += [int(row[0]) for row in rows.values()]
+    return lengths
 
 
 def publish(
@@ -91,7 +93,8 @@ def publish(
             f"{len(report.mismatches)} mismatch(es):\n" + "\n".join(report.lines())
         )
     records_at = catalog.records_path(run.business, run.instant)
-    catalog.write_json(dst, records_at, verify.records_body(run.snapshot, records))
+    records_data = catalog.encode_json(records_at, verify.records_body(run.snapshot, records))
+    catalog.write_atomically(dst, records_at, records_data)
     datasets = [ds for c in copies for ds in c.datasets]
     sizes = {ds.name: _file_lengths(records, ds) for ds in datasets}
     modes = {ds.mode for ds in datasets}
@@ -131,7 +134,7 @@ def publish(
         files_record=records_at,
     )
     path = catalog.publish(dst, manifest)
-    catalog.write_json(src, records_at, verify.records_body(run.snapshot, records))
+    catalog.write_atomically(src, records_at, records_data)
     catalog.publish(src, manifest)
     log.info(
         "published %s %s: %s, %d files / %d bytes copied, skew %d ms, verified %d files (%d checksummed)%s, "
