@@ -185,10 +185,22 @@ class Requests:
 
 
 def timed_backup(
-    policy: Policy, topology: Topology, clusters: Clusters, instant: datetime, *, full: bool = False
+    policy: Policy,
+    topology: Topology,
+    clusters: Clusters,
+    instant: datetime,
+    *,
+    full: bool = False,
+    steps: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], float]:
+    """One backup, timed; ``steps`` gets each step kind's seconds."""
+
+    def took(step: backup.Step, seconds: float) -> None:
+        if steps is not None:
+            steps[step.kind] = round(steps.get(step.kind, 0.0) + seconds, 3)
+
     started = time.perf_counter()
-    manifest = backup.run_once(backup.Run(policy, topology, instant, force_full=full), clusters)
+    manifest = backup.run_once(backup.Run(policy, topology, instant, force_full=full), clusters, took)
     return manifest, time.perf_counter() - started
 
 
@@ -231,9 +243,11 @@ def run(work: Path, businesses: tuple[Business, ...]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for business, key in zip(businesses, ("10k", "100k"), strict=True):
             counter.mark()
+            steps: dict[str, float] = {}
             manifest, seconds = timed_backup(
-                policies[business.name], topology, clusters, T1 + timedelta(hours=1)
+                policies[business.name], topology, clusters, T1 + timedelta(hours=1), steps=steps
             )
+            result[f"steps_{key}_s"] = steps
             tally = counter.since()
             rsync_s = rsync(local, business)
             log(
@@ -298,6 +312,9 @@ def report(result: dict[str, Any], businesses: tuple[Business, ...]) -> None:
     verdict = "within" if agree else "NOT within"
     changed, copied = result["changed_bytes"], result["incremental_bytes_copied"]
     print(f"bytes changed {changed:,}, copied {copied:,} ({verdict} 1%)")
+    print(f"seconds per step ({small.files:,} files / {big.files:,} files):")
+    for kind, seconds in result["steps_100k_s"].items():
+        print(f"  {kind:<24} {result['steps_10k_s'].get(kind, 0):6.2f}  {seconds:6.2f}")
     print(f"requests per changed file {result['requests_per_changed_file']} ({big.files:,}-file business):")
     small_view = result["request_breakdown_10k"]
     ms, small_ms = result["server_ms_100k"], result["server_ms_10k"]

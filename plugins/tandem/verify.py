@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tandem.hdfs.client import Hdfs
-from tandem.hdfs.types import FileStatus
+from tandem.hdfs.types import FileStatus, SnapshotDiffReport
 
 if TYPE_CHECKING:
     from tandem.capture import Capture
@@ -163,6 +163,64 @@ def _seen(status: FileStatus | None) -> _Seen | None:
     return None if status is None else _Seen(status.is_dir, status.length, status.modification_time)
 
 
+@dataclass
+class _Changes:
+    """What two snapshot diffs (the source's and the target's) say about one dataset.
+
+    ``changed``: every path either names within the dataset; ``created``: created or renamed
+    into place; ``gone``: deleted or renamed away (with everything below); ``directories``:
+    MODIFY with changed paths below it in one diff and created, deleted or renamed in neither,
+    so a directory on both sides, as at the base.
+    """
+
+    changed: set[str] = field(default_factory=set)
+    created: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)
+    directories: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, diffs: Iterable[SnapshotDiffReport], subtree: str) -> _Changes:
+        from tandem.hdfs.types import DiffType
+
+        out = cls()
+        replaced: set[str] = set()  # its kind may differ from the base's
+        holding: set[str] = set()
+        for diff in diffs:
+            modified: set[str] = set()
+            parents: set[str] = set()
+            for entry in diff.entries:
+                for path in (entry.source, entry.target):
+                    if not path:
+                        continue
+                    parents.update(_ancestors(path))
+                    if within(path, subtree):
+                        out.changed.add(path)
+                        if entry.type is DiffType.CREATE or (
+                            entry.type is DiffType.RENAME and path == entry.target
+                        ):
+                            out.created.add(path)
+                    (modified if entry.type is DiffType.MODIFY else replaced).add(path)
+                if entry.type in (DiffType.DELETE, DiffType.RENAME) and entry.source:
+                    out.gone.add(entry.source)
+            holding |= modified & parents
+        out.directories = holding - replaced
+        return out
+
+
+def _replaced_above(diffs: Iterable[SnapshotDiffReport], subtree: str) -> bool:
+    """Whether a directory above ``subtree`` was created, deleted or renamed on a side: what is
+    below it then is in neither diff, so the dataset must be compared whole."""
+    from tandem.hdfs.types import DiffType
+
+    return bool(subtree) and any(
+        path and path != subtree and within(subtree, path)
+        for diff in diffs
+        for entry in diff.entries
+        if entry.type is not DiffType.MODIFY
+        for path in (entry.source, entry.target)
+    )
+
+
 def _ancestors(path: str) -> Iterator[str]:
     """The relative path's ancestors, nearest first, not counting the root ("")."""
     current = posixpath.dirname(path)
@@ -212,6 +270,17 @@ class _Compared:
         paths = sorted(want.keys() | have.keys())
         self._apply([(join(top, rel), _seen(want.get(rel)), _seen(have.get(rel))) for rel in paths])
 
+    def whole(self, top: str) -> None:
+        """Everything under ``top``, listed on both sides, and ``top`` itself when both hold it
+        (a file on one side and a directory on the other is a mismatch; a dataset directory
+        that only one side has is compared by its contents, as :meth:`tree` does)."""
+        where = snap_path(self.root, self.snapshot, top)
+        ours, theirs = self.pool.map(lambda hdfs: _seen(hdfs.status(where)), (self.src, self.dst))
+        if ours is not None and theirs is not None:
+            self._apply([(top, ours, theirs)])
+        if (ours is None or ours.is_dir) and (theirs is None or theirs.is_dir):
+            self.tree(top)
+
     def changes_since(self, base: str, subtree: str) -> None:
         """The paths either side changed since ``base``; the others keep their records.
 
@@ -223,40 +292,17 @@ class _Compared:
         MODIFY with changed paths below it in one diff, and created, deleted or renamed in
         neither, is a directory on both sides, as at ``base`` (verified then).
         """
-        from tandem.hdfs.types import DiffType
-
-        created: set[str] = set()
-        changed: set[str] = set()
-        gone: set[str] = set()
-        replaced: set[str] = set()  # created, deleted or renamed on either side: its kind may differ
-        holding: set[str] = set()  # MODIFY on a side whose diff names changed paths below it
-        diffs = self.pool.map(
-            lambda hdfs: hdfs.snapshot_diff(self.root, base, self.snapshot), (self.src, self.dst)
+        diffs = list(
+            self.pool.map(
+                lambda hdfs: hdfs.snapshot_diff(self.root, base, self.snapshot), (self.src, self.dst)
+            )
         )
-        for diff in diffs:
-            modified: set[str] = set()
-            parents: set[str] = set()
-            for entry in diff.entries:
-                for path in (entry.source, entry.target):
-                    if not path:
-                        continue
-                    parents.update(_ancestors(path))
-                    if within(path, subtree):
-                        changed.add(path)
-                        if entry.type is DiffType.CREATE or (
-                            entry.type is DiffType.RENAME and path == entry.target
-                        ):
-                            created.add(path)
-                    if entry.type is DiffType.MODIFY:
-                        modified.add(path)
-                    else:
-                        replaced.add(path)
-                if entry.type in (DiffType.DELETE, DiffType.RENAME) and entry.source:
-                    gone.add(entry.source)
-            holding |= modified & parents
-        self.kept.update(_unchanged(self.before, subtree, changed, gone))
-        directories = holding - replaced
-        paths = sorted(changed - directories)
+        if _replaced_above(diffs, subtree):
+            self.whole(subtree)
+            return
+        changes = _Changes.of(diffs, subtree)
+        self.kept.update(_unchanged(self.before, subtree, changes.changed, changes.gone))
+        paths = sorted(changes.changed - changes.directories)
 
         def statuses(path: str) -> tuple[str, _Seen | None, _Seen | None]:
             where = snap_path(self.root, self.snapshot, path)
@@ -269,7 +315,8 @@ class _Compared:
         for path, ours, theirs in found:
             # a created directory's children are in neither diff; where the target holds a file
             # instead, that mismatch is reported already
-            if path in created and ours is not None and ours.is_dir and (theirs is None or theirs.is_dir):
+            created = path in changes.created
+            if created and ours is not None and ours.is_dir and (theirs is None or theirs.is_dir):
                 self.tree(path)
 
     def _apply(self, items: list[tuple[str, _Seen | None, _Seen | None]]) -> None:

@@ -225,3 +225,26 @@ def test_an_incremental_point_whose_target_differs_from_the_source_is_not_publis
         run_tampering(policy, clusters, T0 + timedelta(hours=1), lambda: tamper(dst, top))
     assert f"{top}/{mismatch}" in str(failed.value)
     assert [p.point for p in catalog.list_points(dst, business)] == [catalog.iso(T0)]
+
+
+def test_a_dataset_whose_parent_was_replaced_is_compared_whole_at_publish(clusters, tmp_path):
+    """A dataset below its snapshot root: when a directory above it is renamed away and made
+    again, nothing below it is in the source's diff, so publish lists the dataset on both sides:
+    a file the copy wrote and the target then lost stops the point."""
+    root = "/data/replaced_parent/root"
+    top = f"{root}/outer/details"
+    src, dst = clusters.hdfs("primary"), clusters.hdfs("standby")
+    for hdfs in (src, dst):
+        hdfs.mkdirs(root)
+        hdfs.allow_snapshot(root)
+    policy = load_policy(make_policy(tmp_path, "replaced_parent", top), clusters.topology)
+    src.write(f"{top}/old", b"old")
+    backup.run_once(backup.Run(policy, clusters.topology, T0), clusters)
+    src.rename(f"{root}/outer", f"{root}/outer-before")
+    src.write(f"{top}/new", b"new")
+    with pytest.raises(VerificationError) as failed:
+        run_tampering(policy, clusters, T0 + timedelta(hours=1), lambda: dst.delete(f"{top}/new"))
+    assert f"{top}/new: only on the source" in str(failed.value)
+    second = backup.run_once(backup.Run(policy, clusters.topology, T0 + timedelta(hours=2)), clusters)
+    records = verify.records_from_body(catalog.read_json(dst, second["files_record"]))
+    assert (second["datasets"][0]["files"], sorted(records[root])) == (1, ["outer/details/new"])

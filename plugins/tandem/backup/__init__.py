@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tandem import catalog
@@ -118,14 +119,18 @@ def inputs_of(step: Step, graph: BackupGraph, returned: Mapping[str, Any]) -> di
     return out
 
 
-def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
+def run_once(
+    run: Run, clusters: Clusters, on_step: Callable[[Step, float], None] | None = None
+) -> dict[str, Any]:
     """Every step of the graph in order, in this process: what the DAG does task by task, for
     benchmarks, drills and tests that need many points quickly. Each step's value goes through
-    its JSON form, as it does between tasks. Returns the published manifest (for a point that
-    was published already, that point's manifest, unchanged)."""
+    its JSON form, as it does between tasks; ``on_step`` is told each step's seconds. Returns
+    the published manifest (for a point that was published already, that point's manifest,
+    unchanged)."""
     graph = backup_graph(run.policy, run.topology)
     returned: dict[str, Any] = {}
     for step in graph.steps:
+        began = time.perf_counter()
         try:
             value = execute(step, run, clusters, inputs_of(step, graph, returned))
         except PointAlreadyPublished as exc:
@@ -135,6 +140,8 @@ def run_once(run: Run, clusters: Clusters) -> dict[str, Any]:
             assert existing is not None
             return existing.model_dump(mode="json")
         returned[step.task_id] = json.loads(json.dumps(payloads.encode(step.kind, value)))
+        if on_step is not None:
+            on_step(step, time.perf_counter() - began)
     manifest: dict[str, Any] = returned[graph.publish.task_id]
     return manifest
 
