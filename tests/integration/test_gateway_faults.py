@@ -710,3 +710,55 @@ def test_a_primary_down_while_the_target_is_full_evicts_nothing_blind(
     kept = sorted(posixpath.basename(p) for p in [*old[1:], new])
     assert sorted(p.name for p in held_dir.iterdir()) == kept
     assert (held_dir / posixpath.basename(new)).read_bytes() == payload(new, size)
+
+
+# ------------------------------------------------------------- async mark moved before rename
+
+
+def test_replay_waits_for_an_async_write_to_land_before_backing_it_up(
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """An async write moves its mark to pending-backup while it renames its data into place.
+    Replay meeting the mark in that window (its temporary file still there) must not back up the
+    path's older content and drop the mark: it waits, backs up the new content once the rename
+    landed, and reconciles a write that died in the window like an inflight one."""
+    from tandem.gateway.marks import PENDING_BACKUP, Mark
+
+    plan = write_plan(tmp_path, faults.home, "gwmw", mode="async")
+    path, died = "/gwmw/data/landing.bin", "/gwmw/data/died.bin"
+    old = {p: payload(p + "old", 5_000) for p in (path, died)}
+    with gateway(plan, "--no-worker") as gw:
+        for p, data in old.items():
+            assert acked(create(gw.webhdfs, plan.token, p, data)) == "pending"
+    assert replay(plan)["returncode"] == 0
+    assert_both_sides(plan, direct, old)
+
+    marks = {}
+    for p in (path, died):
+        primary = direct[plan.primary_of(p)]
+        mark = Mark.new_compact("write", (p,), plan.primary_of(p), "tandem", with_temp=True)
+        assert mark.temp is not None
+        primary.write(mark.temp, data=payload(p + "new", 6_000))
+        primary.makedirs(f"/.tandem/gateway/{plan.name}/{PENDING_BACKUP}/{mark.id}")
+        marks[p] = mark
+
+    waiting = replay(plan)
+    assert waiting["returncode"] == 0, waiting
+    assert_both_sides(plan, direct, old)  # nothing older copied over, nothing dropped
+    assert status(plan)["sides"][plan.primary_of(path)]["pending_backup"]["count"] >= 1
+
+    landed = marks[path]
+    assert landed.temp is not None
+    direct[plan.primary_of(path)].delete(path)  # the write's RENAME with overwrite, in two steps
+    direct[plan.primary_of(path)].rename(landed.temp, path)
+    assert replay(plan)["returncode"] == 0
+    assert on_standby(plan, direct, path) == payload(path + "new", 6_000)
+    assert on_standby(plan, direct, died) == old[died]  # still waiting
+
+    assert replay(plan, "--inflight-grace", "0")["returncode"] == 0
+    assert_both_sides(plan, direct, {path: payload(path + "new", 6_000), died: old[died]})
+    no_hidden_temps(plan, direct, "/gwmw/data")
+    for name in plan.primaries:
+        queue = f"/.tandem/gateway/{plan.name}/{PENDING_BACKUP}"
+        left = direct[name].list(queue) if direct[name].status(queue, strict=False) else []
+        assert left == [], (name, left)

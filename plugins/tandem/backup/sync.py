@@ -204,17 +204,23 @@ class Syncer:
                 strict=True,
             )
         )
+        deletes: list[str] = []  # the plan's deletes are consecutive and none is below another
         for step in steps:
+            if isinstance(step, plan.Delete):
+                deletes.append(_join(dst_top, step.path))
+                continue
+            if deletes:
+                list(self._parallel(lambda path: self.dst.delete(path, recursive=True), deletes))
+                deletes = []
             if isinstance(step, plan.Move):
                 if step.make_parents:
                     self.dst.mkdirs(posixpath.dirname(_join(dst_top, step.target)))
                 self.dst.rename(_join(dst_top, step.source), _join(dst_top, step.target))
-            elif isinstance(step, plan.Delete):
-                self.dst.delete(_join(dst_top, step.path), recursive=True)
             elif isinstance(step, plan.Copy):
                 self._plan_copy(root, subtree, step, todo, dirs)
             else:
                 dirs.append(step.path)
+        list(self._parallel(lambda path: self.dst.delete(path, recursive=True), deletes))
         if ops.needs_tmp_dir:
             self.dst.delete(_join(dst_top, ops.tmp_dir), recursive=True)
         stats = self.copier.copy_files(todo, label=f"incremental copy {dst_top}")

@@ -337,13 +337,28 @@ def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
 
 
 def _backup_one(
-    ctx: PlanContext, journal: Journal, primary: Side[Hdfs], state: str, mark_id: str
+    ctx: PlanContext,
+    journal: Journal,
+    primary: Side[Hdfs],
+    state: str,
+    mark_id: str,
+    inflight_grace_s: float = INFLIGHT_GRACE_S,
 ) -> ReplayReport:
     part = ReplayReport()
     mark = journal.read(mark_id, state)
     if mark is None:
         return part
-    if state == INFLIGHT and mark.temp:
+    died = state == INFLIGHT
+    temp = mark.temp if state == PENDING_BACKUP and mark.temp not in mark.paths else None
+    if temp is not None and primary.store.status(temp) is not None:
+        # an async write moves its mark here while its data is renamed into place: until the
+        # temporary file is gone the path holds the older content, so the mark waits (a write
+        # that died there is reconciled like an inflight one, after the same grace)
+        if time.time() * 1000 - id_time_ms(mark_id) < inflight_grace_s * 1000:
+            part.deferred += 1
+            return part
+        died = True
+    if died and mark.temp:
         # the write that left this mark died: its temporary files are never published
         primary.store.delete(mark.temp)
         ctx.standby.store.delete(ctx.standby.local(mark.temp))
@@ -367,7 +382,11 @@ def drain_backup(
     for state, age in ((INFLIGHT, inflight_grace_s), (PENDING_BACKUP, min_age_s)):
         ids = [i for i in journal.ids(state) if now_ms - id_time_ms(i) >= age * 1000]
         part = ReplayReport(oldest_age_s=_oldest(ids))
-        _run_marks(ids, lambda i, s=state: _backup_one(ctx, journal, primary, s, i), part)  # type: ignore[misc]
+        _run_marks(
+            ids,
+            lambda i, s=state: _backup_one(ctx, journal, primary, s, i, inflight_grace_s),  # type: ignore[misc]
+            part,
+        )
         report.add(part)
     if report.marks or report.problems:
         log.info("pending-backup %s: %s", primary.name, report.summary())

@@ -9,7 +9,8 @@ Order of a CREATE (the gateway may be SIGKILLed at any step):
 3. RENAME over the final name on each side (atomic): readers see the old file or the new one;
 4. acknowledged: ``done`` when both sides hold it (the mark is then dropped), ``pending`` when
    one does and a durable mark says what the other lacks: the inflight mark becomes
-   ``pending-backup`` (standby failed, or async mode), or a ``pending-store`` mark on the
+   ``pending-backup`` (standby failed, or async mode, where the move runs beside step 3 and
+   replay waits for the temporary file to be gone), or a ``pending-store`` mark on the
    standby names the primary that failed. Otherwise the client gets an error and may retry.
 
 A path that already is a client's temporary name (``x.temp-1``, ``.tmp.<hex>``) is written in
@@ -23,7 +24,7 @@ import queue
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from tandem.errors import RemoteHdfsError, TandemError
 from tandem.gateway.context import PlanContext
@@ -328,29 +329,25 @@ class WriteSession:
         return self._finish_on_standby(s_err, p_err, advice)
 
     def _finish_on_primary(self, s_err: BaseException | None, advice: str | None) -> WriteResult:
-        assert self._mark_done is not None
-        try:
-            self._mark_done.result()
-        except Exception as exc:
-            self._cleanup(drop_mark=False)
-            if is_unreachable(exc):
-                self.primary.failed(exc)
-                raise Unavailable(f"{self.primary.name} took the data but not its mark: {exc}") from exc
-            raise
+        self._await_mark()
         standby_done: Future[None] | None = None
+        marked: Future[None] | None = None
         if self.s_sink is not None and s_err is None:
             standby_done = self.pool.submit(self._publish_standby)
+        elif self.s_sink is None:
+            # async: the mark becomes pending-backup while the data is renamed into place, a round
+            # trip less on the write's path; replay leaves a pending-backup mark alone while its
+            # temporary file still exists (the rename has not landed), so it never backs up the
+            # path's older content in place of this write
+            journal = self.ctx.journal(self.primary)
+            marked = self.pool.submit(journal.move, self.mark, INFLIGHT, PENDING_BACKUP)
         try:
             self._publish(self.primary, self.temp, self.path)
         except Exception as exc:
-            if standby_done is not None:
-                standby_done.result()  # settle before the mark decides; replay reconciles either way
-            self._cleanup(drop_mark=False)
-            if not is_unreachable(exc):
-                self._move_mark_quietly()
-                raise
-            self.primary.failed(exc)
-            raise Unavailable(f"{self.primary.name} failed while publishing {self.path}: {exc}") from exc
+            self._publish_failed(exc, standby_done, marked)
+        if marked is not None:
+            marked.result()
+            return WriteResult(self.primary.name, "pending", self.size, advice)
         if standby_done is not None:
             try:
                 standby_done.result()
@@ -364,6 +361,33 @@ class WriteSession:
             self._cleanup(drop_mark=False)
         self.ctx.journal(self.primary).move(self.mark, INFLIGHT, PENDING_BACKUP)
         return WriteResult(self.primary.name, "pending", self.size, advice)
+
+    def _await_mark(self) -> None:
+        """The inflight mark is durable, or the write fails (its data is never published)."""
+        assert self._mark_done is not None
+        try:
+            self._mark_done.result()
+        except Exception as exc:
+            self._cleanup(drop_mark=False)
+            if is_unreachable(exc):
+                self.primary.failed(exc)
+                raise Unavailable(f"{self.primary.name} took the data but not its mark: {exc}") from exc
+            raise
+
+    def _publish_failed(
+        self, exc: Exception, standby_done: Future[None] | None, marked: Future[None] | None
+    ) -> NoReturn:
+        """The primary's RENAME failed: nothing is acknowledged; the mark is left for replay."""
+        for settling in (standby_done, marked):
+            if settling is not None:
+                settling.exception()  # settle before the mark decides; replay reconciles either way
+        self._cleanup(drop_mark=False)
+        if not is_unreachable(exc):
+            if marked is None or marked.exception() is not None:
+                self._move_mark_quietly()
+            raise exc
+        self.primary.failed(exc)
+        raise Unavailable(f"{self.primary.name} failed while publishing {self.path}: {exc}") from exc
 
     def _finish_on_standby(
         self, s_err: BaseException | None, p_err: BaseException | None, advice: str | None
