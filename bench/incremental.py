@@ -16,7 +16,8 @@ publishes the base point, as a rerun of an interrupted full copy would.
 Requests are counted on the servers' side, from the embedded WebHDFS request logs
 (:mod:`tandem_dev.embedded.request_log`): the product is not instrumented. The breakdown is per
 changed file, both clusters, everything the incremental run sent (preflight, snapshots, copy,
-verification, publish, retention), and new connections.
+verification, publish, retention), and new connections. Each step's seconds come from
+``run_once``'s ``on_step`` and are printed for both sizes, so what grows shows by step.
 
 Targets: ``incr_growth`` (100k over 10k) at most 1.3, Tandem faster than rsync at 100k files
 (``incremental_over_rsync_100k`` below 1), bytes copied equal to bytes changed within 1%.
