@@ -745,7 +745,9 @@ def test_replay_waits_for_an_async_write_to_land_before_backing_it_up(
     waiting = replay(plan)
     assert waiting["returncode"] == 0, waiting
     assert_both_sides(plan, direct, old)  # nothing older copied over, nothing dropped
-    assert status(plan)["sides"][plan.primary_of(path)]["pending_backup"]["count"] >= 1
+    assert waiting["deferred"] == 2, waiting  # both marks stay, untouched
+    queues = [status(plan)["sides"][name]["pending_backup"]["count"] for name in plan.primaries]
+    assert sum(queues) == 2, queues
 
     landed = marks[path]
     assert landed.temp is not None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from tandem.errors import TandemError
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
 from tandem.gateway.crypto import META_ALG as ENCRYPTED
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, id_time_ms
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 # an inflight mark this old belongs to a gateway that died mid-write (a live write renews nothing,
 # so the grace must exceed the longest write a plan expects)
 INFLIGHT_GRACE_S = 600.0
+# how often one replay copies a file that keeps changing under it before giving up
+COPY_ATTEMPTS = 5
 WORKERS = 8
 
 
@@ -115,7 +118,50 @@ def copy_file(
     """``src_path`` onto ``dst_path`` unless equal already (length, then content): under the
     mark's temporary name, then RENAME over; owner, permission and times set where they differ.
     Onto a target, the data go with their write time and, when private, sealed; from a target,
-    sealed data are opened."""
+    sealed data are opened.
+
+    A copy that replaced ``dst_path`` checks that the source is still the version it read: a
+    newer write may have landed meanwhile and been copied by another replay (its own mark, in
+    parallel) before this older copy replaced it, and both marks would then be gone. The newer
+    version is then copied too (a few times at most; after that the mark stays, and the
+    replay fails)."""
+    job = _Copy(src, src_path, dst, dst_path, report, tag, protection, room)
+    for _attempt in range(COPY_ATTEMPTS):
+        if not job.once(status, written_at_ms):
+            return
+        now = src.status(src_path)
+        if now is None or now.is_dir or _version(now) == _version(status):
+            return  # gone or replaced by a directory: that change's own mark replays it
+        log.info("%s changed while it was copied; copying it again", src_path)
+        status, written_at_ms = now, None
+    raise TandemError(f"{src_path} kept changing while it was copied ({COPY_ATTEMPTS} times); its mark stays")
+
+
+def _version(status: FileStatus) -> tuple[int, int, int]:
+    return status.file_id, status.modification_time, status.length
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One :func:`copy_file`: what stays the same however often the source changes under it."""
+
+    src: Store
+    src_path: str
+    dst: Store
+    dst_path: str
+    report: ReplayReport
+    tag: str
+    protection: Protection | None
+    room: Callable[[int], None] | None
+
+    def once(self, status: FileStatus, written_at_ms: int | None) -> bool:
+        """The copy of the version ``status`` describes; True when it copied data."""
+        return _copy_version(self, status, written_at_ms)
+
+
+def _copy_version(job: _Copy, status: FileStatus, written_at_ms: int | None) -> bool:
+    src, src_path, dst, dst_path = job.src, job.src_path, job.dst, job.dst_path
+    report, tag, protection, room = job.report, job.tag, job.protection, job.room
     mtime = written_at_ms or status.modification_time
     src_meta = _meta(src, src_path)
     length = Protection.plain_length(src_meta, status.length)
@@ -154,6 +200,7 @@ def copy_file(
     copied_to_target = held is None and isinstance(dst, TARGET_TYPES)
     if not copied_to_target and (held is None or held.permission != status.permission):
         dst.set_permission(dst_path, status.permission)
+    return not same
 
 
 def _walk(hdfs: Store, top: str) -> dict[str, FileStatus]:

@@ -346,7 +346,14 @@ class WriteSession:
         except Exception as exc:
             self._publish_failed(exc, standby_done, marked)
         if marked is not None:
-            marked.result()
+            try:
+                marked.result()
+            except Exception as exc:
+                # the data is in place; the inflight mark, if the move did not land, is replayed
+                if is_unreachable(exc):
+                    self.primary.failed(exc)
+                    raise Unavailable(f"{self.primary.name} did not take the mark: {exc}") from exc
+                raise
             return WriteResult(self.primary.name, "pending", self.size, advice)
         if standby_done is not None:
             try:
