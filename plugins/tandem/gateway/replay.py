@@ -372,7 +372,10 @@ def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
             return part
         for path in mark.paths:
             store_path(ctx, primary, path, part, mark_id, mark.op)
-        # the write may have left its inflight mark (and temporary file) on the primary as it died
+        # the write may have left its inflight mark and temporary file on the primary as it died
+        # (the name comes from this mark's id: no other write uses it)
+        if mark.temp and mark.temp not in mark.paths:
+            primary.store.delete(mark.temp)
         primary.store.delete(f"{ctx.plan.journal}/{INFLIGHT}/{mark_id}")
         journal.delete(mark_id, PENDING_STORE, primary.name)
         part.marks += 1
