@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tandem.hdfs.client import Hdfs
-from tandem.hdfs.types import FileStatus, SnapshotDiffReport
+from tandem.hdfs.types import DiffType, FileStatus, SnapshotDiffReport
 
 if TYPE_CHECKING:
     from tandem.capture import Capture
@@ -180,8 +180,6 @@ class _Changes:
 
     @classmethod
     def of(cls, diffs: Iterable[SnapshotDiffReport], subtree: str) -> _Changes:
-        from tandem.hdfs.types import DiffType
-
         out = cls()
         replaced: set[str] = set()  # its kind may differ from the base's
         holding: set[str] = set()
@@ -210,8 +208,6 @@ class _Changes:
 def _replaced_above(diffs: Iterable[SnapshotDiffReport], subtree: str) -> bool:
     """Whether a directory above ``subtree`` was created, deleted or renamed on a side: what is
     below it then is in neither diff, so the dataset must be compared whole."""
-    from tandem.hdfs.types import DiffType
-
     return bool(subtree) and any(
         path and path != subtree and within(subtree, path)
         for diff in diffs
