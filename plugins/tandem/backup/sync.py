@@ -210,7 +210,7 @@ class Syncer:
                 deletes.append(_join(dst_top, step.path))
                 continue
             if deletes:
-                list(self._parallel(lambda path: self.dst.delete(path, recursive=True), deletes))
+                self._delete_all(deletes)
                 deletes = []
             if isinstance(step, plan.Move):
                 if step.make_parents:
@@ -220,7 +220,7 @@ class Syncer:
                 self._plan_copy(root, subtree, step, todo, dirs)
             else:
                 dirs.append(step.path)
-        list(self._parallel(lambda path: self.dst.delete(path, recursive=True), deletes))
+        self._delete_all(deletes)
         if ops.needs_tmp_dir:
             self.dst.delete(_join(dst_top, ops.tmp_dir), recursive=True)
         stats = self.copier.copy_files(todo, label=f"incremental copy {dst_top}")
@@ -313,6 +313,10 @@ class Syncer:
             by_depth.setdefault(rel.count("/") + (1 if rel else 0), []).append(rel)
         for depth in sorted(by_depth, reverse=True):
             list(self._parallel(one, sorted(by_depth[depth])))
+
+    def _delete_all(self, paths: Sequence[str]) -> None:
+        """Deletes of which none is below another, in parallel."""
+        list(self._parallel(lambda path: self.dst.delete(path, recursive=True), paths))
 
     def _parallel(self, func: Callable[[str], T], items: Sequence[str]) -> Iterator[T]:
         """``func`` over ``items`` on the copy's number of threads, results in order; the first

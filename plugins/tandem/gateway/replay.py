@@ -156,51 +156,47 @@ class _Copy:
 
     def once(self, status: FileStatus, written_at_ms: int | None) -> bool:
         """The copy of the version ``status`` describes; True when it copied data."""
-        return _copy_version(self, status, written_at_ms)
-
-
-def _copy_version(job: _Copy, status: FileStatus, written_at_ms: int | None) -> bool:
-    src, src_path, dst, dst_path = job.src, job.src_path, job.dst, job.dst_path
-    report, tag, protection, room = job.report, job.tag, job.protection, job.room
-    mtime = written_at_ms or status.modification_time
-    src_meta = _meta(src, src_path)
-    length = Protection.plain_length(src_meta, status.length)
-    held = dst.status(dst_path)
-    dst_meta = _meta(dst, dst_path) if held is not None and not held.is_dir else {}
-    same = (
-        held is not None
-        and not held.is_dir
-        and not _older_write(dst_meta, written_at_ms)
-        and Protection.plain_length(dst_meta, held.length) == length
-        and _same_content(src, src_path, src_meta, dst, dst_path, dst_meta, mtime)
-    )
-    if not same:
-        if room is not None:
-            room(length)
-        tmp = temp_name(dst_path, tag)
-        with src.open(src_path) as chunks:
-            data: Iterable[bytes] = chunks
-            if isinstance(src, TARGET_TYPES):  # a sealed file says so in its first bytes
-                data = (protection or Protection(None)).open(data, src_path)
-            if isinstance(dst, TARGET_TYPES):
-                sealed, data = protection.seal(data, dst_path) if protection else ({}, data)
-                meta = {WRITTEN_MS: str(mtime), **sealed}
-                dst.write_with_meta(tmp, data, meta, permission=status.permission)
-            else:
-                dst.write(tmp, data, overwrite=True, permission=status.permission)
-        dst.replace(tmp, dst_path)
-        report.files += 1
-        report.bytes += length
-        held = None
-    if held is None or held.modification_time != mtime:
-        dst.set_times(dst_path, mtime)
-    if held is None or (held.owner, held.group) != (status.owner, status.group):
-        dst.set_owner(dst_path, status.owner, status.group)
-    # a target's write_with_meta sets the permission exactly; a CREATE's permission may be masked
-    copied_to_target = held is None and isinstance(dst, TARGET_TYPES)
-    if not copied_to_target and (held is None or held.permission != status.permission):
-        dst.set_permission(dst_path, status.permission)
-    return not same
+        src, src_path, dst, dst_path = self.src, self.src_path, self.dst, self.dst_path
+        report, tag, protection, room = self.report, self.tag, self.protection, self.room
+        mtime = written_at_ms or status.modification_time
+        src_meta = _meta(src, src_path)
+        length = Protection.plain_length(src_meta, status.length)
+        held = dst.status(dst_path)
+        dst_meta = _meta(dst, dst_path) if held is not None and not held.is_dir else {}
+        same = (
+            held is not None
+            and not held.is_dir
+            and not _older_write(dst_meta, written_at_ms)
+            and Protection.plain_length(dst_meta, held.length) == length
+            and _same_content(src, src_path, src_meta, dst, dst_path, dst_meta, mtime)
+        )
+        if not same:
+            if room is not None:
+                room(length)
+            tmp = temp_name(dst_path, tag)
+            with src.open(src_path) as chunks:
+                data: Iterable[bytes] = chunks
+                if isinstance(src, TARGET_TYPES):  # a sealed file says so in its first bytes
+                    data = (protection or Protection(None)).open(data, src_path)
+                if isinstance(dst, TARGET_TYPES):
+                    sealed, data = protection.seal(data, dst_path) if protection else ({}, data)
+                    meta = {WRITTEN_MS: str(mtime), **sealed}
+                    dst.write_with_meta(tmp, data, meta, permission=status.permission)
+                else:
+                    dst.write(tmp, data, overwrite=True, permission=status.permission)
+            dst.replace(tmp, dst_path)
+            report.files += 1
+            report.bytes += length
+            held = None
+        if held is None or held.modification_time != mtime:
+            dst.set_times(dst_path, mtime)
+        if held is None or (held.owner, held.group) != (status.owner, status.group):
+            dst.set_owner(dst_path, status.owner, status.group)
+        # a target's write_with_meta sets the permission exactly; a CREATE's permission may be masked
+        copied_to_target = held is None and isinstance(dst, TARGET_TYPES)
+        if not copied_to_target and (held is None or held.permission != status.permission):
+            dst.set_permission(dst_path, status.permission)
+        return not same
 
 
 def _walk(hdfs: Store, top: str) -> dict[str, FileStatus]:
