@@ -764,3 +764,60 @@ def test_replay_waits_for_an_async_write_to_land_before_backing_it_up(
         queue = f"/.tandem/gateway/{plan.name}/{PENDING_BACKUP}"
         left = direct[name].list(queue) if direct[name].status(queue, strict=False) else []
         assert left == [], (name, left)
+
+
+def test_a_create_without_overwrite_never_replaces_a_file_whose_primary_is_down(
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """With the primary down, the standby answers for the name: a file it holds is refused as
+    existing (sync); in async mode the standby may lack the newest writes, so the CREATE waits
+    (503). Before the fix the write was taken as pending-store and replay wrote it back over
+    the acknowledged file on both sides."""
+    sync = write_plan(tmp_path / "sync", faults.home, "gwnos")
+    lazy = write_plan(tmp_path / "async", faults.home, "gwnoa", mode="async", interval="1h")
+    path_s = sync.names_on("/gwnos/x", "primary2", 1)[0]
+    path_a, fresh = lazy.names_on("/gwnoa/x", "primary2", 2)
+    with gateway(sync, "--no-worker") as gw_s, gateway(lazy, "--no-worker") as gw_a:
+        assert acked(create(gw_s.webhdfs, sync.token, path_s, b"acknowledged")) == "done"
+        assert acked(create(gw_a.webhdfs, lazy.token, path_a, b"acknowledged")) == "pending"
+        manager.kill_cluster(faults.home, "primary2")
+        again = create(gw_s.webhdfs, sync.token, path_s, b"must not replace")
+        assert again.status_code == 403, again.text
+        assert again.json()["RemoteException"]["exception"] == "FileAlreadyExistsException"
+        waits = create(gw_a.webhdfs, lazy.token, path_a, b"must not replace")
+        assert waits.status_code == 503, waits.text
+        assert create(gw_a.webhdfs, lazy.token, fresh, b"new").status_code == 503
+    manager.restart_cluster(faults.home, "primary2")
+    for plan in (sync, lazy):
+        assert replay(plan)["returncode"] == 0
+    assert_both_sides(sync, direct, {path_s: b"acknowledged"})
+    assert_both_sides(lazy, direct, {path_a: b"acknowledged"})
+
+
+def test_a_directory_rename_waits_for_a_primary_that_may_hold_part_of_it(
+    faults: RunningClusters, direct: dict[str, InsecureClient], tmp_path: Path
+) -> None:
+    """A directory routed to primary holds a file that lives on primary2; with primary2 down
+    the rename is refused (503) and changes nothing: renamed on primary and the standby alone,
+    primary2's file would stay under the old name with nothing to replay."""
+    plan = write_plan(tmp_path, faults.home, "gwrdd")
+    folder = next(p for i in range(1000) if plan.primary_of(p := f"/gwrdd/x/d{i:03d}") == "primary")
+    inside = plan.names_on(folder, "primary2", 1)[0]
+    with gateway(plan, "--no-worker") as gw:
+        made = requests.put(
+            f"{gw.webhdfs}{folder}", params={"op": "MKDIRS", "delegation": plan.token}, timeout=30
+        )
+        assert made.status_code == 200, made.text
+        assert acked(create(gw.webhdfs, plan.token, inside, b"on primary2")) == "done"
+        manager.kill_cluster(faults.home, "primary2")
+        moved = requests.put(
+            f"{gw.webhdfs}{folder}",
+            params={"op": "RENAME", "destination": "/gwrdd/x/renamed", "delegation": plan.token},
+            timeout=60,
+        )
+        assert moved.status_code == 503, moved.text
+    manager.restart_cluster(faults.home, "primary2")
+    assert replay(plan)["returncode"] == 0
+    assert_both_sides(plan, direct, {inside: b"on primary2"})
+    assert direct["primary"].status(folder, strict=False) is not None
+    assert direct["standby"].status(plan.standby_path("/gwrdd/x/renamed"), strict=False) is None

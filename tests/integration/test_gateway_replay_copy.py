@@ -1,9 +1,10 @@
 """Replay's file copy when the file changes under it: two marks of one path replayed at once (one
 worker's threads, or the worker, the DAG and the command) must never leave the standby with the
-older write's bytes once both marks are gone."""
+older write's bytes once both marks are gone, nor bring back a file deleted while it was copied."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,18 @@ pytestmark = [pytest.mark.integration]
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-class NewerWriteLandsFirst:
-    """The standby's store, where a newer write of the path lands on the source (and its own
-    replay finishes) just before this copy's RENAME over the final name: the older copy's
-    bytes then arrive last."""
+class LandsFirst:
+    """The standby's store, where another change of the path (``change(final)``) lands just
+    before this copy's first RENAME over the final name."""
 
-    def __init__(self, store: Hdfs, source: Hdfs, path: str, newer: bytes) -> None:
-        self.store, self.source, self.path, self.newer = store, source, path, newer
+    def __init__(self, store: Hdfs, change: Callable[[str], None]) -> None:
+        self.store, self.change = store, change
         self.landed = False
 
     def replace(self, tmp: str, final: str) -> None:
         if not self.landed:
             self.landed = True
-            self.source.write(self.path, self.newer, overwrite=True)
-            self.store.write(final, self.newer, overwrite=True)  # the newer mark's own copy
+            self.change(final)
         self.store.replace(tmp, final)
 
     def __getattr__(self, name: str) -> Any:
@@ -46,10 +45,42 @@ def test_an_older_copy_that_lands_after_a_newer_one_is_copied_again(airflow_conn
     source.write(path, b"older write " * 100, overwrite=True)
     older = source.status(path)
     assert older is not None
-    racing = NewerWriteLandsFirst(standby, source, path, b"newer write " * 120)
+    newer = b"newer write " * 120
+
+    def newer_write(final: str) -> None:
+        """A newer write lands on the source and its own replay finishes: the older copy's bytes
+        then arrive last."""
+        source.write(path, newer, overwrite=True)
+        standby.write(final, newer, overwrite=True)
+
+    racing = LandsFirst(standby, newer_write)
     report = replay.ReplayReport()
     replay.copy_file(source, path, older, racing, copy, older.modification_time, report, "tag")  # type: ignore[arg-type]
     assert racing.landed
     assert standby.read_bytes(copy) == b"newer write " * 120
     assert report.files == 2
     assert standby.status(copy).length == source.status(path).length  # type: ignore[union-attr]
+
+
+def test_a_file_deleted_while_it_is_copied_is_not_brought_back(airflow_conns: dict[str, str]) -> None:
+    clusters = Clusters(load_topology(PROJECT / "include" / "clusters.yaml"))
+    source, standby = clusters.hdfs("primary"), clusters.hdfs("standby")
+    path, copy = "/gwrace/data/deleted.bin", "/backup/gwrace/data/deleted.bin"
+    source.write(path, b"old " * 100, overwrite=True)
+    standby.write(copy, b"older " * 10, overwrite=True)
+    written = source.status(path)
+    assert written is not None
+
+    def deleted(final: str) -> None:
+        """The application's DELETE, applied to the primary and the standby as the gateway does:
+        the copy would bring the file back on the standby alone."""
+        source.delete(path)
+        standby.delete(final)
+
+    racing = LandsFirst(standby, deleted)
+    report = replay.ReplayReport()
+    replay.copy_file(source, path, written, racing, copy, written.modification_time, report, "tag")  # type: ignore[arg-type]
+    assert racing.landed
+    assert source.status(path) is None
+    assert standby.status(copy) is None, "the deleted file came back on the standby"
+    assert report.deleted == 1

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
+from tandem.errors import TandemError
 from tandem.gateway.plan import GatewayPlan, load_plans, plans_dir
 from tandem.gateway.watch import PendingSidesSensor
 
@@ -35,6 +36,8 @@ def _replay_primary(include: str, plan: str, primary: str) -> dict[str, Any]:
 
     ctx = build_context(load_plan(Path(include), plan), Path(include))
     report = drain_backup(ctx, ctx.primaries[primary])
+    if report.problems:  # every other mark was replayed; these stay, for a person to look at
+        raise TandemError(f"replay of {primary} for plan {plan}: {report.summary()}")
     return {"primary": primary, **vars(report)}
 
 

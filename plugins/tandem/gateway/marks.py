@@ -60,6 +60,11 @@ def temp_name(path: str, tag: str | None = None) -> str:
     return posixpath.join(parent, f"{TEMP_PREFIX}{tag or secrets.token_hex(6)}.{name}")
 
 
+def short_id(mark_id: str) -> str:
+    """The id without the fields a compact id carries: its time and random part."""
+    return mark_id.partition(_COMPACT)[0]
+
+
 def is_compact(mark_id: str) -> bool:
     """Whether the id carries the mark's fields (and the mark may be an empty directory)."""
     return _COMPACT in mark_id

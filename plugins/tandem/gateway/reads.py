@@ -25,7 +25,7 @@ from tandem.gateway.protect import Protection
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.writes import Unavailable
 from tandem.hdfs.client import Hdfs, is_missing
-from tandem.hdfs.types import FileStatus
+from tandem.hdfs.types import FileChecksum, FileStatus
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,19 @@ class GatewayReads:
             length = Protection.plain_length(self.ctx.standby.store.meta(where), status.length)
             status = dataclasses.replace(status, length=length)
         return status
+
+    def checksum(self, path: str, user: str) -> FileChecksum:
+        """GETFILECHECKSUM from the primary holding the file. While it is down the standby's copy
+        answers only if it holds the same bytes the same way (a cluster, nothing sealed)."""
+        self.check_path(path, user, write=False)
+        side, where, status = self._reader(path)
+        if status is not None and status.is_dir:
+            raise missing_file(path)  # HDFS: "Path is not a file"
+        if side is self.ctx.standby:
+            if self.plan.private_data is not None or not isinstance(side.store, Hdfs):
+                raise Unavailable(f"the primary holding {path} is down: its checksum waits for it")
+            return side.store.checksum(where)
+        return side.as_user(user).checksum(where)
 
     def open(self, path: str, user: str, offset: int, length: int | None) -> Iterator[bytes]:
         self.check_path(path, user, write=False)

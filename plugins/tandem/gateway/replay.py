@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from tandem.errors import TandemError
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
 from tandem.gateway.crypto import META_ALG as ENCRYPTED
-from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, id_time_ms
+from tandem.gateway.marks import (
+    INFLIGHT,
+    PENDING_BACKUP,
+    PENDING_STORE,
+    Journal,
+    Mark,
+    id_time_ms,
+    is_compact,
+    short_id,
+)
 from tandem.gateway.plan import within
 from tandem.gateway.protect import Protection
 from tandem.gateway.sides import Side, is_unreachable
@@ -130,8 +139,13 @@ def copy_file(
         if not job.once(status, written_at_ms):
             return
         now = src.status(src_path)
-        if now is None or now.is_dir or _version(now) == _version(status):
-            return  # gone or replaced by a directory: that change's own mark replays it
+        if now is None:
+            # deleted (or renamed away) while it was copied: that change may have reached
+            # ``dst_path`` before this copy did, and would find nothing left to do
+            job.drop_if_ours(written_at_ms or status.modification_time)
+            return
+        if now.is_dir or _version(now) == _version(status):
+            return  # replaced by a directory: that change's own mark replays it
         log.info("%s changed while it was copied; copying it again", src_path)
         status, written_at_ms = now, None
     raise TandemError(f"{src_path} kept changing while it was copied ({COPY_ATTEMPTS} times); its mark stays")
@@ -153,6 +167,15 @@ class _Copy:
     tag: str
     protection: Protection | None
     room: Callable[[int], None] | None
+
+    def drop_if_ours(self, mtime: int) -> None:
+        """Remove the copy this job just made, unless something else has replaced it since
+        (another write's file carries another time)."""
+        held = self.dst.status(self.dst_path)
+        if held is not None and not held.is_dir and held.modification_time == mtime:
+            log.info("%s was deleted while it was copied; removing the copy %s", self.src_path, self.dst_path)
+            self.dst.delete(self.dst_path)
+            self.report.deleted += 1
 
     def once(self, status: FileStatus, written_at_ms: int | None) -> bool:
         """The copy of the version ``status`` describes; True when it copied data."""
@@ -339,13 +362,33 @@ def _pending_on(ctx: PlanContext, primary: Side[Hdfs]) -> set[str]:
 
 
 def _run_marks(ids: list[str], one: Callable[[str], ReplayReport], report: ReplayReport) -> None:
+    """Every mark of ``ids``; one a side refuses (a file where the standby holds a directory, say)
+    stays, is reported, and never stops the others. A side that does not answer stops them all."""
     started, done = time.monotonic(), 0
+
+    def guarded(mark_id: str) -> ReplayReport:
+        try:
+            return one(mark_id)
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise
+            log.warning("mark %s stays: %s", mark_id, exc)
+            return ReplayReport(problems=[f"{_describe(mark_id)}: {exc}"])
+
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tandem-replay") as pool:
-        for part in pool.map(one, ids):
+        for part in pool.map(guarded, ids):
             report.add(part)
             done += 1
             if done % 100 == 0 or done == len(ids):
                 log.info("replayed %d/%d marks in %.1fs", done, len(ids), time.monotonic() - started)
+
+
+def _describe(mark_id: str) -> str:
+    """A mark as a person reads it: its change and paths when its id carries them."""
+    if not is_compact(mark_id):
+        return f"mark {mark_id}"
+    mark = Mark.from_id(mark_id)
+    return f"{mark.op} {', '.join(mark.paths)} (mark {short_id(mark_id)})"
 
 
 def _oldest(ids: list[str]) -> float | None:

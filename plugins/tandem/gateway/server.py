@@ -12,6 +12,7 @@ JSON with Hadoop's status codes. Every write answers ``X-Tandem-Backup: done|pen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -41,6 +42,9 @@ _JAVA = {
     "FileNotFoundException": ("java.io.FileNotFoundException", 404),
     "AccessControlException": ("org.apache.hadoop.security.AccessControlException", 403),
     "FileAlreadyExistsException": ("org.apache.hadoop.fs.FileAlreadyExistsException", 403),
+    "ParentNotDirectoryException": ("org.apache.hadoop.fs.ParentNotDirectoryException", 403),
+    "PathIsNotEmptyDirectoryException": ("org.apache.hadoop.fs.PathIsNotEmptyDirectoryException", 403),
+    "PathIsNotDirectoryException": ("org.apache.hadoop.fs.PathIsNotDirectoryException", 403),
     "IllegalArgumentException": ("java.lang.IllegalArgumentException", 400),
     "UnsupportedOperationException": ("java.lang.UnsupportedOperationException", 400),
     "InvalidPathException": ("org.apache.hadoop.fs.InvalidPathException", 400),
@@ -176,18 +180,36 @@ class _Handler:
             recursive = _boolean(q.get("recursive"), False)
             return JSONResponse({"boolean": await asyncio.to_thread(gw.delete, path, user, recursive)})
         if method == "PUT" and op == "RENAME":
-            dst = q.get("destination")
-            if not dst:
-                raise RemoteHdfsError("RENAME needs a destination", exception="IllegalArgumentException")
-            moved = await asyncio.to_thread(gw.rename, path, clean_path(dst), user)
-            return JSONResponse({"boolean": moved})
-        if method == "PUT" and op in ("SETOWNER", "SETPERMISSION", "SETTIMES"):
-            await asyncio.to_thread(gw.set_attributes, path, user, op.lower(), self._attribute_call(op, q))
-            return Response(status_code=200)
+            return JSONResponse({"boolean": await self._rename(path, q.get("destination"), user)})
+        if method == "PUT" and op in ("SETOWNER", "SETPERMISSION", "SETTIMES", "SETREPLICATION"):
+            return await self._set_attribute(op, path, user, q)
         raise RemoteHdfsError(
             f"{method} op={op or '(none)'} is not served by the Tandem gateway",
             exception="UnsupportedOperationException",
         )
+
+    async def _rename(self, path: str, dst: str | None, user: str) -> bool:
+        if not dst:
+            raise RemoteHdfsError("RENAME needs a destination", exception="IllegalArgumentException")
+        if not dst.startswith("/"):
+            raise RemoteHdfsError(
+                f"Invalid parameter value: destination = {dst} is not an absolute path",
+                exception="IllegalArgumentException",
+            )
+        return await asyncio.to_thread(self.gw.rename, path, clean_path(dst), user)
+
+    async def _set_attribute(self, op: str, path: str, user: str, q: Any) -> Response:
+        if op == "SETREPLICATION":
+            replication = _int(q, "replication")
+            if replication is None or replication < 1:
+                raise RemoteHdfsError(
+                    f"Invalid value for replication: {q.get('replication')}",
+                    exception="IllegalArgumentException",
+                )
+            done = await asyncio.to_thread(self.gw.set_replication, path, user, replication)
+            return JSONResponse({"boolean": done})
+        await asyncio.to_thread(self.gw.set_attributes, path, user, op.lower(), self._attribute_call(op, q))
+        return Response(status_code=200)
 
     @staticmethod
     def _attribute_call(op: str, q: Any) -> Any:
@@ -273,6 +295,9 @@ class _Handler:
             return JSONResponse({"FileStatuses": {"FileStatus": [_status_json(s) for s in entries]}})
         if op == "GETCONTENTSUMMARY":
             return JSONResponse({"ContentSummary": await asyncio.to_thread(gw.content_summary, path, user)})
+        if op == "GETFILECHECKSUM":
+            checksum = await asyncio.to_thread(gw.checksum, path, user)
+            return JSONResponse({"FileChecksum": dataclasses.asdict(checksum)})
         if op == "GETHOMEDIRECTORY":
             return JSONResponse({"Path": f"/user/{user}"})
         raise RemoteHdfsError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import secrets
 import threading
 import time
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
-from tandem.gateway.context import PlanContext
+from tandem.gateway.context import PlanContext, is_gateway_temp
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.reads import STORE_CHECK_S, GatewayReads, denied, missing_file
 from tandem.gateway.renames import check_rename_on_standby, check_tree_stays_routed, move_file
@@ -156,21 +157,27 @@ class Gateway(GatewayReads):
             else self._take_prepared(prepared_key, path, user, overwrite, permission, explicit_id)
         )
         usable = self._primary_usable(primary)
+        if append and usable:
+            # a file placed by an explicit id is appended where it is, whoever asks
+            found = self.ctx.locate(path, explicit_id)
+            if found is not None and found[0] is not primary:
+                primary = found[0]
+                usable = self._primary_usable(primary)
         if append and not usable:
             raise Unavailable(f"{primary.name}, which holds {path}, is down: APPEND waits for it")
         if usable and not overwrite and not append:
             try:
                 check_absent(primary, user, path)
-            except RemoteHdfsError as exc:
-                if not is_unreachable(exc):
-                    raise
-                primary.failed(exc)
-                usable = False
             except Exception as exc:
                 if not is_unreachable(exc):
                     raise
                 primary.failed(exc)
                 usable = False
+            else:
+                others = [s for s in self.ctx.primaries.values() if s is not primary]
+                self.check_no_file_at_or_above(path, others, new_file=True)
+        if not usable and not overwrite and not append:
+            self._check_absent_while_down(primary, path)
         return WriteSession(
             self.ctx,
             self.pool,
@@ -187,6 +194,18 @@ class Gateway(GatewayReads):
             prepared=prepared if prepared is not None and prepared.mark.primary == primary.name else None,
         )
 
+    def _check_absent_while_down(self, primary: Side[Hdfs], path: str) -> None:
+        """A CREATE without overwrite while ``path``'s primary is down: refused when the standby
+        holds the file; in async mode the standby may not hold it yet, so the write waits (503)."""
+        standby = self.ctx.standby
+        if standby.store.status(standby.local(path)) is not None:
+            raise RemoteHdfsError(f"{path} already exists", exception="FileAlreadyExistsException")
+        if self.plan.mode == "async":
+            raise Unavailable(
+                f"{primary.name}, which holds {path}, is down and the standby may not have its newest "
+                "writes yet: a CREATE without overwrite waits for it; retry later"
+            )
+
     def count(self, primary: str, backup: str | None) -> None:
         if backup is None:
             self.writes["refused"] += 1
@@ -202,8 +221,9 @@ class Gateway(GatewayReads):
         holders: list[Side[Hdfs]],
         on_primary: Callable[[Side[Hdfs]], T],
         on_standby: Callable[[Side[Target]], Any],
-    ) -> T:
-        """Apply a change to ``holders`` and the standby; marks for whoever missed it."""
+    ) -> list[T]:
+        """Apply a change to ``holders`` and the standby; marks for whoever missed it. Returns
+        the answers of the primaries that took it."""
         usable = [s for s in holders if self._primary_usable(s)]
         down = [s for s in holders if s not in usable]
         anchor, mark = self._anchor(op, paths, user, usable, down)
@@ -235,7 +255,7 @@ class Gateway(GatewayReads):
                 self.pool.submit(self.ctx.journal(anchor).delete, mark.id, INFLIGHT)
             else:
                 self.ctx.journal(anchor).move(mark, INFLIGHT, PENDING_BACKUP)
-        return answers[0] if answers else None  # type: ignore[return-value]
+        return answers
 
     def _anchor(
         self, op: str, paths: tuple[str, ...], user: str, usable: list[Side[Hdfs]], down: list[Side[Hdfs]]
@@ -269,6 +289,7 @@ class Gateway(GatewayReads):
 
     def mkdirs(self, path: str, user: str, permission: str | None) -> bool:
         self.check_path(path, user, write=True)
+        self.check_no_file_at_or_above(path, list(self.ctx.primaries.values()))
         self._namespace_change(
             "mkdirs",
             (path,),
@@ -283,7 +304,9 @@ class Gateway(GatewayReads):
         self.check_path(path, user, write=True)
         if path in self.plan.write_roots:
             raise denied(f"{path} is a root of plan {self.plan.plan}: delete what is under it")
-        found = self._namespace_change(
+        if not recursive:
+            self._check_empty(path)
+        answers = self._namespace_change(
             "delete",
             (path,),
             user,
@@ -291,7 +314,23 @@ class Gateway(GatewayReads):
             lambda s: s.as_user(user).delete(path, recursive),
             lambda s: s.store.delete(s.local(path), recursive=True),
         )
-        return bool(found)
+        return any(answers)
+
+    def _check_empty(self, path: str) -> None:
+        """A DELETE that is not recursive refuses a directory not empty on any primary (each
+        primary holds only its own files: one alone would delete its empty part). A primary
+        that does not answer may hold some: the delete waits for it (503)."""
+        sides = list(self.ctx.primaries.values())
+        listed = self._fan_out(sides, lambda s: s.store.list(path))
+        for side, result in zip(sides, listed.values(), strict=True):
+            if isinstance(result, BaseException) and is_unreachable(result):
+                side.failed(result)
+                raise Unavailable(f"{side.name} does not answer and may hold files under {path}: retry later")
+            if isinstance(result, list) and any(not is_gateway_temp(s.path_suffix) for s in result):
+                raise RemoteHdfsError(
+                    f"`{path} is non empty': Directory is not empty",
+                    exception="PathIsNotEmptyDirectoryException",
+                )
 
     def rename(self, src: str, dst: str, user: str) -> bool:
         """RENAME as the Router does for a HASH mount whose subclusters are the primaries
@@ -303,22 +342,24 @@ class Gateway(GatewayReads):
         if not self._primary_usable(routed):
             check_rename_on_standby(self.ctx, routed, src, dst)
             # the source was written to the standby while its primary was down: rename it there
-            return self._namespace_change(
-                "rename",
-                (src, dst),
-                user,
-                [routed],
-                lambda s: True,
-                lambda s: s.store.rename(s.local(src), s.local(dst)),
+            return any(
+                self._namespace_change(
+                    "rename",
+                    (src, dst),
+                    user,
+                    [routed],
+                    lambda s: True,
+                    lambda s: s.store.rename(s.local(src), s.local(dst)),
+                )
             )
         found = self.ctx.locate(src)
         if found is None:
             return False
         holder, status = found
         if status.is_dir:
-            holders = [s for s in self.ctx.primaries.values() if s is holder or self._has(s, src)]
+            holders = self._holders(src, holder)
             check_tree_stays_routed(self.ctx, holders, src, dst)
-            return bool(
+            return all(
                 self._namespace_change(
                     "rename",
                     (src, dst),
@@ -328,13 +369,17 @@ class Gateway(GatewayReads):
                     lambda s: s.store.rename(s.local(src), s.local(dst)),
                 )
             )
+        into = self.ctx.locate(dst)
+        if into is not None and into[1].is_dir:
+            dst = posixpath.join(dst, posixpath.basename(src))  # HDFS moves a file into a directory
+            self.check_path(dst, user, write=True)
         target = self.ctx.primaries[self.ctx.routes.route(dst)]
         move = (
             (lambda s: move_file(s, target, src, dst, user))
             if target is not holder
             else (lambda s: s.as_user(user).rename(src, dst) is None)
         )
-        return bool(
+        return any(
             self._namespace_change(
                 "rename",
                 (src, dst),
@@ -345,13 +390,55 @@ class Gateway(GatewayReads):
             )
         )
 
-    def _has(self, side: Side[Hdfs], path: str) -> bool:
-        try:
-            return side.store.status(path) is not None
-        except Exception as exc:
-            if not is_unreachable(exc):
-                raise
-            return False
+    def _holders(self, path: str, holder: Side[Hdfs]) -> list[Side[Hdfs]]:
+        """Every primary holding directory ``path``. A primary that does not answer may hold part
+        of it, and a change of the whole tree (a rename) cannot be replayed there piecemeal: the
+        change waits for it (503)."""
+        others = [s for s in self.ctx.primaries.values() if s is not holder]
+        held = [holder]
+        found = self._fan_out(others, lambda s: s.store.status(path))
+        for side, result in zip(others, found.values(), strict=True):
+            if isinstance(result, BaseException):
+                if not is_unreachable(result):
+                    raise result
+                side.failed(result)
+                raise Unavailable(f"{side.name} does not answer and may hold part of {path}: retry later")
+            if result is not None:
+                held.append(side)
+        return held
+
+    def check_no_file_at_or_above(
+        self, path: str, sides: list[Side[Hdfs]], *, new_file: bool = False
+    ) -> None:
+        """What HDFS refuses in one namespace, checked on every primary of ``sides`` (each holds
+        only its own part): a file at ``path`` (FileAlreadyExistsException) or above it
+        (ParentNotDirectoryException); with ``new_file``, a directory at ``path`` too. Each primary
+        is asked from ``path`` up to the first directory it holds; one that does not answer is
+        skipped (its own NameNode refuses what concerns it when it answers again)."""
+
+        def conflict(side: Side[Hdfs]) -> RemoteHdfsError | None:
+            at = path
+            while at != "/":
+                found = side.store.status(at)
+                if found is not None:
+                    if at == path and (not found.is_dir or new_file):
+                        return RemoteHdfsError(
+                            f"{path} already exists as a {'directory' if found.is_dir else 'file'}",
+                            exception="FileAlreadyExistsException",
+                        )
+                    if not found.is_dir:
+                        return RemoteHdfsError(
+                            f"Parent path is not a directory: {at}", exception="ParentNotDirectoryException"
+                        )
+                    return None
+                at = posixpath.dirname(at)
+            return None
+
+        for result in self._fan_out(sides, conflict).values():
+            if isinstance(result, RemoteHdfsError):
+                raise result
+            if isinstance(result, BaseException) and not is_unreachable(result):
+                raise result
 
     def set_attributes(self, path: str, user: str, op: str, apply: Callable[[Any, str], None]) -> None:
         self.check_path(path, user, write=True)
@@ -359,9 +446,7 @@ class Gateway(GatewayReads):
         if found is None:
             raise missing_file(path)
         holder, status = found
-        holders = (
-            [s for s in self.ctx.primaries.values() if self._has(s, path)] if status.is_dir else [holder]
-        )
+        holders = self._holders(path, holder) if status.is_dir else [holder]
         self._namespace_change(
             op,
             (path,),
@@ -370,6 +455,15 @@ class Gateway(GatewayReads):
             lambda s: apply(s.as_user(user), path),
             lambda s: apply(s.store, s.local(path)),
         )
+
+    def set_replication(self, path: str, user: str, replication: int) -> bool:
+        """SETREPLICATION on the primary holding the file. The standby's copy keeps the standby's
+        own replication: how many copies a backup needs is the backup cluster's choice."""
+        self.check_path(path, user, write=True)
+        found = self.ctx.locate(path)
+        if found is None or found[1].is_dir:
+            return False
+        return found[0].as_user(user).set_replication(path, replication)
 
     # -- background replay ---------------------------------------------------------------
     def _work(self) -> None:

@@ -7,6 +7,8 @@ Order of a CREATE (the gateway may be SIGKILLed at any step):
    here on leaves it, and replay reconciles the path;
 2. the data under a hidden temporary name beside the final one, on each side;
 3. RENAME over the final name on each side (atomic): readers see the old file or the new one;
+   a CREATE without overwrite publishes the standby's copy only after the primary's RENAME won
+   the name;
 4. acknowledged: ``done`` when both sides hold it (the mark is then dropped), ``pending`` when
    one does and a durable mark says what the other lacks: the inflight mark becomes
    ``pending-backup`` (standby failed, or async mode, where the move runs beside step 3 and
@@ -294,10 +296,21 @@ class WriteSession:
         if temp == final:
             return
         client = side.as_user(self.user) if side is self.primary else side.store
-        if self.overwrite or side is self.standby:
-            client.replace(temp, final)
-        else:
-            client.rename(temp, final)
+        try:
+            if self.overwrite or side is self.standby:
+                client.replace(temp, final)
+            else:
+                client.rename(temp, final)
+        except RemoteHdfsError as exc:
+            # another CREATE without overwrite published first (HDFS answers a RENAME onto an
+            # existing name with false), or the name is a directory
+            held = None if is_unreachable(exc) else client.status(final)
+            if held is None or (self.overwrite and not held.is_dir):
+                raise
+            kind = " as a directory" if held.is_dir else ""
+            raise RemoteHdfsError(
+                f"{self.path} already exists{kind}", exception="FileAlreadyExistsException"
+            ) from exc
 
     def _publish_standby(self) -> None:
         """The standby's copy into place (its modification time is the write's timestamp); after an
@@ -320,7 +333,12 @@ class WriteSession:
             )
             log.warning("%s: %s", self.path, advice)
         if p_err is not None and not is_unreachable(p_err):
-            self._cleanup(drop_mark=True)
+            # an APPEND the standby took but the primary refused left the standby ahead: the mark
+            # stays, and replay copies the primary's file over the standby's
+            diverged = self.append and self.s_sink is not None and s_err is None
+            self._cleanup(drop_mark=not diverged)
+            if diverged:
+                self._move_mark_quietly()
             raise p_err
         if self.p_sink is not None and p_err is None:
             return self._finish_on_primary(s_err, advice)
@@ -332,7 +350,11 @@ class WriteSession:
         self._await_mark()
         standby_done: Future[None] | None = None
         marked: Future[None] | None = None
-        if self.s_sink is not None and s_err is None:
+        standby_took = self.s_sink is not None and s_err is None
+        # a CREATE without overwrite may lose the race for its name on the primary: the standby's
+        # copy is published only after the primary's, or it would hold the loser's bytes
+        after_primary = standby_took and not (self.overwrite or self.append)
+        if standby_took and not after_primary:
             standby_done = self.pool.submit(self._publish_standby)
         elif self.s_sink is None:
             # async: the mark becomes pending-backup while the data is renamed into place, a round
@@ -345,6 +367,8 @@ class WriteSession:
             self._publish(self.primary, self.temp, self.path)
         except Exception as exc:
             self._publish_failed(exc, standby_done, marked)
+        if after_primary:
+            standby_done = self.pool.submit(self._publish_standby)
         if marked is not None:
             try:
                 marked.result()
@@ -384,11 +408,15 @@ class WriteSession:
     def _publish_failed(
         self, exc: Exception, standby_done: Future[None] | None, marked: Future[None] | None
     ) -> NoReturn:
-        """The primary's RENAME failed: nothing is acknowledged; the mark is left for replay."""
+        """The primary's RENAME failed: nothing is acknowledged; the mark is left for replay
+        (dropped when the primary refused and nothing was published anywhere)."""
         for settling in (standby_done, marked):
             if settling is not None:
                 settling.exception()  # settle before the mark decides; replay reconciles either way
-        self._cleanup(drop_mark=False)
+        untouched = standby_done is None and marked is None and not is_unreachable(exc)
+        self._cleanup(drop_mark=untouched)
+        if untouched:
+            raise exc
         if not is_unreachable(exc):
             if marked is None or marked.exception() is not None:
                 self._move_mark_quietly()
@@ -439,6 +467,8 @@ class WriteSession:
 
     def _move_mark_quietly(self) -> None:
         try:
+            if self._mark_done is not None:
+                self._mark_done.result()
             self.ctx.journal(self.primary).move(self.mark, INFLIGHT, PENDING_BACKUP)
         except Exception:
             log.debug("inflight mark %s left for replay", self.mark.id)

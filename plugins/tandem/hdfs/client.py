@@ -137,9 +137,23 @@ class Hdfs:
 
     @_translate
     def list(self, path: str) -> list[FileStatus]:
-        """LISTSTATUS of a directory, sorted by name. Read-only."""
-        entries = self._client.list(path, status=True)
-        return sorted((FileStatus.from_json(s) for _, s in entries), key=lambda s: s.path_suffix)
+        """LISTSTATUS of a directory, sorted by name; PathIsNotDirectoryException for a file
+        (WebHDFS lists a file as itself, one entry with an empty suffix). Read-only."""
+        path = self._client.resolve(path)
+        raw = self._client._list_status(path).json()["FileStatuses"]["FileStatus"]
+        if len(raw) == 1 and raw[0]["type"] == "FILE" and self._lists_a_file(path, raw[0]["pathSuffix"]):
+            raise RemoteHdfsError(f"{path} is not a directory", exception="PathIsNotDirectoryException")
+        return sorted((FileStatus.from_json(s) for s in raw), key=lambda s: s.path_suffix)
+
+    def _lists_a_file(self, path: str, suffix: str) -> bool:
+        """Whether a listing of one file entry is ``path`` itself: an empty suffix says so; HttpFS
+        names the file instead, which a directory holding one file of its own name also shows."""
+        if not suffix:
+            return True
+        if suffix != posixpath.basename(path.rstrip("/")):
+            return False
+        found = self._client.status(path, strict=False)
+        return bool(found) and found["type"] == "FILE"
 
     def walk(self, top: str) -> Iterator[WalkEntry]:
         """Every file and directory under ``top`` (not ``top`` itself), parents first.
@@ -283,6 +297,11 @@ class Hdfs:
     def set_owner(self, path: str, owner: str | None, group: str | None) -> None:
         """SETOWNER; idempotent."""
         self._client.set_owner(path, owner=owner, group=group)
+
+    @_translate
+    def set_replication(self, path: str, replication: int) -> bool:
+        """SETREPLICATION; False for a directory or a missing path, as HDFS answers."""
+        return bool(self._client._set_replication(path, replication=replication).json()["boolean"])
 
     @_translate
     def set_permission(self, path: str, permission: str) -> None:
