@@ -306,3 +306,24 @@ def test_an_append_the_primary_refuses_leaves_the_standby_to_replay(
     assert read_or_none(direct[holder], path) == b"head|"
     assert replay(plan)["returncode"] == 0
     assert read_or_none(direct["standby"], plan.standby_path(path)) == b"head|"
+
+
+def test_a_batched_listing_pages_through_the_merged_directory(
+    gw: Gateway, plan: GatewayPlan, base: str
+) -> None:
+    """LISTSTATUS_BATCH (what Hadoop's own WebHdfsFileSystem lists large directories with)
+    answers the directory merged over the primaries, after ``startAfter``."""
+    names = [*plan.names_on(base, "primary", 3), *plan.names_on(base, "primary2", 3)]
+    for name in names:
+        assert create(gw.webhdfs, plan.token, name, b"x").status_code == 201
+    expected = sorted(name.rsplit("/", 1)[1] for name in names)
+
+    def page(**after: str) -> tuple[list[str], int]:
+        doc = call(gw, plan, "GET", base, "LISTSTATUS_BATCH", **after).json()["DirectoryListing"]
+        return [s["pathSuffix"] for s in doc["partialListing"]["FileStatuses"]["FileStatus"]], doc[
+            "remainingEntries"
+        ]
+
+    assert page() == (expected, 0)
+    assert page(startAfter=expected[2]) == (expected[3:], 0)
+    assert page(startAfter=expected[-1]) == ([], 0)

@@ -32,6 +32,7 @@ from tandem.hdfs.types import FileStatus
 log = logging.getLogger(__name__)
 
 BUFFER = 1 << 20
+LS_LIMIT = 1000
 ID_HEADER = "x-tandem-data-id"
 # the data step's key to the NameNode halves asked at the redirect (Gateway.prepare_create)
 PREPARED = "tandem.prepared"
@@ -100,6 +101,15 @@ def _status_json(st: FileStatus, suffix: str | None = None) -> dict[str, Any]:
     if suffix is not None:
         doc["pathSuffix"] = suffix
     return doc
+
+
+def _batch(entries: list[FileStatus], start_after: str | None) -> dict[str, Any]:
+    """LISTSTATUS_BATCH: the next ``LS_LIMIT`` entries after ``start_after`` (the NameNode's
+    ``dfs.ls.limit``) and how many remain."""
+    rest = [s for s in entries if start_after is None or s.path_suffix > start_after]
+    part = rest[:LS_LIMIT]
+    listing = {"FileStatuses": {"FileStatus": [_status_json(s) for s in part]}}
+    return {"DirectoryListing": {"partialListing": listing, "remainingEntries": len(rest) - len(part)}}
 
 
 class _Handler:
@@ -293,6 +303,9 @@ class _Handler:
         if op == "LISTSTATUS":
             entries = await asyncio.to_thread(gw.list, path, user)
             return JSONResponse({"FileStatuses": {"FileStatus": [_status_json(s) for s in entries]}})
+        if op == "LISTSTATUS_BATCH":
+            entries = await asyncio.to_thread(gw.list, path, user)
+            return JSONResponse(_batch(entries, q.get("startAfter") or q.get("startafter")))
         if op == "GETCONTENTSUMMARY":
             return JSONResponse({"ContentSummary": await asyncio.to_thread(gw.content_summary, path, user)})
         if op == "GETFILECHECKSUM":
