@@ -29,7 +29,7 @@ from tandem.capture import Capture, apply_grants, apply_tables
 from tandem.copy.webhdfs import FileCopy, WebHdfsCopier, apply_metadata
 from tandem.errors import RestoreError
 from tandem.hdfs.client import Hdfs
-from tandem.hdfs.types import DiffEntry, FileStatus
+from tandem.hdfs.types import DiffEntry, DiffType, FileStatus
 from tandem.metastore import Metastore
 from tandem.points import PointOnCluster
 
@@ -121,15 +121,25 @@ class _Lander:
 
     def subtree(self, root: str, subtree: str) -> None:
         entries = self.hdfs.snapshot_diff(root, self.snapshot, "").entries
+        # a name created, deleted or renamed is another inode on one side: nothing below it is
+        # in the diff, so a directory there on both sides is compared whole
+        replaced = {
+            path
+            for e in entries
+            if e.type is not DiffType.MODIFY
+            for path in (e.source, e.target)
+            if path is not None
+        }
         moved: list[str] = []
         for rel in changed_paths(entries, subtree):
             if any(verify.within(rel, m) for m in moved):
                 continue  # under a path already moved or restored whole
-            if self._reconcile(root, rel):
+            if self._reconcile(root, rel, whole=rel in replaced):
                 moved.append(rel)
 
-    def _reconcile(self, root: str, rel: str) -> bool:
-        """Make ``root/rel`` what the snapshot holds; True when it was handled as a whole tree."""
+    def _reconcile(self, root: str, rel: str, whole: bool = False) -> bool:
+        """Make ``root/rel`` what the snapshot holds; True when it was handled as a whole tree.
+        ``whole``: a directory on both sides is reconciled child by child, all the way down."""
         live_path, then_path = verify.join(root, rel), verify.snap_path(root, self.snapshot, rel)
         live, then = self.hdfs.status(live_path), self.hdfs.status(then_path)
         if live is None and then is None:
@@ -154,7 +164,17 @@ class _Lander:
             self._bring_back(root, rel, then, "content differs")
             return True
         self._metadata(live_path, then_path, live, then)
+        if whole and then.is_dir:
+            self._children(root, rel, live_path, then_path)
+            return True
         return False
+
+    def _children(self, root: str, rel: str, live_path: str, then_path: str) -> None:
+        names = {s.path_suffix for s in self.hdfs.list(live_path)} | {
+            s.path_suffix for s in self.hdfs.list(then_path)
+        }
+        for name in sorted(names):
+            self._reconcile(root, verify.join(rel, name) if rel else name, whole=True)
 
     def _same_file(self, live_path: str, live: FileStatus, then_path: str, then: FileStatus) -> bool:
         if live.length != then.length:

@@ -327,3 +327,16 @@ def test_a_batched_listing_pages_through_the_merged_directory(
     assert page() == (expected, 0)
     assert page(startAfter=expected[2]) == (expected[3:], 0)
     assert page(startAfter=expected[-1]) == ([], 0)
+
+
+def test_a_rename_onto_an_existing_file_answers_false_and_changes_nothing(
+    gw: Gateway, plan: GatewayPlan, direct: dict[str, InsecureClient], base: str
+) -> None:
+    """WebHDFS answers ``{"boolean": false}`` (200); curl and fsspec callers read the boolean."""
+    first, second = f"{base}/a.bin", plan.names_on(base, "primary2", 1)[0]
+    for name in (first, second):
+        assert create(gw.webhdfs, plan.token, name, name.encode()).status_code == 201
+    answer = call(gw, plan, "PUT", first, "RENAME", destination=second)
+    assert (answer.status_code, answer.json()) == (200, {"boolean": False}), answer.text
+    for name in (first, second):
+        assert read_or_none(direct[plan.primary_of(name)], name) == name.encode()

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, open_plan
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, Journal
 from tandem.gateway.service import Gateway
@@ -113,3 +114,112 @@ def test_an_async_write_whose_mark_move_fails_is_refused_and_left_for_replay(
     # never acknowledged; the inflight mark stays, so replay reconciles the path either way
     assert len(_queue(ctx, INFLIGHT)) == 1
     assert _queue(ctx, PENDING_BACKUP) == []
+
+
+class HeldReplace:
+    """The standby's store, where the RENAME of one temporary file (``held``) waits for ``release``."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.held: str | None = None
+        self.moving = threading.Event()
+        self.release = threading.Event()
+
+    def replace(self, src: str, dst: str) -> Any:
+        if src == self.held:
+            self.moving.set()
+            assert self.release.wait(HOLD_S), "the test never released the standby's RENAME"
+        return self.store.replace(src, dst)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_two_overwrites_whose_renames_cross_leave_a_mark_and_replay_settles_them(
+    airflow_conns: dict[str, str], tmp_path: Path
+) -> None:
+    """Two sync overwrites of one path (two clients, or two gateways): A renames on the primary,
+    then B on the primary and on the standby, then A on the standby. The primary holds B, the
+    standby A, and both were done. B saw A's inflight mark when it finished, so B's mark stays
+    (pending-backup) and replay makes the standby what the primary holds. Before, both marks
+    went and the sides stayed different (found by an adversarial read)."""
+    from tandem.gateway.replay import drain_backup
+
+    name = f"gwcross{secrets.token_hex(4)}"
+    plan = write_plan(tmp_path, tmp_path / "home", name, primaries=("primary",))
+    ctx = open_plan(plan.include, plan.name)
+    hold = HeldReplace(ctx.standby.store)
+    ctx.standby._client = hold
+    gateway = Gateway(ctx, worker=False)
+    path = f"/{name}/data/both.bin"
+    first, second = payload("first", 6_000), payload("second", 7_000)
+    primary = ctx.primaries["primary"].store
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            a = gateway.begin_write(path, "tandem", overwrite=True, permission=None)
+            hold.held = ctx.standby.local(a.temp)
+            a.start(first)
+            a_done = pool.submit(a.finish)
+            assert hold.moving.wait(HOLD_S)  # A is in place on the primary, not yet on the standby
+            b = gateway.begin_write(path, "tandem", overwrite=True, permission=None)
+            b.start(second)
+            assert b.finish().backup == "done"
+            wait_for("B's mark to stay", lambda: len(_queue(ctx, PENDING_BACKUP)) == 1)
+            hold.release.set()
+            assert a_done.result(timeout=HOLD_S).backup == "done"
+        wait_for("A's mark to go", lambda: _queue(ctx, INFLIGHT) == [])
+        assert primary.read_bytes(path) == second
+        assert hold.read_bytes(ctx.standby.local(path)) == first  # the crossing happened
+        report = drain_backup(ctx, ctx.primaries["primary"])
+        assert report.marks == 1 and report.problems == []
+        assert hold.read_bytes(ctx.standby.local(path)) == second
+        assert _queue(ctx, PENDING_BACKUP) == []
+    finally:
+        hold.release.set()
+        gateway.close()
+
+
+def test_a_write_into_a_directory_renamed_under_it_leaves_both_sides_alike(
+    airflow_conns: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory is renamed while a write into it waits to publish on the primary: the rename
+    takes the write's temporary files along on both sides, the write's RENAME then fails and it
+    is refused. The standby's copy is published only after the primary's, so it never lands
+    under the new name while the primary lacks it (before, it was published beside the
+    primary's and did; found by an adversarial read)."""
+    from tandem.gateway import writes
+
+    name = f"gwdirmv{secrets.token_hex(4)}"
+    plan = write_plan(tmp_path, tmp_path / "home", name, primaries=("primary",))
+    ctx = open_plan(plan.include, plan.name)
+    gateway = Gateway(ctx, worker=False)
+    src, dst = f"/{name}/t/src", f"/{name}/t/dst"
+    path = f"{src}/new.bin"
+    held, release = threading.Event(), threading.Event()
+    publish = writes.WriteSession._publish
+
+    def held_publish(self: writes.WriteSession, side: Any, temp: str, final: str) -> None:
+        if side is self.primary and final == path:
+            held.set()
+            assert release.wait(HOLD_S)
+        publish(self, side, temp, final)
+
+    monkeypatch.setattr(writes.WriteSession, "_publish", held_publish)
+    primary, standby = ctx.primaries["primary"].store, ctx.standby.store
+    try:
+        gateway.mkdirs(src, "tandem", None)
+        with ThreadPoolExecutor(1) as pool:
+            session = gateway.begin_write(path, "tandem", overwrite=True, permission=None)
+            session.start(payload("new", 4_000))
+            finishing = pool.submit(session.finish)
+            assert held.wait(HOLD_S)
+            assert gateway.rename(src, dst, "tandem")
+            release.set()
+            with pytest.raises(RemoteHdfsError):
+                finishing.result(timeout=HOLD_S)
+        for where in (f"{dst}/new.bin", path):
+            assert primary.status(where) is None
+            assert standby.status(ctx.standby.local(where)) is None, f"{where} on the standby alone"
+    finally:
+        release.set()
+        gateway.close()

@@ -198,8 +198,11 @@ CHILD = textwrap.dedent(
         "snapshot_standby": (Hdfs, "create_snapshot", 1),
         "sync_user_data": (Hdfs, "set_quota", 1),
         "publish_restore_point": (catalog, "write_atomically", 1),
+        # the manifest on the target, before its copy on the source
+        "publish_restore_point/manifest": (catalog, "publish", 1),
     }
     owner, method, after = WRITES[step]
+    step = step.split("/")[0]
     real = getattr(owner, method)
 
     def write_then_die(*args, **kwargs):
@@ -451,3 +454,71 @@ def test_a_restore_killed_halfway_is_finished_by_running_it_again(clusters, tmp_
     assert sorted(p.rsplit("/", 1)[1] for p in parked) == sorted(
         [f"f-{i:02d}" for i in range(12)] + ["stray"]
     )
+
+
+def first_point(biz: Business, files: dict[str, bytes]) -> PointOnCluster:
+    """``files`` (relative to the business's directory) and partition d1, backed up at T0."""
+    for rel, data in files.items():
+        biz.src.write(f"{biz.top}/{rel}", data)
+    biz.add_partition("d1")
+    biz.backup(0)
+    return biz.newest()
+
+
+def test_a_directory_replaced_by_another_of_its_name_is_seen_and_put_back(clusters, tmp_path):
+    """A directory deleted and made again (a new inode) appears in a snapshot diff as the
+    directory alone, never its children. The source does it between two points and the run is
+    SIGKILLed after copying: the standby holds the new directory with the old point's
+    metastore. ``verify --live`` must see inside it, ``restore`` must put the point's files
+    back, and the next run must publish again (found by an adversarial read)."""
+    biz = Business(clusters, tmp_path, "rk_recreated")
+    point = first_point(biz, {"day/bills-v1": b"v1 bills", "day/sub/kept": b"kept"})
+    biz.src.delete(f"{biz.top}/day", recursive=True)
+    biz.src.write(f"{biz.top}/day/bills-v2", b"v2 bills, referencing d2")
+    biz.src.write(f"{biz.top}/day/sub/kept", b"kept")
+    biz.add_partition("d2")
+    killed_run(biz, 1, "register_metadata")
+    assert biz.newest().manifest == point.manifest
+
+    found = biz.live_check(point)
+    assert any("bills-v2" in m for m in found.mismatches), found.mismatches
+    assert any("bills-v1" in m for m in found.mismatches), found.mismatches
+    outcome = biz.restore(point)
+    assert outcome.check is not None and outcome.check.ok
+    assert tree(biz.dst, biz.top) == tree(biz.dst, f"{biz.top}/.snapshot/{point.manifest.snapshot_name}")
+    assert biz.partitions(biz.dst_ms) == {"d1"}
+    resumed = biz.backup(2)
+    assert resumed["verified"]
+    assert tree(biz.dst, biz.top) == tree(biz.src, biz.top)
+
+
+def test_a_directory_replaced_on_the_standby_behind_tandems_back_is_put_back(clusters, tmp_path):
+    biz = Business(clusters, tmp_path, "rk_standby_recreated")
+    point = first_point(biz, {"dir/x": b"x at the point"})
+    biz.dst.delete(f"{biz.top}/dir", recursive=True)
+    biz.dst.write(f"{biz.top}/dir/y", b"not in any point")
+    assert not biz.live_check(point).ok
+    outcome = biz.restore(point)
+    done = {(a.kind, a.path.rsplit("/", 1)[1]) for a in outcome.actions}
+    assert done >= {("quarantine", "y"), ("restore", "x")}, done
+    assert outcome.check is not None and outcome.check.ok
+    assert tree(biz.dst, biz.top) == tree(biz.dst, f"{biz.top}/.snapshot/{point.manifest.snapshot_name}")
+
+
+def test_a_run_killed_between_the_targets_manifest_and_the_sources_copy_is_completed(clusters, tmp_path):
+    """The point is published (the target holds its manifest); the source's copy is written by
+    the next run, so both clusters list the same points (found by an adversarial read)."""
+    biz = Business(clusters, tmp_path, "rk_source_copy")
+    first_point(biz, {"a": b"a"})
+    biz.src.write(f"{biz.top}/a", b"a2")
+    killed_run(biz, 1, "publish_restore_point/manifest")
+    on_dst = [m.point for m in catalog.list_points(biz.dst, biz.name)]
+    assert len(on_dst) == 2 and len(catalog.list_points(biz.src, biz.name)) == 1
+    biz.src.write(f"{biz.top}/a", b"a3")
+    biz.backup(2)
+    assert [m.point for m in catalog.list_points(biz.src, biz.name)] == [
+        m.point for m in catalog.list_points(biz.dst, biz.name)
+    ]
+    killed = catalog.list_points(biz.src, biz.name)[1]
+    assert killed.point == on_dst[1] and killed.files_record
+    assert biz.src.read_bytes(killed.files_record) == biz.dst.read_bytes(killed.files_record)

@@ -71,6 +71,26 @@ def _remove_unpublished(hdfs: Hdfs, roots: Iterable[str], business: str, keep: s
     return removed
 
 
+def _copy_to_source(
+    src: Hdfs, dst: Hdfs, on_src: list[catalog.Manifest], on_dst: list[catalog.Manifest], source: str
+) -> list[str]:
+    """A run killed between publishing its point on the target and writing the point's copy on
+    the source left the source without it: its records and manifest are copied over (the
+    point is published; the source's list of points, retention and a reverse backup's base
+    depend on its copy). Idempotent."""
+    have = {m.point for m in on_src}
+    repaired = []
+    for manifest in on_dst:
+        if manifest.point in have or manifest.source != source:
+            continue
+        records = manifest.files_record
+        if records and dst.status(records) is not None and src.status(records) is None:
+            catalog.write_atomically(src, records, dst.read_bytes(records))
+        catalog.publish(src, manifest)
+        repaired.append(manifest.point)
+    return repaired
+
+
 def take(run: Run, clusters: Clusters, started: Started, datasets: Sequence[ResolvedDataset]) -> Taken:
     """Snapshot every root of the business at once and capture the protected tables' metadata
     at that instant; record the actual times and the skew.
@@ -83,7 +103,11 @@ def take(run: Run, clusters: Clusters, started: Started, datasets: Sequence[Reso
     """
     guard(run, clusters, started, "take")
     src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
-    keep = published_points((src, dst), run.business)
+    on_src, on_dst = catalog.list_points(src, run.business), catalog.list_points(dst, run.business)
+    keep = {m.snapshot_name for m in (*on_src, *on_dst)}
+    repaired = _copy_to_source(src, dst, on_src, on_dst, started.source)
+    if repaired:
+        log.info("take: copied point(s) %s the source lacked from the target", ", ".join(repaired))
     if run.snapshot in keep:
         raise PointAlreadyPublished(
             f"point {catalog.iso(run.instant)} of {run.business} is published already; it is kept as it "

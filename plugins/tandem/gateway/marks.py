@@ -217,6 +217,12 @@ class Journal:
         ids = self.ids(state, primary)
         return Queue(len(ids), id_time_ms(ids[0]) if ids else None)
 
+    def in_flight(self, exclude: str | None = None) -> list[Mark]:
+        """The marks of the writes and changes still under way here (the inflight queue; one
+        LISTSTATUS, and a read per mark too long to carry its fields in its id)."""
+        found = (self.read(i, INFLIGHT) for i in self.ids(INFLIGHT) if i != exclude)
+        return [m for m in found if m is not None]
+
     def read(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
         """The mark, or None when another replayer already finished it. A compact id is read from
         the id itself, without a request: a mark finished meanwhile is replayed again, which is

@@ -432,10 +432,16 @@ def _backup_one(
     state: str,
     mark_id: str,
     inflight_grace_s: float = INFLIGHT_GRACE_S,
+    busy: frozenset[str] = frozenset(),
 ) -> ReplayReport:
     part = ReplayReport()
     mark = journal.read(mark_id, state)
     if mark is None:
+        return part
+    if state == PENDING_BACKUP and busy.intersection(mark.paths):
+        # another write of the path is under way: its RENAMEs and this one's may have landed in
+        # different orders on the two sides, so the path is backed up once it is done
+        part.deferred += 1
         return part
     died = state == INFLIGHT
     temp = mark.temp if state == PENDING_BACKUP and mark.temp not in mark.paths else None
@@ -468,12 +474,16 @@ def drain_backup(
     ctx.standby.store.status("/")
     journal = ctx.journal(primary)
     now_ms = time.time() * 1000
+    inflight = journal.ids(INFLIGHT)
+    young = [journal.read(i, INFLIGHT) for i in inflight if now_ms - id_time_ms(i) < inflight_grace_s * 1000]
+    busy = frozenset(p for mark in young if mark is not None for p in mark.paths)
     for state, age in ((INFLIGHT, inflight_grace_s), (PENDING_BACKUP, min_age_s)):
-        ids = [i for i in journal.ids(state) if now_ms - id_time_ms(i) >= age * 1000]
+        listed = inflight if state == INFLIGHT else journal.ids(state)
+        ids = [i for i in listed if now_ms - id_time_ms(i) >= age * 1000]
         part = ReplayReport(oldest_age_s=_oldest(ids))
         _run_marks(
             ids,
-            lambda i, s=state: _backup_one(ctx, journal, primary, s, i, inflight_grace_s),  # type: ignore[misc]
+            lambda i, s=state: _backup_one(ctx, journal, primary, s, i, inflight_grace_s, busy),  # type: ignore[misc]
             part,
         )
         report.add(part)

@@ -373,6 +373,9 @@ class Gateway(GatewayReads):
         if into is not None and into[1].is_dir:
             dst = posixpath.join(dst, posixpath.basename(src))  # HDFS moves a file into a directory
             self.check_path(dst, user, write=True)
+            into = self.ctx.locate(dst)
+        if into is not None:
+            return False  # HDFS answers false, changing nothing, when the name is taken
         target = self.ctx.primaries[self.ctx.routes.route(dst)]
         move = (
             (lambda s: move_file(s, target, src, dst, user))

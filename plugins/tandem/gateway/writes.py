@@ -7,8 +7,8 @@ Order of a CREATE (the gateway may be SIGKILLed at any step):
    here on leaves it, and replay reconciles the path;
 2. the data under a hidden temporary name beside the final one, on each side;
 3. RENAME over the final name on each side (atomic): readers see the old file or the new one;
-   a CREATE without overwrite publishes the standby's copy only after the primary's RENAME won
-   the name;
+   the standby's copy only after the primary's has landed (a CREATE without overwrite may lose
+   the name there; a directory renamed meanwhile takes the temporary file along);
 4. acknowledged: ``done`` when both sides hold it (the mark is then dropped), ``pending`` when
    one does and a durable mark says what the other lacks: the inflight mark becomes
    ``pending-backup`` (standby failed, or async mode, where the move runs beside step 3 and
@@ -351,9 +351,10 @@ class WriteSession:
         standby_done: Future[None] | None = None
         marked: Future[None] | None = None
         standby_took = self.s_sink is not None and s_err is None
-        # a CREATE without overwrite may lose the race for its name on the primary: the standby's
-        # copy is published only after the primary's, or it would hold the loser's bytes
-        after_primary = standby_took and not (self.overwrite or self.append)
+        # the standby's copy is published only once the primary's RENAME has landed: a CREATE
+        # without overwrite may lose the race for its name there, and a directory renamed away
+        # meanwhile takes the temporary file with it; either way the standby is left untouched
+        after_primary = standby_took and not self.append
         if standby_took and not after_primary:
             standby_done = self.pool.submit(self._publish_standby)
         elif self.s_sink is None:
@@ -460,8 +461,18 @@ class WriteSession:
         return WriteResult(self.primary.name, "pending", self.size, advice)
 
     def _drop_mark(self) -> None:
+        """The write is on both sides: its inflight mark goes, unless another write of the path
+        is under way (its inflight mark is there too). Their RENAMEs may then land in different
+        orders on the two sides; the mark stays, pending-backup, and replay, which waits for the
+        other write, makes the standby what the primary holds. Of two racing writes, the one that
+        looks last sees the other's mark, so at least one stays."""
+        journal = self.ctx.journal(self.primary)
         try:
-            self.ctx.journal(self.primary).delete(self.mark.id, INFLIGHT)
+            if self.overwrite and any(self.path in m.paths for m in journal.in_flight(self.mark.id)):
+                journal.move(self.mark, INFLIGHT, PENDING_BACKUP)
+                log.info("%s was written by another write at the same time; replay settles it", self.path)
+            else:
+                journal.delete(self.mark.id, INFLIGHT)
         except Exception:
             log.debug("inflight mark %s left for replay", self.mark.id)
 
