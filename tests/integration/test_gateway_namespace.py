@@ -340,3 +340,5 @@ def test_a_rename_onto_an_existing_file_answers_false_and_changes_nothing(
     assert (answer.status_code, answer.json()) == (200, {"boolean": False}), answer.text
     for name in (first, second):
         assert read_or_none(direct[plan.primary_of(name)], name) == name.encode()
+    itself = call(gw, plan, "PUT", first, "RENAME", destination=first)
+    assert (itself.status_code, itself.json()) == (200, {"boolean": True}), itself.text

@@ -20,7 +20,7 @@ import requests
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, open_plan
-from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, Journal
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Journal, Mark
 from tandem.gateway.service import Gateway
 from tandem.gateway.writes import Unavailable, WriteResult
 from tandem.hdfs.client import Hdfs
@@ -165,6 +165,8 @@ def test_two_overwrites_whose_renames_cross_leave_a_mark_and_replay_settles_them
             b.start(second)
             assert b.finish().backup == "done"
             wait_for("B's mark to stay", lambda: len(_queue(ctx, PENDING_BACKUP)) == 1)
+            early = drain_backup(ctx, ctx.primaries["primary"])  # A is still under way: B waits
+            assert (early.deferred, early.marks) == (1, 0), early
             hold.release.set()
             assert a_done.result(timeout=HOLD_S).backup == "done"
         wait_for("A's mark to go", lambda: _queue(ctx, INFLIGHT) == [])
@@ -223,3 +225,66 @@ def test_a_write_into_a_directory_renamed_under_it_leaves_both_sides_alike(
     finally:
         release.set()
         gateway.close()
+
+
+def test_of_two_creates_without_overwrite_past_their_checks_only_the_winner_reaches_the_standby(
+    airflow_conns: dict[str, str], tmp_path: Path
+) -> None:
+    """Both CREATEs found the name free and sent their bytes; the primary's RENAME (which never
+    replaces, nor moves into a directory) decides, and the loser's copy is never published on
+    the standby, nor its mark kept."""
+    from tandem.gateway.replay import drain_backup
+
+    name = f"gwnew{secrets.token_hex(4)}"
+    plan = write_plan(tmp_path, tmp_path / "home", name, primaries=("primary",))
+    ctx = open_plan(plan.include, plan.name)
+    gateway = Gateway(ctx, worker=False)
+    path = f"/{name}/data/one.bin"
+    try:
+        first = gateway.begin_write(path, "tandem", overwrite=False, permission=None)
+        second = gateway.begin_write(path, "tandem", overwrite=False, permission=None)
+        first.start(payload("first", 3_000))
+        second.start(payload("second", 4_000))
+        assert first.finish().backup == "done"
+        with pytest.raises(RemoteHdfsError, match="already exists") as lost:
+            second.finish()
+        assert lost.value.exception == "FileAlreadyExistsException"
+        assert ctx.primaries["primary"].store.read_bytes(path) == payload("first", 3_000)
+        assert ctx.standby.store.read_bytes(ctx.standby.local(path)) == payload("first", 3_000)
+        # the winner saw the loser under way and kept its mark; replay finds nothing to change
+        wait_for("the loser's mark to go", lambda: _queue(ctx, INFLIGHT) == [])
+        settled = drain_backup(ctx, ctx.primaries["primary"])
+        assert settled.files == 0 and settled.problems == []
+        assert _queue(ctx, PENDING_BACKUP) == []
+    finally:
+        gateway.close()
+
+
+def test_a_pending_store_mark_that_cannot_go_back_holds_the_primarys_backups(
+    airflow_conns: dict[str, str], embedded: Any, tmp_path: Path
+) -> None:
+    """The standby took a newer write of a path while its primary was down; the primary also
+    holds an older write of it still pending backup. If writing the newer one back fails (a
+    refusal, here the primary's space quota), backing up the older one would replace the only
+    copy of the newer: that primary's backups wait, and the replay reports why."""
+    from tandem.gateway.replay import drain_backup
+
+    name = f"gwhold{secrets.token_hex(4)}"
+    plan = write_plan(tmp_path, tmp_path / "home", name, primaries=("primary",))
+    ctx = open_plan(plan.include, plan.name)
+    primary, standby = ctx.primaries["primary"].store, ctx.standby.store
+    path = f"/{name}/data/contested.bin"
+    primary.write(path, b"older, pending backup", overwrite=True)
+    standby.write(ctx.standby.local(path), b"newer, acknowledged while the primary was down", overwrite=True)
+    ctx.journal(ctx.primaries["primary"]).put(Mark.new_compact("write", (path,), "primary"), PENDING_BACKUP)
+    ctx.journal(ctx.standby).put(Mark.new_compact("write", (path,), "primary"), PENDING_STORE, "primary")
+    quota = requests.put(
+        f"{embedded['primary'].webhdfs_url.rstrip('/')}/webhdfs/v1/{name}/data",
+        params={"op": "SETQUOTA", "storagespacequota": "1", "user.name": "hdfs"},
+        timeout=30,
+    )
+    assert quota.status_code == 200, quota.text
+    report = drain_backup(ctx, ctx.primaries["primary"])
+    assert report.problems and path in report.problems[0], report
+    assert standby.read_bytes(ctx.standby.local(path)) == b"newer, acknowledged while the primary was down"
+    assert len(_queue(ctx, PENDING_BACKUP)) == 1

@@ -438,9 +438,11 @@ def _backup_one(
     mark = journal.read(mark_id, state)
     if mark is None:
         return part
-    if state == PENDING_BACKUP and busy.intersection(mark.paths):
+    waited_ms = time.time() * 1000 - id_time_ms(mark_id)
+    if state == PENDING_BACKUP and busy.intersection(mark.paths) and waited_ms < 2 * inflight_grace_s * 1000:
         # another write of the path is under way: its RENAMEs and this one's may have landed in
-        # different orders on the two sides, so the path is backed up once it is done
+        # different orders on the two sides, so the path is backed up once it is done (or, should
+        # writes of it never stop, after twice the inflight grace)
         part.deferred += 1
         return part
     died = state == INFLIGHT
@@ -464,6 +466,17 @@ def _backup_one(
     return part
 
 
+def _in_flight(ctx: PlanContext, journal: Journal, grace_s: float) -> frozenset[str]:
+    """Paths of sync writes under way on this primary (inflight marks younger than the grace):
+    their pending-backup namesakes wait for them (:func:`_backup_one`). Async writes never
+    publish on the standby, and replay's copy re-checks the primary's version: none needed."""
+    if ctx.plan.mode != "sync":
+        return frozenset()
+    now_ms = time.time() * 1000
+    young = [i for i in journal.ids(INFLIGHT) if now_ms - id_time_ms(i) < grace_s * 1000]
+    return frozenset(p for i in young if (mark := journal.read(i, INFLIGHT)) is not None for p in mark.paths)
+
+
 def drain_backup(
     ctx: PlanContext, primary: Side[Hdfs], min_age_s: float = 0.0, inflight_grace_s: float = INFLIGHT_GRACE_S
 ) -> ReplayReport:
@@ -471,19 +484,22 @@ def drain_backup(
     ``min_age_s`` old, and inflight marks left by dead writes. The primary's pending-store queue
     goes first, so the standby's newer data is never overwritten."""
     report = drain_store(ctx, primary)
+    if report.problems:
+        # the standby holds newer data for this primary that did not go back: backing up the
+        # primary's older state could replace it, so this primary waits for the problem's fix
+        log.warning("pending-backup %s waits: its pending-store marks did not all go back", primary.name)
+        return report
     ctx.standby.store.status("/")
     journal = ctx.journal(primary)
-    now_ms = time.time() * 1000
-    inflight = journal.ids(INFLIGHT)
-    young = [journal.read(i, INFLIGHT) for i in inflight if now_ms - id_time_ms(i) < inflight_grace_s * 1000]
-    busy = frozenset(p for mark in young if mark is not None for p in mark.paths)
     for state, age in ((INFLIGHT, inflight_grace_s), (PENDING_BACKUP, min_age_s)):
-        listed = inflight if state == INFLIGHT else journal.ids(state)
-        ids = [i for i in listed if now_ms - id_time_ms(i) >= age * 1000]
+        now_ms = time.time() * 1000
+        ids = [i for i in journal.ids(state) if now_ms - id_time_ms(i) >= age * 1000]
+        # listed after the queue, so that a write that moved its mark there saw what is in flight
+        busy = _in_flight(ctx, journal, inflight_grace_s) if state == PENDING_BACKUP else frozenset()
         part = ReplayReport(oldest_age_s=_oldest(ids))
         _run_marks(
             ids,
-            lambda i, s=state: _backup_one(ctx, journal, primary, s, i, inflight_grace_s, busy),  # type: ignore[misc]
+            lambda i, s=state, b=busy: _backup_one(ctx, journal, primary, s, i, inflight_grace_s, b),  # type: ignore[misc]
             part,
         )
         report.add(part)

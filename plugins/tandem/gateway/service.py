@@ -31,7 +31,7 @@ from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.status import plan_status
 from tandem.gateway.targets import Target
 from tandem.gateway.targets.cluster import ClusterTarget
-from tandem.gateway.writes import Prepared, Unavailable, WriteSession, check_absent
+from tandem.gateway.writes import Prepared, Unavailable, WriteSession
 from tandem.hdfs.client import Hdfs
 
 log = logging.getLogger(__name__)
@@ -166,16 +166,11 @@ class Gateway(GatewayReads):
         if append and not usable:
             raise Unavailable(f"{primary.name}, which holds {path}, is down: APPEND waits for it")
         if usable and not overwrite and not append:
-            try:
-                check_absent(primary, user, path)
-            except Exception as exc:
-                if not is_unreachable(exc):
-                    raise
-                primary.failed(exc)
+            # the name free on its primary, and nothing another primary holds in the way: one round
+            silent = self.check_no_file_at_or_above(path, list(self.ctx.primaries.values()), new_file=True)
+            if primary.name in silent:
+                primary.failed(silent[primary.name])
                 usable = False
-            else:
-                others = [s for s in self.ctx.primaries.values() if s is not primary]
-                self.check_no_file_at_or_above(path, others, new_file=True)
         if not usable and not overwrite and not append:
             self._check_absent_while_down(primary, path)
         return WriteSession(
@@ -338,6 +333,8 @@ class Gateway(GatewayReads):
         would be stranded off their new names' primaries is refused, nothing changed."""
         self.check_path(src, user, write=True)
         self.check_path(dst, user, write=True)
+        if src == dst:
+            return self.ctx.locate(src) is not None  # HDFS: true, nothing moves
         routed = self.ctx.primaries[self.ctx.routes.route(src)]
         if not self._primary_usable(routed):
             check_rename_on_standby(self.ctx, routed, src, dst)
@@ -412,12 +409,13 @@ class Gateway(GatewayReads):
 
     def check_no_file_at_or_above(
         self, path: str, sides: list[Side[Hdfs]], *, new_file: bool = False
-    ) -> None:
+    ) -> dict[str, BaseException]:
         """What HDFS refuses in one namespace, checked on every primary of ``sides`` (each holds
         only its own part): a file at ``path`` (FileAlreadyExistsException) or above it
         (ParentNotDirectoryException); with ``new_file``, a directory at ``path`` too. Each primary
         is asked from ``path`` up to the first directory it holds; one that does not answer is
-        skipped (its own NameNode refuses what concerns it when it answers again)."""
+        skipped (its own NameNode refuses what concerns it when it answers again) and returned
+        with its error."""
 
         def conflict(side: Side[Hdfs]) -> RemoteHdfsError | None:
             at = path
@@ -437,11 +435,15 @@ class Gateway(GatewayReads):
                 at = posixpath.dirname(at)
             return None
 
-        for result in self._fan_out(sides, conflict).values():
-            if isinstance(result, RemoteHdfsError):
+        silent: dict[str, BaseException] = {}
+        for name, result in self._fan_out(sides, conflict).items():
+            if isinstance(result, RemoteHdfsError) and not is_unreachable(result):
                 raise result
-            if isinstance(result, BaseException) and not is_unreachable(result):
-                raise result
+            if isinstance(result, BaseException):
+                if not is_unreachable(result):
+                    raise result
+                silent[name] = result
+        return silent
 
     def set_attributes(self, path: str, user: str, op: str, apply: Callable[[Any, str], None]) -> None:
         self.check_path(path, user, write=True)

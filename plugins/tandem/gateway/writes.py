@@ -300,14 +300,15 @@ class WriteSession:
             if self.overwrite or side is self.standby:
                 client.replace(temp, final)
             else:
-                client.rename(temp, final)
+                client.rename_new(temp, final)  # another CREATE without overwrite may have won
         except RemoteHdfsError as exc:
-            # another CREATE without overwrite published first (HDFS answers a RENAME onto an
-            # existing name with false), or the name is a directory
-            held = None if is_unreachable(exc) else client.status(final)
-            if held is None or (self.overwrite and not held.is_dir):
+            if is_unreachable(exc):
                 raise
-            kind = " as a directory" if held.is_dir else ""
+            taken = exc.exception == "FileAlreadyExistsException"
+            held = None if taken else client.status(final)
+            if not taken and (held is None or not held.is_dir):
+                raise
+            kind = " as a directory" if held is not None else ""
             raise RemoteHdfsError(
                 f"{self.path} already exists{kind}", exception="FileAlreadyExistsException"
             ) from exc
@@ -414,7 +415,14 @@ class WriteSession:
         for settling in (standby_done, marked):
             if settling is not None:
                 settling.exception()  # settle before the mark decides; replay reconciles either way
-        untouched = standby_done is None and marked is None and not is_unreachable(exc)
+        # a refusal changed nothing when the temporary file is still there (a RENAME that landed
+        # but answered an error, say after a retry on the other NameNode, keeps the mark)
+        untouched = (
+            standby_done is None
+            and marked is None
+            and not is_unreachable(exc)
+            and self._still_there(self.primary, self.temp)
+        )
         self._cleanup(drop_mark=untouched)
         if untouched:
             raise exc
@@ -460,15 +468,22 @@ class WriteSession:
             raise
         return WriteResult(self.primary.name, "pending", self.size, advice)
 
+    def _still_there(self, side: Side[Any], path: str) -> bool:
+        try:
+            return side.store.status(path) is not None
+        except Exception:
+            return False
+
     def _drop_mark(self) -> None:
         """The write is on both sides: its inflight mark goes, unless another write of the path
         is under way (its inflight mark is there too). Their RENAMEs may then land in different
         orders on the two sides; the mark stays, pending-backup, and replay, which waits for the
-        other write, makes the standby what the primary holds. Of two racing writes, the one that
-        looks last sees the other's mark, so at least one stays."""
+        other write, makes the standby what the primary holds. Every write looks once both its
+        copies are published; the first of two racing writes to look finds the other's mark
+        still inflight, so at least one stays."""
         journal = self.ctx.journal(self.primary)
         try:
-            if self.overwrite and any(self.path in m.paths for m in journal.in_flight(self.mark.id)):
+            if any(self.path in m.paths for m in journal.in_flight(self.mark.id)):
                 journal.move(self.mark, INFLIGHT, PENDING_BACKUP)
                 log.info("%s was written by another write at the same time; replay settles it", self.path)
             else:
@@ -483,9 +498,3 @@ class WriteSession:
             self.ctx.journal(self.primary).move(self.mark, INFLIGHT, PENDING_BACKUP)
         except Exception:
             log.debug("inflight mark %s left for replay", self.mark.id)
-
-
-def check_absent(side: Side[Hdfs], user: str, path: str) -> None:
-    """CREATE without overwrite: refuse before any byte moves when the file exists."""
-    if side.as_user(user).status(path) is not None:
-        raise RemoteHdfsError(f"{path} already exists", exception="FileAlreadyExistsException")

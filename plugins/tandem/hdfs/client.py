@@ -196,6 +196,16 @@ class Hdfs:
         self._client.rename(src, dst)
 
     @_translate
+    def rename_new(self, src: str, dst: str) -> None:
+        """RENAME with ``renameoptions=NONE``: fails with FileAlreadyExistsException when ``dst``
+        exists (a file or a directory: never a move into it). Atomic on the NameNode."""
+        if self._lean is not None:
+            src, dst = posixpath.normpath(src), posixpath.normpath(dst)
+            self._lean.call("PUT", src, "RENAME", destination=dst, renameoptions="NONE")
+            return
+        self._ext._rename(src, destination=dst, renameoptions="NONE")
+
+    @_translate
     def replace(self, src: str, dst: str) -> None:
         """RENAME with ``renameoptions=OVERWRITE``: ``dst`` is replaced in one atomic step, so
         readers see the old file or the new one, never neither. ``dst``'s parent must exist."""
