@@ -124,6 +124,12 @@ def manifest_path(business: str, instant: datetime) -> str:
     return posixpath.join(manifest_dir(business), point_id(instant) + ".json")
 
 
+def claim_path(business: str) -> str:
+    """The point of the run of a business under way, claimed by its ``take`` (on the source):
+    a run whose point is not the claimed one was overtaken by a newer run, and stops."""
+    return posixpath.join(manifest_dir(business), ".run.json")
+
+
 def point_dir(business: str, instant: datetime) -> str:
     """Where a point keeps its metadata capture and per-file records."""
     return posixpath.join(manifest_dir(business), point_id(instant))

@@ -522,3 +522,25 @@ def test_a_run_killed_between_the_targets_manifest_and_the_sources_copy_is_compl
     killed = catalog.list_points(biz.src, biz.name)[1]
     assert killed.point == on_dst[1] and killed.files_record
     assert biz.src.read_bytes(killed.files_record) == biz.dst.read_bytes(killed.files_record)
+
+
+def test_a_run_overtaken_by_a_newer_one_stops_with_a_clear_message(clusters, tmp_path):
+    """Two backups of one business at once (two deployments, or a command beside the DAG): the
+    newer one's ``take`` claims the source and removes the older one's snapshots, and the older
+    stops at its next step saying so, instead of failing on a missing snapshot; the newer one
+    publishes (found by an adversarial read)."""
+    biz = Business(clusters, tmp_path, "rk_overtaken")
+    first_point(biz, {"a": b"a"})
+    biz.src.write(f"{biz.top}/a", b"a2")
+    newer: dict[str, Any] = {}
+
+    def after(step: Any, _seconds: float) -> None:
+        if step.kind == "take" and not newer:
+            newer.update(biz.backup(2))  # starts and finishes while the older run is after take
+
+    older = backup.Run(biz.policy, biz.clusters.topology, T0 + timedelta(hours=1))
+    with pytest.raises(backup.RunOvertaken, match="another backup of rk_overtaken"):
+        backup.run_once(older, biz.clusters, on_step=after)
+    assert newer["verified"]
+    assert [m.point for m in catalog.list_points(biz.dst, biz.name)][-1] == newer["point"]
+    assert biz.live_check(biz.newest()).ok

@@ -44,7 +44,15 @@ from tandem.backup.graph import BackupGraph, Step, backup_graph
 from tandem.backup.metadata import register_metadata, sync_user_data
 from tandem.backup.payloads import Copied, Direction, Started, Taken
 from tandem.backup.publish import apply_retention, publish
-from tandem.backup.run import PointAlreadyPublished, RolesChanged, Run, decide_direction, guard, preflight
+from tandem.backup.run import (
+    PointAlreadyPublished,
+    RolesChanged,
+    Run,
+    RunOvertaken,
+    decide_direction,
+    guard,
+    preflight,
+)
 from tandem.backup.snapshot import CAPTURE_ATTEMPTS, published_points, resolve, snapshot_standby, take
 from tandem.backup.sync import copy_component
 from tandem.runtime import Clusters
@@ -59,6 +67,7 @@ __all__ = [
     "PointAlreadyPublished",
     "RolesChanged",
     "Run",
+    "RunOvertaken",
     "Started",
     "Step",
     "Taken",

@@ -18,10 +18,11 @@ from tandem import catalog, plan, verify
 from tandem.backup.payloads import Direction, Started
 from tandem.errors import (
     PreflightError,
+    RemoteHdfsError,
     TandemError,
 )
 from tandem.failover.arbiter import backup_direction
-from tandem.hdfs.client import Hdfs
+from tandem.hdfs.client import Hdfs, is_missing
 from tandem.plan import growth
 from tandem.runtime import Clusters, Observation
 
@@ -37,6 +38,10 @@ class PointAlreadyPublished(TandemError):
 
 class RolesChanged(PreflightError):
     """The pair's roles or epochs moved since preflight: the run stops before writing."""
+
+
+class RunOvertaken(TandemError):
+    """Another run of the business took its snapshots after this one: this one stops."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ def preflight(run: Run, clusters: Clusters) -> Started:
 
 def guard(run: Run, clusters: Clusters, started: Started, step: str) -> None:
     """Raise RolesChanged unless the pair still looks as preflight saw it: the same epochs, the
-    source active and the target standby. Every step that writes calls this first. Read-only."""
+    source active and the target standby; after ``take``, RunOvertaken when another run of the
+    business claimed the source since (its ``take`` removes this run's snapshots as a dead run's
+    leftovers). Every step that writes calls this first. Read-only."""
     for name, role in ((started.source, "active"), (started.target, "standby")):
         seen = clusters.observe(name)
         epoch = seen.record.epoch if seen.record else None
@@ -109,6 +116,30 @@ def guard(run: Run, clusters: Clusters, started: Started, step: str) -> None:
                 f"{step}: {name} is {now}, but preflight saw it {role} at epoch {then}: the pair "
                 "changed (a promotion?), so this run stops without writing"
             )
+    if step != "take":
+        claimed = claimed_point(clusters.hdfs(started.source), run.business)
+        if claimed is not None and claimed != catalog.iso(run.instant):
+            raise RunOvertaken(
+                f"{step}: another backup of {run.business} (point {claimed}) started after this one "
+                f"(point {catalog.iso(run.instant)}) and took its snapshots; this run stops without "
+                "writing. Run one backup of a business at a time (the DAG does: max_active_runs=1)"
+            )
+
+
+def claim(hdfs: Hdfs, run: Run) -> None:
+    """This run is the business's run under way (see :func:`guard`)."""
+    body = {"point": catalog.iso(run.instant), "claimed": catalog.iso(datetime.now(UTC))}
+    catalog.write_json(hdfs, catalog.claim_path(run.business), body)
+
+
+def claimed_point(hdfs: Hdfs, business: str) -> str | None:
+    try:
+        body = catalog.read_json(hdfs, catalog.claim_path(business))
+    except RemoteHdfsError as exc:
+        if is_missing(exc):
+            return None  # no run claimed yet (or one of a version before claims)
+        raise
+    return str(body.get("point")) if isinstance(body, dict) else None
 
 
 def base_snapshot(run: Run, target: Hdfs) -> tuple[str | None, str | None]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from tandem import catalog, plan
 from tandem.backup.payloads import StandbySnapshot, Started, Taken
-from tandem.backup.run import PointAlreadyPublished, Run, guard
+from tandem.backup.run import PointAlreadyPublished, Run, claim, guard
 from tandem.capture import Capture, capture
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.errors import (
@@ -115,6 +115,7 @@ def take(run: Run, clusters: Clusters, started: Started, datasets: Sequence[Reso
         )
     tables = [(ds.component, ds.name) for ds in datasets if ds.component != "hdfs"]
     metastore = clusters.metastore(started.source) if tables else None
+    claim(src, run)  # before removing what other runs left: a run still under way then stops
     removed = _remove_unpublished(src, _known_roots(src, datasets), run.business, keep)
     if removed:
         log.info("take: removed snapshots of unpublished points: %s", ", ".join(removed))
