@@ -684,8 +684,30 @@ def test_validate_prints_every_error_and_fails(tmp_path: Path, monkeypatch: pyte
     assert text.splitlines() == [
         "include/policies/crm.yaml: pair: pair 'x' is not defined in the cluster topology; "
         "defined pairs: main",
-        "1 valid policy (billing), 1 errors, 0 warnings",
+        "1 valid policy (billing), 1 error, 0 warnings",
     ]
+
+
+def test_a_group_whose_only_dataset_is_refused_gets_that_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not also pydantic's follow-on "tuple should have at least 1 item" for the emptied group."""
+    root = _project(tmp_path, {"billing.yaml": _good() | {"protection_group": [{"hdfs": "data/relative"}]}})
+    code, text = _run(monkeypatch, root)
+    assert code == 1
+    assert text.splitlines() == [
+        "include/policies/billing.yaml: protection_group[0].hdfs: relative HDFS path 'data/relative': "
+        "write it from the root, such as /data/relative",
+        "0 valid policies (none), 1 error, 0 warnings",
+    ]
+
+
+def test_tandems_own_directory_cannot_be_protected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = {"protection_group": [{"hdfs": "/.tandem/restore-points"}]}
+    root = _project(tmp_path, {"billing.yaml": _good() | catalog})
+    code, text = _run(monkeypatch, root)
+    assert code == 1
+    assert "protection_group[0].hdfs: /.tandem/restore-points is inside /.tandem" in text
 
 
 def test_validate_strict_fails_on_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

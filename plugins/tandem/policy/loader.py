@@ -205,10 +205,19 @@ def _reason(root: type[BaseModel], error: Mapping[str, Any]) -> str:
 
 
 def validation_errors(file: str, root: type[BaseModel], exc: ValidationError) -> list[ConfigError]:
+    errors = exc.errors()
+
+    def follows(error: Any) -> bool:
+        """A list too short only because its items were refused: those errors say why."""
+        loc = error["loc"]
+        return error["type"] == "too_short" and any(
+            len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in errors
+        )
+
     return [
         ConfigError(file, _format_loc(error["loc"]), _reason(root, error))
-        for error in exc.errors()
-        if error["type"] != _CROSS_ERROR
+        for error in errors
+        if error["type"] != _CROSS_ERROR and not follows(error)
     ]
 
 

@@ -129,6 +129,13 @@ class DatasetEntry(_Frozen):
     hive: TableName | None = None
     sparksql: TableName | None = None
 
+    @field_validator("hdfs")
+    @classmethod
+    def _not_tandems_own(cls, value: str | None) -> str | None:
+        if value is not None and (value + "/").startswith("/.tandem/"):
+            _fail(f"{value} is inside /.tandem, where Tandem keeps its own restore points and journals")
+        return value
+
     @model_validator(mode="after")
     def _exactly_one(self) -> DatasetEntry:
         given = [c for c in COMPONENTS if getattr(self, c) is not None]

@@ -60,7 +60,8 @@ class ValidationReport:
         lines.append(
             f"{len(self.policies)} valid {'policy' if len(self.policies) == 1 else 'policies'}"
             f" ({', '.join(self.policies) or 'none'}), "
-            f"{len(self.errors)} errors, {len(self.warnings)} warnings"
+            f"{len(self.errors)} error{'' if len(self.errors) == 1 else 's'}, "
+            f"{len(self.warnings)} warning{'' if len(self.warnings) == 1 else 's'}"
         )
         return "\n".join(lines)
 
