@@ -288,3 +288,31 @@ def test_a_pending_store_mark_that_cannot_go_back_holds_the_primarys_backups(
     assert report.problems and path in report.problems[0], report
     assert standby.read_bytes(ctx.standby.local(path)) == b"newer, acknowledged while the primary was down"
     assert len(_queue(ctx, PENDING_BACKUP)) == 1
+
+
+def test_paging_a_directory_spread_over_two_primaries_lists_each_entry_once(
+    airflow_conns: dict[str, str], tmp_path: Path
+) -> None:
+    """LISTSTATUS_BATCH pages: each primary's own next page, merged; pages of three here."""
+    name = f"gwpage{secrets.token_hex(4)}"
+    plan = write_plan(tmp_path, tmp_path / "home", name)
+    ctx = open_plan(plan.include, plan.name)
+    gateway = Gateway(ctx, worker=False)
+    folder = f"/{name}/d"
+    try:
+        for i in range(8):
+            side = ctx.primaries[("primary", "primary2")[i % 2]]
+            side.store.write(f"{folder}/f{i}", b"x", overwrite=True)
+        side.store.mkdirs(f"{folder}/f0")  # a name both primaries hold (one as a directory) is listed once
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            page, remaining = gateway.list_page(folder, "tandem", after, 3)
+            assert len(page) <= 3
+            seen += [s.path_suffix for s in page]
+            if not remaining:
+                break
+            after = page[-1].path_suffix
+        assert seen == [f"f{i}" for i in range(8)]
+    finally:
+        gateway.close()

@@ -8,6 +8,7 @@ background replay on top of this.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 import posixpath
@@ -218,10 +219,30 @@ class GatewayReads:
 
     def list(self, path: str, user: str) -> list[FileStatus]:
         """LISTSTATUS merged over the primaries (and the standby for a primary that is down)."""
+        return self._listing(path, user, lambda s: (s.store.list(path), 0), None)[0]
+
+    def list_page(
+        self, path: str, user: str, start_after: str | None, limit: int
+    ) -> tuple[builtins.list[FileStatus], int]:
+        """LISTSTATUS_BATCH merged: the first ``limit`` entries after ``start_after`` and how many
+        remain (more than zero exactly when there are more; a directory several primaries hold
+        may count twice). Each primary is asked for its own next page only."""
+        entries, remaining = self._listing(
+            path, user, lambda s: s.store.list_batch(path, start_after), start_after
+        )
+        return entries[:limit], remaining + max(0, len(entries) - limit)
+
+    def _listing(
+        self,
+        path: str,
+        user: str,
+        fetch: Callable[[Side[Hdfs]], tuple[builtins.list[FileStatus], int]],
+        start_after: str | None,
+    ) -> tuple[builtins.list[FileStatus], int]:
         self.check_path(path, user, write=False)
-        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.store.list(path))
+        results = self._fan_out(list(self.ctx.primaries.values()), fetch)
         merged: dict[str, FileStatus] = {}
-        missing = 0
+        missing = remaining = 0
         degraded = False
         for name, result in results.items():
             if isinstance(result, BaseException):
@@ -229,18 +250,20 @@ class GatewayReads:
                     missing += 1
                     continue
                 if isinstance(result, RemoteHdfsError) and result.exception == "PathIsNotDirectoryException":
-                    return [self.status(path, user)]
+                    return ([self.status(path, user)] if start_after is None else []), 0
                 if not is_unreachable(result):
                     raise result
                 self.ctx.primaries[name].failed(result)
                 degraded = True
                 continue
-            for st in result:
+            for st in result[0]:
                 merged.setdefault(st.path_suffix, st)
+            remaining += result[1]
         if degraded or self._store_pending:
             # what a primary that does not answer holds is on the standby, backed up or pending
             for st in self._standby_listing(path):
-                merged.setdefault(st.path_suffix, st)
+                if start_after is None or st.path_suffix > start_after:
+                    merged.setdefault(st.path_suffix, st)
         if not merged and missing == len(results):
             raise RemoteHdfsError(f"File {path} does not exist.", exception="FileNotFoundException")
         visible = [s for n, s in merged.items() if not is_gateway_temp(n)]
@@ -253,7 +276,7 @@ class GatewayReads:
                 if self.plan.within_roots(children[s.path_suffix])
                 or self._leads_to_a_root(children[s.path_suffix])
             ]
-        return sorted(visible, key=lambda s: s.path_suffix)
+        return sorted(visible, key=lambda s: s.path_suffix), remaining
 
     def content_summary(self, path: str, user: str) -> dict[str, int]:
         """Sums over the primaries; directories counted once per primary's largest tree."""

@@ -103,15 +103,6 @@ def _status_json(st: FileStatus, suffix: str | None = None) -> dict[str, Any]:
     return doc
 
 
-def _batch(entries: list[FileStatus], start_after: str | None) -> dict[str, Any]:
-    """LISTSTATUS_BATCH: the next ``LS_LIMIT`` entries after ``start_after`` (the NameNode's
-    ``dfs.ls.limit``) and how many remain."""
-    rest = [s for s in entries if start_after is None or s.path_suffix > start_after]
-    part = rest[:LS_LIMIT]
-    listing = {"FileStatuses": {"FileStatus": [_status_json(s) for s in part]}}
-    return {"DirectoryListing": {"partialListing": listing, "remainingEntries": len(rest) - len(part)}}
-
-
 class _Handler:
     def __init__(self, gateway: Gateway, tokens: TokenStore) -> None:
         self.gw = gateway
@@ -304,8 +295,12 @@ class _Handler:
             entries = await asyncio.to_thread(gw.list, path, user)
             return JSONResponse({"FileStatuses": {"FileStatus": [_status_json(s) for s in entries]}})
         if op == "LISTSTATUS_BATCH":
-            entries = await asyncio.to_thread(gw.list, path, user)
-            return JSONResponse(_batch(entries, q.get("startAfter") or q.get("startafter")))
+            after = q.get("startAfter") or q.get("startafter") or None
+            entries, remaining = await asyncio.to_thread(gw.list_page, path, user, after, LS_LIMIT)
+            listing = {"FileStatuses": {"FileStatus": [_status_json(s) for s in entries]}}
+            return JSONResponse(
+                {"DirectoryListing": {"partialListing": listing, "remainingEntries": remaining}}
+            )
         if op == "GETCONTENTSUMMARY":
             return JSONResponse({"ContentSummary": await asyncio.to_thread(gw.content_summary, path, user)})
         if op == "GETFILECHECKSUM":

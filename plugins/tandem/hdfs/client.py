@@ -12,6 +12,7 @@ parsed once into the frozen values of :mod:`tandem.hdfs.types`; every refusal be
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import email.utils
 import posixpath
@@ -79,6 +80,10 @@ class _ExtendedClient(Client):  # type: ignore[misc]
     _get_server_defaults = _Request("GET")
 
 
+# the metaclass names an op after its attribute without underscores: this op keeps its own
+_ExtendedClient._list_status_batch = _Request("GET").to_method("LISTSTATUS_BATCH")
+
+
 @dataclass(frozen=True)
 class WalkEntry:
     """One entry under a walked directory: ``relpath`` is relative to the walk's top."""
@@ -144,6 +149,20 @@ class Hdfs:
         if len(raw) == 1 and raw[0]["type"] == "FILE" and self._lists_a_file(path, raw[0]["pathSuffix"]):
             raise RemoteHdfsError(f"{path} is not a directory", exception="PathIsNotDirectoryException")
         return sorted((FileStatus.from_json(s) for s in raw), key=lambda s: s.path_suffix)
+
+    @_translate
+    def list_batch(self, path: str, start_after: str | None = None) -> tuple[builtins.list[FileStatus], int]:
+        """LISTSTATUS_BATCH: one page of a directory after ``start_after`` (the NameNode's
+        ``dfs.ls.limit`` entries at most), sorted, and how many entries remain after it;
+        PathIsNotDirectoryException for a file. Read-only."""
+        path = self._client.resolve(path)
+        params = {} if start_after is None else {"startAfter": start_after}
+        listing = self._ext._list_status_batch(path, **params).json()["DirectoryListing"]
+        raw = listing["partialListing"]["FileStatuses"]["FileStatus"]
+        if len(raw) == 1 and raw[0]["type"] == "FILE" and self._lists_a_file(path, raw[0]["pathSuffix"]):
+            raise RemoteHdfsError(f"{path} is not a directory", exception="PathIsNotDirectoryException")
+        entries = sorted((FileStatus.from_json(s) for s in raw), key=lambda s: s.path_suffix)
+        return entries, int(listing.get("remainingEntries", 0))
 
     def _lists_a_file(self, path: str, suffix: str) -> bool:
         """Whether a listing of one file entry is ``path`` itself: an empty suffix says so; HttpFS
