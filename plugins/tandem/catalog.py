@@ -271,15 +271,23 @@ def remove(hdfs: Hdfs, business: str, instant: datetime) -> bool:
 
 
 def run_restore_points(args: argparse.Namespace) -> int:
-    """``tandem restore-points BUSINESS``: the published points, from the standby's manifests."""
+    """``tandem restore-points BUSINESS``: the published points, from the manifests of the
+    business's pair member that receives backups (the pair's standby when roles cannot be read)."""
+    from tandem.errors import RestoreError
+    from tandem.points import backup_target, load_business, pair_members
     from tandem.runtime import cluster_clients_for_cli
 
+    policy, topology = load_business(args.business)  # an unknown business is an error, not "no points"
     clients = cluster_clients_for_cli(args.home)
     try:
-        points = list_points(clients.hdfs("standby"), args.business)
+        target = backup_target(policy, topology, clients)
+    except RestoreError:
+        target = pair_members(policy, topology)[1]
+    try:
+        points = list_points(clients.hdfs(target), args.business)
     except Exception as exc:  # the hook raises its own types when no NameNode answers
         raise ClusterError(
-            f"cannot read the standby's manifests ({exc}); is it up? (`tandem status`, `tandem up`)"
+            f"cannot read the manifests on {target} ({exc}); is it up? (`tandem status`, `tandem up`)"
         ) from exc
     if args.json:
         print(json.dumps([p.model_dump(mode="json") for p in points], indent=2))

@@ -116,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "gateway":
         # a gateway's stdout carries its --json line and nothing else
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
+    # a cluster that does not answer is reported by the command itself; the clients' own
+    # warnings (kazoo's reconnects, the WebHDFS hook's probes) would go to stdout before it
+    for noisy in ("kazoo", "airflow.providers.apache.hdfs.hooks.webhdfs"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command in _PROGRESS:
         handler_ = logging.StreamHandler(sys.stderr)
         handler_.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

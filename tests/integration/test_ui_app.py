@@ -285,6 +285,9 @@ def test_triggering_a_backup_needs_the_run_permission(client: TestClient, auth: 
     # allowed: Airflow itself answers (this database has no serialized DAG: 404, not a crash)
     allowed = client.post("/api/businesses/uiwith/runs", json={"full": True}, headers=_as(auth, "ops"))
     assert allowed.status_code == 404 and "not known to Airflow" in allowed.json()["detail"]
+    # a misspelled field never queues a run of the other kind
+    typo = client.post("/api/businesses/uiwith/runs", json={"fulll": True}, headers=_as(auth, "ops"))
+    assert typo.status_code == 422, typo.text
 
 
 def test_the_page_is_registered_with_airflow() -> None:

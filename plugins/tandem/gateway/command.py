@@ -227,10 +227,13 @@ def _validate(args: argparse.Namespace, include: Path) -> int:
     from tandem.gateway.plan import business_policies, load_plans, plans_dir
     from tandem.policy import check_topology_file
 
-    topology, _ = check_topology_file(include / "clusters.yaml")
+    topology, topology_errors = check_topology_file(include / "clusters.yaml")
     found = load_plans(plans_dir(include), topology, business_policies(include, topology))
-    for path, errors in found.errors.items():
-        for err in errors:
+    errors = dict(found.errors)
+    if topology_errors:  # without the topology no plan's clusters can be checked: that fails too
+        errors[include / "clusters.yaml"] = tuple(topology_errors)
+    for path, errs in errors.items():
+        for err in errs:
             print(f"{path}: {err.field}: {err.reason}", file=sys.stderr)
     if args.json:
         print(
@@ -239,14 +242,14 @@ def _validate(args: argparse.Namespace, include: Path) -> int:
                     "plans": sorted(found.plans),
                     "errors": {
                         str(p): [{"field": e.field, "reason": e.reason} for e in errs]
-                        for p, errs in found.errors.items()
+                        for p, errs in errors.items()
                     },
                 }
             )
         )
     else:
-        print(f"{len(found.plans)} plans valid, {len(found.errors)} files with errors")
-    return 1 if found.errors else 0
+        print(f"{len(found.plans)} plans valid, {len(errors)} files with errors")
+    return 1 if errors else 0
 
 
 def _log_to_stderr() -> None:
@@ -280,7 +283,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     if args.action == "key":
         from tandem.gateway.crypto import MasterKey
 
-        print(MasterKey.generate())  # store it as the password of the plan's key connection
+        key = MasterKey.generate()  # store it as the password of the plan's key connection
+        print(json.dumps({"key": key}) if args.json else key)
         return 0
     environment.use(args.home, with_airflow=args.action == "serve", strict=True)
     if args.action in {"serve", "replay"}:

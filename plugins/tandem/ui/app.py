@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from tandem.ui.collect import Collector, Sources, points_of
 from tandem.ui.model import STATES, format_age
@@ -62,7 +62,10 @@ Reader = Annotated[Any, Depends(_reader)]
 
 
 class RunRequest(BaseModel):
-    """A backup now: incremental from the newest point, or ``full``."""
+    """A backup now: incremental from the newest point, or ``full``. Unknown fields are refused
+    (422): a misspelled ``full`` must not queue an incremental run."""
+
+    model_config = ConfigDict(extra="forbid")
 
     full: bool = False
 
