@@ -42,6 +42,16 @@ def verified_transport(factory: Any, service: str, socket_: Any, where: str) -> 
     return VerifiedSaslClientTransport(factory, "GSSAPI", socket_)
 
 
+def _gss_errors() -> tuple[type[BaseException], ...]:
+    """The GSSAPI library's own errors (a host whose principal the KDC does not know, say): a
+    host that cannot be authenticated is skipped like one that does not prove itself."""
+    try:
+        import kerberos
+    except ImportError:
+        return ()
+    return (kerberos.GSSError,)
+
+
 class MutualHiveMetastoreHook(HiveMetastoreHook):
     """``HiveMetastoreHook`` whose GSSAPI transport requires the metastore to authenticate itself."""
 
@@ -112,7 +122,12 @@ class MutualHiveMetastoreHook(HiveMetastoreHook):
                 )
                 refused.append(f"{principal} at thrift://{host}:{port}")
                 continue
-            except (TTransportException, OSError, EOFError) as exc:  # a failed exchange proves nothing
+            except (
+                TTransportException,
+                OSError,
+                EOFError,
+                *_gss_errors(),
+            ) as exc:  # a failed exchange proves nothing
                 with contextlib.suppress(Exception):
                     transport.close()
                 log.warning("metastore %s:%s of connection %s: %s", host, port, self.conn.conn_id, exc)
