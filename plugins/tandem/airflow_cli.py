@@ -63,7 +63,8 @@ class AirflowCommand:
     def stop(self, dag_ids: Sequence[str]) -> list[str]:
         """Mark the queued or running runs of ``dag_ids`` failed (and their unfinished tasks),
         as "Mark failed" in the UI does; returns the run ids. A task still running is told by
-        Airflow at its next heartbeat and ends."""
+        Airflow at its next heartbeat and ends; until then :meth:`in_flight` still counts it (no
+        end date, its process alive or heartbeating)."""
         return self._metadata_script(_STOP, dag_ids, "cannot stop Airflow's runs")
 
     def _metadata_script(self, script: str, dag_ids: Sequence[str], failure: str) -> list[str]:
@@ -134,8 +135,17 @@ def alive(pid):
 def recent(when):
     return when is not None and now - (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) < timeout
 
+def lives(ti):
+    return alive(ti.pid) if ti.hostname == here and ti.pid else recent(ti.last_heartbeat_at)
+
 busy = set()
 with create_session() as session:
+    # a task marked failed from outside while it ran (stop) has no end yet: its process may
+    # still be writing until Airflow tells it at its next heartbeat, whatever its run's state
+    stopped = session.query(TaskInstance).filter(TaskInstance.dag_id.in_(sys.argv[1:])).filter(
+        TaskInstance.state == TaskInstanceState.FAILED, TaskInstance.end_date.is_(None),
+        TaskInstance.start_date.isnot(None)).all()
+    busy.update(ti.dag_id for ti in stopped if lives(ti))
     runs = session.query(DagRun).filter(DagRun.dag_id.in_(sys.argv[1:])).filter(
         DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED])).all()
     for run in runs:
@@ -143,8 +153,7 @@ with create_session() as session:
             TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id).all()
         running = [ti for ti in tis if ti.state == TaskInstanceState.RUNNING]
         if running:
-            live = any(alive(ti.pid) if ti.hostname == here and ti.pid else recent(ti.last_heartbeat_at)
-                       for ti in running)
+            live = any(lives(ti) for ti in running)
         else:
             ended = [ti.end_date for ti in tis if ti.end_date is not None]
             live = run.state == DagRunState.QUEUED or recent(max(ended) if ended else run.start_date)

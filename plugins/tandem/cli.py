@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--stop-backups", action="store_true", help="fence first so running backups stop, then wait for them"
     )
+    promote.add_argument(
+        "--allow-no-point",
+        action="store_true",
+        help="promote even when a business without a restore point there is partly on the cluster",
+    )
     promote.add_argument("--home", type=Path, default=None, help="embedded clusters' home")
     from tandem.gateway.command import add_arguments as add_gateway
 

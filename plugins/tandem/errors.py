@@ -78,3 +78,8 @@ class VerificationError(TandemError):
 
 class RestoreError(TandemError):
     """A business cannot be brought back to a point; the message says why."""
+
+
+class NoPoint(RestoreError):
+    """The cluster answered and holds no published point of the business (a read that failed is
+    a plain RestoreError: it says nothing about which points exist)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from tandem import catalog, plan, verify
 from tandem.capture import Capture
 from tandem.environment import include_dir
-from tandem.errors import RestoreError, TandemError
+from tandem.errors import NoPoint, RestoreError, TandemError
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore
 from tandem.policy import Policy, Topology, load_policies, load_topology
@@ -93,7 +93,7 @@ def find_point(
     except Exception as exc:  # the hook raises its own types when no NameNode answers
         raise RestoreError(f"cannot read {name}'s restore points ({exc})") from exc
     if not points:
-        raise RestoreError(f"{name} has no published restore point of {policy.business}")
+        raise NoPoint(f"{name} has no published restore point of {policy.business}")
     if point is None:
         return PointOnCluster(policy, topology, name, points[-1])
     wanted = parse_point(point)

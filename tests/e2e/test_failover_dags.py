@@ -199,7 +199,7 @@ def test_watch_dag_alerts_with_how_to_promote_and_records_the_event(
     assert '"conf": {"cluster": "standby", "confirmation": "standby"}' in text
     recorded = variable(airflow, "tandem_failover__main")
     assert (recorded["key"], recorded["watched"], recorded["alerted"]) == (
-        "failed:primary:dead:1",
+        "failed:primary:1",
         "primary",
         True,
     )
@@ -249,10 +249,10 @@ def test_watch_dag_waits_deferred_then_fires_and_the_next_run_re_arms(
         proc.kill()
     assert len(alerts(sink)) == 1
     # run 2 takes its baseline from what run 1 recorded: the alerted failure does not fire again,
-    # the promotion does, as a healthy situation (no alert)
+    # the promotion does: the new active cluster serves, but the dead one leaves it no standby
     proc, lines = _start_run(airflow, "tandem_failover_watch__main", None)
     try:
-        _wait_line(lines, "watching pair main (baseline failed:primary:dead:1, watched primary)", 120)
+        _wait_line(lines, "watching pair main (baseline failed:primary:1, watched primary)", 120)
         time.sleep(3.0)
         assert proc.poll() is None
         from tandem.failover.promote import promote
@@ -262,6 +262,7 @@ def test_watch_dag_waits_deferred_then_fires_and_the_next_run_re_arms(
         assert proc.wait(120) == 0, "".join(lines)[-4000:]
     finally:
         proc.kill()
-    assert len(alerts(sink)) == 1
-    assert "pair main: standby is active and alive (epoch 2) (no alert)" in "".join(lines)
-    assert variable(airflow, "tandem_failover__main")["key"] == "healthy:standby:2"
+    [_failed, lost] = alerts(sink)
+    assert "standby is active, but its standby primary is dead" in lost["subject"]
+    assert "Do not promote" in lost["text"]
+    assert variable(airflow, "tandem_failover__main")["key"] == "standby_lost:standby:2:primary"

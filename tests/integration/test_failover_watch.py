@@ -121,7 +121,7 @@ def test_the_primary_no_longer_active_fires(
     assert took < 10
 
 
-def test_a_promotion_after_an_alert_fires_again_as_healthy(pair: ZkPair) -> None:
+def test_a_promotion_after_an_alert_fires_again_with_the_standby_lost(pair: ZkPair) -> None:
     pair.kill("primary")
     failed = assess_pair(
         ClusterView("primary", "active", "dead", 1), ClusterView("standby", "standby", "alive", 1), "primary"
@@ -132,14 +132,16 @@ def test_a_promotion_after_an_alert_fires_again_as_healthy(pair: ZkPair) -> None
         assert result.promoted, result.reason
 
     payload, _took = run(first_event(trigger(pair, baseline=failed.key), promote_standby))
-    assert payload["health"]["kind"] == "healthy"
+    # the new active cluster serves; the old one, still dead, leaves the pair without a standby
+    assert payload["health"]["kind"] == "standby_lost"
     assert payload["health"]["watched"] == "standby"
-    assert payload["health"]["key"] == "healthy:standby:2"
+    assert payload["health"]["key"] == "standby_lost:standby:2:primary"
+    assert "primary is dead" in payload["health"]["reason"]
 
 
 def test_an_alerted_failure_does_not_fire_again(pair: ZkPair) -> None:
     pair.kill("primary")
-    failed = "failed:primary:dead:1"
+    failed = "failed:primary:1"
 
     async def nothing_for_a_while() -> dict[str, Any] | None:
         made = trigger(pair, baseline=failed)

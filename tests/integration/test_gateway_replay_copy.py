@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 
 from tandem.gateway import replay
+from tandem.gateway.plan import Target as TargetSpec
+from tandem.gateway.targets import connect_target
 from tandem.hdfs.client import Hdfs
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
+from tandem_dev.s3 import SeaweedS3
 
 pytestmark = [pytest.mark.integration]
 
@@ -83,4 +86,31 @@ def test_a_file_deleted_while_it_is_copied_is_not_brought_back(airflow_conns: di
     assert racing.landed
     assert source.status(path) is None
     assert standby.status(copy) is None, "the deleted file came back on the standby"
+    assert report.deleted == 1
+
+
+def test_a_file_deleted_while_it_is_copied_is_not_brought_back_on_an_object_store(
+    airflow_conns: dict[str, str], s3_server: SeaweedS3, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on S3, where an object's own time is its upload's: the copy is known as this
+    replay's by the write time it carries in its metadata."""
+    monkeypatch.setenv("AIRFLOW_CONN_TANDEM_TEST_S3", s3_server.airflow_connection())
+    topology = load_topology(PROJECT / "include" / "clusters.yaml")
+    source = Clusters(topology).hdfs("primary")
+    spec = TargetSpec(uri=f"s3://{s3_bucket}/t", conn_id="tandem_test_s3", root="/backup")
+    target = connect_target(spec, topology)()
+    path, copy = "/gwrace/data/deleted-s3.bin", "/backup/gwrace/data/deleted-s3.bin"
+    source.write(path, b"old " * 100, overwrite=True)
+    written = source.status(path)
+    assert written is not None
+    publish = target.replace
+
+    def deleted_first(tmp: str, final: str) -> None:
+        source.delete(path)  # the application's DELETE reached the primary (the target had none)
+        publish(tmp, final)
+
+    monkeypatch.setattr(target, "replace", deleted_first)
+    report = replay.ReplayReport()
+    replay.copy_file(source, path, written, target, copy, written.modification_time, report, "tag")
+    assert target.status(copy) is None, "the deleted file came back on the object store"
     assert report.deleted == 1

@@ -16,9 +16,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 from hdfs import InsecureClient
 
+from tandem.gateway.context import PlanContext
+from tandem.gateway.marks import PENDING_BACKUP, Mark
+from tandem.gateway.plan import GatewayPlan as PlanModel
+from tandem.gateway.protect import Protection
+from tandem.gateway.routing import BucketMap
+from tandem.gateway.sides import Side
+from tandem.gateway.targets import TargetFull, connect_target
+from tandem.gateway.targets.local import LocalTarget
+from tandem.policy import load_topology
 from tandem_dev.embedded.manager import RunningClusters
 from tandem_dev.s3 import SeaweedS3
 from tests.integration.gateway_support import (
@@ -253,3 +263,52 @@ def test_a_streamed_upload_that_cannot_fit_stays_pending_and_leaves_nothing_on_t
         path = f"/{plan.name}/d/s1"
         assert read_or_none(direct[plan.primary_of(path)], path) == payload(path, BIG)
         assert status(plan)["evictions"] == 0
+
+
+# -- in one process, on directories: eviction that found nothing to delete tries again later ----
+DAY_S = 86_400
+
+
+def _nas_context(tmp_path: Path, space: dict[str, str], capacity: int) -> tuple[PlanContext, Path]:
+    """A plan whose one primary and whose target are local directories (the target a NAS)."""
+    nas, primary_dir = tmp_path / "nas", tmp_path / "primary"
+    nas.mkdir()
+    primary_dir.mkdir()
+    target = {"uri": f"file://{nas}", "root": "/backup", "capacity": capacity}
+    plan = PlanModel.model_validate({"plan": "p", "primaries": ["a"], "target": target, "space": space})
+    topology = load_topology(Path(__file__).resolve().parents[2] / "include" / "clusters.yaml")
+    primary = Side("a", lambda: LocalTarget(fsspec.filesystem("file"), str(primary_dir), "a", "file"))
+    standby = Side(plan.target.label, connect_target(plan.target, topology), plan.target.root)
+    routing = BucketMap.even("p", ["a"], 1000, "md5")
+    return PlanContext(plan, {"a": primary}, standby, routing, Protection(plan.private_data, None)), nas
+
+
+def _backup_file(nas: Path, path: str, size: int, age_s: float) -> Path:
+    full = nas / "backup" / path.lstrip("/")
+    full.parent.mkdir(parents=True, exist_ok=True)
+    full.write_bytes(b"x" * size)
+    os.utime(full, (time.time() - age_s, time.time() - age_s))
+    return full
+
+
+def test_a_backup_that_comes_of_age_is_evicted_without_a_restart(tmp_path: Path) -> None:
+    ctx, nas = _nas_context(tmp_path, {"evict": "older_than_max_age", "max_age": "1d"}, capacity=100)
+    backup = _backup_file(nas, "/p/d/young", 60, age_s=60)
+    with pytest.raises(TargetFull):
+        ctx.space.make_room(60)  # nothing old enough yet
+    os.utime(backup, (time.time() - 2 * DAY_S, time.time() - 2 * DAY_S))  # two days on
+    ctx.space.make_room(60)
+    assert not backup.exists()
+
+
+def test_a_backup_no_longer_pending_is_evicted_without_a_restart(tmp_path: Path) -> None:
+    ctx, nas = _nas_context(tmp_path, {"evict": "oldest"}, capacity=100)
+    backup = _backup_file(nas, "/p/d/old", 60, age_s=3 * DAY_S)
+    journal = ctx.journal(ctx.primaries["a"])
+    mark = Mark.new("write", ("/p/d/old",), "a")
+    journal.put(mark, PENDING_BACKUP)
+    with pytest.raises(TargetFull):
+        ctx.space.make_room(60)  # its only backup is still owed a newer write: kept
+    journal.delete(mark.id, PENDING_BACKUP)  # replayed
+    ctx.space.make_room(60)
+    assert not backup.exists()

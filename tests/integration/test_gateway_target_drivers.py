@@ -17,6 +17,7 @@ import pytest
 from hdfs import InsecureClient
 
 from tandem.errors import RemoteHdfsError
+from tandem.gateway.marks import temp_name
 from tandem.gateway.plan import Target as TargetSpec
 from tandem.gateway.targets import WRITTEN_MS, ClusterTarget, Target, TargetFull, connect_target
 from tandem.hdfs.client import is_missing
@@ -304,3 +305,75 @@ def test_a_read_only_file_still_takes_its_metadata(driven: Driven) -> None:
     assert driven.stored_meta("/ro/f")[WRITTEN_MS] == "42"
     status = driven.target.status("/ro/f")
     assert status is not None and (driven.kind == "s3" or status.permission == "444")
+
+
+ODD_NAMES = ["a*", "f[1].csv", "why?.txt", "a b.txt", "50%.txt", "x#y.txt", "a+b.txt", "ü€.txt"]
+NEIGHBOURS = ["abc", "a-other", "f1.csv", "whyX.txt"]  # what a wildcard reading would also match
+
+
+def test_names_with_wildcard_characters_name_exactly_one_file(driven: Driven) -> None:
+    """HDFS and the gateway take ``*``, ``?`` and ``[`` in file names; a driver that reads them as
+    patterns (s3fs's rm, mv and copy do) would publish elsewhere or delete a neighbour's backup."""
+    target = driven.target
+    for name in ODD_NAMES + NEIGHBOURS:
+        temp = temp_name(f"/d/{name}")
+        target.write_with_meta(temp, name.encode(), {WRITTEN_MS: "5"})
+        target.replace(temp, f"/d/{name}")
+    assert sorted(s.path_suffix for s in target.list("/d")) == sorted(ODD_NAMES + NEIGHBOURS)
+    for name in ODD_NAMES:
+        assert driven.stored(f"/d/{name}") == name.encode(), name
+        assert target.meta(f"/d/{name}").get(WRITTEN_MS, "5") == "5", name
+    for name in ("a*", "f[1].csv", "why?.txt"):
+        assert target.delete(f"/d/{name}") is True
+    left = sorted(s.path_suffix for s in target.list("/d"))
+    assert left == sorted([n for n in ODD_NAMES if n not in ("a*", "f[1].csv", "why?.txt")] + NEIGHBOURS)
+
+    # trees: moved and deleted whole, siblings sharing a prefix untouched
+    for path in ("/t[1]/x", "/t[1]/sub/y", "/t[1]x/z", "/t1/w"):
+        target.write(path, path.encode())
+    target.rename("/t[1]", "/moved[1]")
+    assert driven.stored("/moved[1]/sub/y") == b"/t[1]/sub/y" and target.status("/t[1]") is None
+    assert target.delete("/moved[1]", recursive=True) is True
+    assert driven.stored("/t[1]x/z") == b"/t[1]x/z" and driven.stored("/t1/w") == b"/t1/w"
+
+
+def test_an_s3_copy_above_s3fs_managed_copy_size_keeps_its_metadata(
+    s3_server: SeaweedS3, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """s3fs copies objects over 150 MiB part by part, which drops their metadata (the write time
+    and the encryption envelope); publishing copies them whole, metadata with them."""
+    monkeypatch.setenv("AIRFLOW_CONN_TANDEM_TEST_S3", s3_server.airflow_connection())
+    topology = load_topology(ROOT / "include" / "clusters.yaml")
+    spec = TargetSpec(uri=f"s3://{s3_bucket}/pre", conn_id="tandem_test_s3", root="/r")
+    target = connect_target(spec, topology)()
+    meta = {WRITTEN_MS: "1234", "enc-alg": "AES-256-GCM-STREAM-1"}
+    temp = temp_name("/r/big.bin")
+    target.write_with_meta(temp, (b"\x07" * MIB for _ in range(151)), meta)
+    target.replace(temp, "/r/big.bin")
+    assert target.status("/r/big.bin").length == 151 * MIB  # type: ignore[union-attr]
+    assert target.meta("/r/big.bin") == meta
+
+
+def test_a_symbolic_link_never_leads_a_nas_target_out_of_its_directory(tmp_path: Path) -> None:
+    nas, outside = tmp_path / "nas", tmp_path / "outside"
+    (nas / "r").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "theirs").write_bytes(b"not the gateway's")
+    (nas / "r" / "d").symlink_to(outside, target_is_directory=True)  # made by anyone on the NAS
+    (nas / "r" / "inner").symlink_to(nas / "r" / "e", target_is_directory=True)
+    (nas / "r" / "e").mkdir()
+    topology = load_topology(ROOT / "include" / "clusters.yaml")
+    target = connect_target(TargetSpec(uri=f"file://{nas}", root="/r"), topology)()
+    target.write("/r/x", b"x")
+    for attempt in (
+        lambda: target.write_with_meta("/r/d/x", b"hello", {WRITTEN_MS: "1"}),
+        lambda: target.replace("/r/x", "/r/d/x"),
+        lambda: target.delete("/r/d/theirs"),
+        lambda: target.delete("/r/d", recursive=True),
+    ):
+        with pytest.raises(RemoteHdfsError, match="through a symbolic link") as refused:
+            attempt()
+        assert refused.value.exception == "AccessControlException"
+    assert sorted(p.name for p in outside.iterdir()) == ["theirs"]
+    target.write("/r/inner/y", b"inside")  # a link that stays inside is followed
+    assert (nas / "r" / "e" / "y").read_bytes() == b"inside"

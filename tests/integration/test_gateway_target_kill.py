@@ -22,6 +22,7 @@ from tests.integration.gateway_support import (
     read_or_none,
     replay,
     superusers,
+    wait_for,
     write_plan,
 )
 from tests.integration.test_gateway_faults import SlowBody, Upload
@@ -56,6 +57,14 @@ class Store:
             return None
         return body
 
+    def unfinished_uploads(self) -> list[str]:
+        """Multipart uploads begun and neither completed nor aborted (an object store's parts,
+        stored and billed, though no object shows them)."""
+        if self.kind == "file":
+            return []
+        client, bucket, _prefix = self.where
+        return [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
 
 @pytest.fixture(params=["file", "s3"])
 def target(
@@ -85,16 +94,19 @@ def test_a_gateway_killed_mid_upload_to_a_target_leaves_nothing_torn(
     plan.env["AIRFLOW_CONN_TANDEM_KILL_KEY"] = json.dumps({"conn_type": "generic", "password": KEY})
     folder, backup = f"/{name}/data", f"/backup/{name}/data"
     big = f"{folder}/salaries.csv"
-    big_data = b"name,salary\n" + payload(big, 6 << 20).hex().encode()[: 6 << 20]
+    # past one upload part (8 MiB): an object store has begun a multipart upload when it dies
+    big_data = b"name,salary\n" + payload(big, 6 << 20).hex().encode()[: 12 << 20]
     done = {f"{folder}/before-{i}.csv": b"salary," + payload(str(i), 20_000).hex().encode() for i in range(3)}
     with gateway(plan, "--no-worker") as gw:
         for path, data in done.items():
             answer = create(gw.webhdfs, plan.token, path, data)
             assert answer.status_code == 201 and answer.headers["X-Tandem-Backup"] == "done", answer.text
-        body = SlowBody(big_data, pause_at=3 << 20)
+        body = SlowBody(big_data, pause_at=10 << 20)
         upload = Upload(gw.webhdfs, plan.token, big, body)
         upload.start()
         assert body.paused.wait(30)
+        if store.kind == "s3":
+            wait_for("the first part uploaded", store.unfinished_uploads)
         gw.kill()  # SIGKILL while half the file went to the primary and the target
         body.resume()
         upload.join(60)
@@ -112,4 +124,5 @@ def test_a_gateway_killed_mid_upload_to_a_target_leaves_nothing_torn(
     assert report["returncode"] == 0 and report["problems"] == [], report
     leftovers = [n for n in store.names(backup) if n.startswith(".tandem-gw.")]
     assert leftovers == [], leftovers
+    assert store.unfinished_uploads() == []  # the dead upload's parts are aborted too
     assert "salaries.csv" not in store.names(backup) or held == big_data

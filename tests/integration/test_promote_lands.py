@@ -5,6 +5,12 @@ writing.
 
 Also: with the primary gone, a point on the standby verifies against its per-file records.
 
+Faults and races: a failed read of the points refuses (it is not "no point"); a business whose
+first backup died mid-copy is not served half unless allowed; a second promotion at once waits
+for the first and then lands nothing; a promotion refused after ``--stop-backups`` fenced the
+active cluster gives it back its role; a copy under way when the pair is fenced stops at its
+next file.
+
 Roles change and clusters die here, so these tests use a private pair of embedded clusters.
 """
 
@@ -12,12 +18,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tandem import backup
+from tandem import backup, catalog
+from tandem.backup.run import RolesChanged
+from tandem.copy.webhdfs import WebHdfsCopier
+from tandem.failover import landing as landing_mod
 from tandem.failover.landing import promote_on_points
 from tandem.policy import load_topology
 from tandem.runtime import Clusters
@@ -202,3 +213,202 @@ def test_with_the_source_gone_a_point_verifies_against_its_file_records(pair, tm
         assert "has no snapshot" in capsys.readouterr().out
     finally:
         os.environ.pop("TANDEM_INCLUDE")
+
+
+# -- faults and races: never active off a point, and a refusal leaves the pair as it was ------
+def test_a_failed_read_of_the_points_refuses_instead_of_promoting_unlanded(pair, tmp_path, monkeypatch):
+    clusters, zk = pair
+    biz = killed_mid_copy(clusters, tmp_path)
+    include = include_for(tmp_path, biz)
+    real = catalog.list_points
+
+    def reset_once(hdfs, business):
+        monkeypatch.setattr(catalog, "list_points", real)
+        raise ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(catalog, "list_points", reset_once)
+    result, _ = promote_standby(clusters, zk, include)
+    assert result.outcome == "refused" and "cannot read standby's restore points" in result.reason
+    assert roles(clusters) == {"primary": "active", "standby": "standby"}
+
+    result, _ = promote_standby(clusters, zk, include)  # the NameNode answers again
+    assert result.promoted, result.reason
+    assert biz.live_check(biz.newest()).ok
+
+
+def test_a_business_whose_first_backup_died_mid_copy_is_not_served_half_unless_allowed(pair, tmp_path):
+    clusters, zk = pair
+    biz = Business(clusters, tmp_path, "firstkill")
+    for i in range(8):
+        biz.src.write(f"{biz.top}/bill-{i}", os.urandom(4000))
+    biz.add_partition("d1")
+    killed_run(biz, 0, "copy_hdfs")
+    assert catalog.latest(biz.dst, biz.name) is None
+    assert biz.dst.list(biz.top), "the killed run copied nothing: the scenario was not reached"
+    include = include_for(tmp_path, biz)
+
+    result, _ = promote_standby(clusters, zk, include)
+    assert result.outcome == "refused", result
+    assert "firstkill has no restore point on standby" in result.reason
+    assert "--allow-no-point" in result.reason
+    assert roles(clusters) == {"primary": "active", "standby": "standby"}
+
+    result, landed = promote_standby(clusters, zk, include, allow_no_point=True)
+    assert result.promoted, result.reason
+    [only] = landed
+    assert only.point is None and "promoted as it stands" in only.note and biz.top in only.note
+
+
+def test_a_business_never_backed_up_and_absent_does_not_stop_a_promotion(pair, tmp_path):
+    clusters, zk = pair
+    biz = Business(clusters, tmp_path, "newbiz")
+    biz.src.write(f"{biz.top}/bill-0", b"not backed up yet")
+    result, landed = promote_standby(clusters, zk, include_for(tmp_path, biz))
+    assert result.promoted, result.reason
+    assert landed[0].point is None and "no published restore point" in landed[0].note
+
+
+def test_a_second_promotion_at_once_waits_and_never_rolls_back_the_new_active(pair, tmp_path, monkeypatch):
+    clusters, zk = pair
+    biz = killed_mid_copy(clusters, tmp_path)
+    include = include_for(tmp_path, biz)
+    real_land = landing_mod.land
+    first_landing, second_started = threading.Event(), threading.Event()
+    landings: list[str] = []
+
+    def land(*args, **kwargs):
+        landings.append(threading.current_thread().name)
+        if len(landings) == 1:
+            first_landing.set()
+            assert second_started.wait(60)
+        return real_land(*args, **kwargs)
+
+    monkeypatch.setattr(landing_mod, "land", land)
+    results = {}
+
+    def first() -> None:
+        results["first"] = promote_standby(clusters, zk, include)[0]
+        # an application writes to the new active cluster at once
+        biz.dst.write(f"{biz.top}/written-after-failover", b"an application's write")
+
+    one = threading.Thread(target=first, name="first")
+    one.start()
+    assert first_landing.wait(120)
+    second_started.set()
+    second, landed = promote_standby(clusters, zk, include)  # waits for the first one's lock
+    one.join(120)
+    assert results["first"].promoted, results["first"].reason
+    assert second.outcome == "unchanged", second
+    assert landings == ["first"] and landed == []
+    assert biz.dst.status(f"{biz.top}/written-after-failover") is not None
+    assert roles(clusters) == {"primary": "standby", "standby": "active"}
+
+
+def test_a_refused_promotion_gives_the_fenced_cluster_its_role_back(pair, tmp_path):
+    clusters, zk = pair
+    biz = killed_mid_copy(clusters, tmp_path)
+    include = include_for(tmp_path, biz)
+    biz.dst.delete(biz.newest().manifest.metadata)  # the point's capture is gone: it cannot land
+    calls: list[str] = []
+
+    def running_until_fenced(ids):
+        calls.append(roles(clusters)["primary"])
+        return list(ids) if len(calls) == 1 else []
+
+    result, _ = promote_standby(clusters, zk, include, running_until_fenced, stop_backups=True)
+    assert result.outcome == "refused", result
+    assert calls[1] == "standby"  # it was fenced while the runs stopped
+    assert "primary, fenced to stop backups, is active again" in result.reason
+    assert roles(clusters) == {"primary": "active", "standby": "standby"}
+    epochs = {name: clusters.observe(name).record.epoch for name in ("primary", "standby")}
+    assert epochs["primary"] > epochs["standby"]
+
+
+def test_a_copy_under_way_when_the_pair_is_fenced_stops_at_its_next_file(pair, tmp_path, monkeypatch):
+    """The copy step checked the pair when it began; a promotion with --stop-backups fences it
+    while files are still being copied. The files not yet started are never written into the
+    cluster that was landed and made active."""
+    clusters, zk = pair
+    biz = Business(clusters, tmp_path, "midcopy")
+    for i in range(3):
+        biz.src.write(f"{biz.top}/bill-{i}", os.urandom(3000))
+    biz.add_partition("d1")
+    biz.backup(0)
+    point = biz.newest()
+    for i in range(3, 12):
+        biz.src.write(f"{biz.top}/bill-{i}", os.urandom(3000))
+    run = backup.Run(biz.policy, clusters.topology, T0 + timedelta(hours=1))
+    started = backup.preflight(run, clusters)
+    resolved = backup.resolve(run, clusters, started.source, "hdfs")
+    tables = backup.resolve(run, clusters, started.source, "hive")
+    taken = backup.take(run, clusters, started, resolved + tables)
+
+    one_copied, resume = threading.Event(), threading.Event()
+    real_copy_one = WebHdfsCopier.copy_one
+
+    def slow_copy_one(self, item, stats):
+        if self.source is not self.target and one_copied.is_set():  # a long transfer under way
+            assert resume.wait(120)
+        real_copy_one(self, item, stats)
+        one_copied.set()
+
+    monkeypatch.setattr(WebHdfsCopier, "copy_one", slow_copy_one)
+    failures: list[BaseException] = []
+
+    def copy_step() -> None:
+        try:
+            backup.copy_component(run, clusters, started, "hdfs", resolved, taken)
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=copy_step)
+    worker.start()
+    assert one_copied.wait(120)
+    calls: list[int] = []
+
+    def stopped_in_airflow(ids):  # the runs are marked failed; their task process still copies
+        calls.append(1)
+        return list(ids) if len(calls) == 1 else []
+
+    include = include_for(tmp_path, biz)
+    result, _ = promote_standby(clusters, zk, include, stopped_in_airflow, stop_backups=True)
+    assert result.promoted, result.reason
+    assert biz.live_check(point).ok
+    resume.set()
+    worker.join(120)
+    assert len(failures) == 1 and isinstance(failures[0], RolesChanged), failures
+    assert biz.live_check(point).ok, "the copy went on writing into the promoted cluster"
+
+
+def test_a_planned_failback_says_what_the_active_cluster_holds_beyond_the_point(pair, tmp_path):
+    """Both clusters are up: the standby was promoted, a reverse backup published a point on the
+    primary, an application wrote to the standby after it, and the primary is promoted back. The
+    primary lands on its point; the newer write stays on the standby, and the result names it."""
+    clusters, zk = pair
+    biz = Business(clusters, tmp_path, "failback")
+    biz.src.write(f"{biz.top}/a", b"a")
+    biz.add_partition("d1")
+    biz.backup(0)
+    include = include_for(tmp_path, biz)
+    result, _ = promote_standby(clusters, zk, include)
+    assert result.promoted, result.reason
+    biz.backup(1)  # the reverse backup: standby -> primary
+    newest = catalog.latest(biz.src, biz.name)
+    assert newest is not None and newest.source == "standby"
+    result, [quiet] = promote_on_points(
+        "primary", "primary", "main", clusters.topology, include, clusters, zk, lambda ids: []
+    )
+    assert result.promoted and quiet.left_behind == [] and quiet.note == "at the point"
+    result, _ = promote_standby(clusters, zk, include)  # and over again, to write on the standby
+    assert result.promoted, result.reason
+    biz.backup(2)
+    biz.dst.write(f"{biz.top}/order-after-the-point", b"paid")
+
+    result, [landed] = promote_on_points(
+        "primary", "primary", "main", clusters.topology, include, clusters, zk, lambda ids: []
+    )
+    assert result.promoted, result.reason
+    assert landed.left_behind and any("order-after-the-point" in c for c in landed.left_behind)
+    assert landed.left_behind[0].startswith("standby: ")
+    assert "newer changes on the cluster that was active stay there" in landed.note
+    assert biz.dst.status(f"{biz.top}/order-after-the-point") is not None  # kept where it was written

@@ -162,12 +162,14 @@ def test_describe() -> None:
     ("primary", "standby", "watched", "kind", "new_watched", "reason"),
     [
         ("AA", "SA", "primary", "healthy", "primary", "primary is active and alive (epoch 4)"),
-        ("AA", "X", "primary", "healthy", "primary", "primary is active and alive"),
+        ("AA", "X", "primary", "standby_lost", "primary", "its standby standby is unreachable"),
+        ("AA", "SD", "primary", "standby_lost", "primary", "its standby standby is dead"),
+        ("AA", "UA", "primary", "standby_lost", "primary", "standby has an unreadable record"),
         ("AD", "SA", "primary", "primary_failed", "primary", "primary, the active cluster, is dead"),
         ("X", "SA", "primary", "primary_failed", "primary", "primary, the active cluster, is unreachable"),
         ("UA", "SA", "primary", "primary_failed", "primary", "no longer says active: its role is unknown"),
         ("SA", "SA", "primary", "no_active", "primary", "no cluster says active"),
-        ("X", "AA", "primary", "healthy", "standby", "standby is active and alive"),
+        ("X", "AA", "primary", "standby_lost", "standby", "standby is active, but its standby primary"),
         ("SA", "AA", "primary", "healthy", "standby", "standby is active and alive"),
         ("AA", "AA", "standby", "split_brain", "standby", "split brain: both primary (active, alive"),
         ("AD", "AA", "standby", "split_brain", "standby", "split brain"),
@@ -189,11 +191,12 @@ def test_assess_keys_change_exactly_when_the_situation_does() -> None:
     def key(p: str, s: str, epoch: int = 4) -> str:
         return assess_pair(view("primary", p, epoch), view("standby", s, epoch), "primary").key
 
-    # the standby's own ups and downs do not concern the watch
-    assert key("AA", "SA") == key("AA", "SD") == key("AA", "X")
-    # each failure of the active cluster is its own situation
-    keys = {key("AA", "SA"), key("AD", "SA"), key("X", "SA"), key("UA", "SA"), key("SA", "AA")}
-    assert len(keys) == 5
+    # losing the standby is one situation (the pair has no disaster recovery), however it looks
+    assert key("AA", "SA") != key("AA", "SD") == key("AA", "X") == key("AA", "UA")
+    # a failure of the active cluster is one incident (one alert, one promotion asked), whether
+    # it is seen dead, then unreachable, then with an unreadable record
+    assert key("AD", "SA") == key("X", "SA") == key("UA", "SA")
+    assert len({key("AA", "SA"), key("AD", "SA"), key("SA", "AA")}) == 3
     # a new promotion (epoch) is a new situation even with the same active cluster
     assert key("AA", "SA", 4) != key("AA", "SA", 5)
 

@@ -127,5 +127,5 @@ def test_promotion_is_asked_of_a_person_and_never_defaults(no_network, monkeypat
     assert ask.trigger_dag_id == "tandem_promote__main" and ask.skip_when_already_exists
     assert ask.upstream_task_ids == {"incident"}
     # one run id per incident, safe in a URL path
-    assert incident_run_id("failed:primary:unreachable") == "incident__failed:primary:unreachable"
+    assert incident_run_id("failed:primary:3") == "incident__failed:primary:3"
     assert incident_run_id("failed/primary x") == "incident__failed_primary_x"

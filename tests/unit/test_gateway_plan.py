@@ -167,11 +167,15 @@ def test_two_plans_never_share_a_target_root(tmp_path: Path) -> None:
     _write(tmp_path, "b", plan("b", {"cluster": "standby", "root": "/backup/b"}))  # inside a's
     _write(tmp_path, "c", plan("c", {"cluster": "standby", "root": "/backup-c"}))  # beside it
     _write(tmp_path, "d", plan("d", {"uri": "file:///nas", "root": "/backup"}))  # another store
+    # inside d's root through its URI's path: /nas/backup/e
+    _write(tmp_path, "e", plan("e", {"uri": "file:///nas/backup", "root": "/e"}))
+    _write(tmp_path, "f", plan("f", {"uri": "file:///nas/backup-f", "root": "/f"}))  # beside it
     found = load_plans(tmp_path, TOPOLOGY)
-    assert sorted(found.plans) == ["c", "d"]
+    assert sorted(found.plans) == ["c", "f"]
     reasons = {p.stem: e[0] for p, e in found.errors.items()}
-    assert set(reasons) == {"a", "b"} and all(e.field == "target.root" for e in reasons.values())
+    assert set(reasons) == {"a", "b", "d", "e"} and all(e.field == "target.root" for e in reasons.values())
     assert "plan b's target root /backup/b" in reasons["a"].reason
+    assert "plan e's target root /e" in reasons["d"].reason
 
 
 def test_a_target_root_is_never_tandems_own_records(tmp_path: Path) -> None:

@@ -42,6 +42,10 @@ DETECTOR = Detector.build(
         (bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 64, "an image (image/png)"),
         (bytes.fromhex("ffd8ffe000104a464946") + b"\x00" * 64, "an image (image/jpeg)"),
         (b"GIF89a" + b"\x00" * 64, "an image (image/gif)"),
+        # UTF-16, as Excel's "Unicode text" and Windows tools export: with a byte-order mark or not
+        ("name\tpassport\nAna\tP1234567\n".encode("utf-16"), "the word 'passport'"),
+        ("staff list: EMP-123456, Ana".encode("utf-16-le"), r"a match of EMP-\d{6}"),
+        ("mail to a.b@example.com please".encode("utf-16-be"), "a match of email"),
     ],
 )
 def test_private_data_is_recognised(text: bytes, why: str) -> None:
@@ -200,3 +204,26 @@ def test_a_plan_may_seal_every_file() -> None:
     sealed = b"".join(stream)
     assert meta[META_ALG] and sealed.startswith(MAGIC)
     assert b"".join(sealing.open([sealed], "/f.parquet")) == parquet
+
+
+@pytest.mark.parametrize("rules", [None, {"words": ["salary"], "key_conn_id": "k"}])
+@pytest.mark.parametrize("pieces", [[1], [3, 40], [16, 1, 1000]])
+def test_a_plain_file_that_starts_like_a_sealed_one_reads_back_as_written(
+    rules: dict[str, object] | None, pieces: list[int]
+) -> None:
+    """A sealed file archived through the gateway (or any file that happens to start with the
+    magic bytes) is stored behind a header saying it is plain, never taken for a sealed one."""
+    from tandem.gateway.plan import PrivateData
+    from tandem.gateway.protect import Protection
+
+    data = MAGIC + b"\x00\x05hello, this is just data" + bytes(range(256)) * 4
+    protection = Protection(PrivateData.model_validate(rules) if rules else None, KEY)
+    meta, stream = protection.seal(_split(data, pieces), "/archive/f.sealed")
+    stored = b"".join(stream)
+    assert meta == {META_ALG: "plain"} and stored != data
+    assert Protection.plain_length(meta, len(stored)) == len(data)
+    assert b"".join(protection.open(_split(stored, [7, 7, 7]), "/archive/f.sealed")) == data
+    assert b"".join(Protection(None).open([stored], "/archive/f.sealed")) == data  # no key needed
+    # anything else is stored exactly as written, as before
+    meta, stream = protection.seal([b"plain text"], "/f.txt")
+    assert (meta, b"".join(stream)) == ({}, b"plain text")

@@ -17,7 +17,7 @@ from tandem import plan, verify
 from tandem.backup.payloads import Copied, DatasetCopied, Direction, PathCopied, Started, Taken
 from tandem.backup.run import Run, base_snapshot, guard
 from tandem.components import ResolvedDataset
-from tandem.copy.webhdfs import CopyStats, FileCopy, WebHdfsCopier, apply_metadata
+from tandem.copy.webhdfs import Checkpoint, CopyStats, FileCopy, WebHdfsCopier, apply_metadata
 from tandem.errors import (
     CopyError,
 )
@@ -40,7 +40,14 @@ VERIFIED_RECORDS_MAX = 10_000
 class Syncer:
     """Brings one (root, subtree) of the target to the source's snapshot, fully or by diff."""
 
-    def __init__(self, run: Run, src: Hdfs, dst: Hdfs, direction: Direction | None = None) -> None:
+    def __init__(
+        self,
+        run: Run,
+        src: Hdfs,
+        dst: Hdfs,
+        direction: Direction | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         self.run = run
         self.src = src
         self.dst = dst
@@ -48,7 +55,9 @@ class Syncer:
         names = (direction.source, direction.target) if direction else (pair.primary, pair.standby)
         self.clusters = tuple(run.topology.clusters[n] for n in names)
         options = run.policy.copy_options
-        self.copier = WebHdfsCopier(src, dst, options.parallelism, max_bandwidth=options.max_bandwidth)
+        self.copier = WebHdfsCopier(
+            src, dst, options.parallelism, max_bandwidth=options.max_bandwidth, checkpoint=checkpoint
+        )
         self._statuses: dict[str, FileStatus | None] = {}  # source snapshot statuses fetched ahead
         # per root, the files this copy verified against the source (relative path -> record)
         self.verified: dict[str, dict[str, list[Any]]] = {}
@@ -342,7 +351,10 @@ def copy_component(
     guard(run, clusters, started, f"copy_{component}")
     src, dst = clusters.hdfs(started.source), clusters.hdfs(started.target)
     base, base_point = base_snapshot(run, dst)
-    syncer = Syncer(run, src, dst, started.direction)
+    # a promotion may fence the pair while files are copied (a long copy, --stop-backups): the
+    # copy looks again every second, between files and between the chunks of a large one
+    checkpoint = Checkpoint(lambda: guard(run, clusters, started, f"copy_{component}"))
+    syncer = Syncer(run, src, dst, started.direction, checkpoint)
     copied = []
     for ds in datasets:
         subtrees = taken.subtrees(ds.name)

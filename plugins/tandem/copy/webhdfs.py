@@ -74,6 +74,39 @@ class Throttle:
             self._sleep(start - now)
 
 
+class Checkpoint:
+    """A check that the copy may go on (the pair still as the run saw it), run at most every
+    ``every_s`` seconds by whichever copy thread comes first: before each file and between the
+    chunks of a long one. A check that raises stops the copy; once it has raised it keeps
+    raising, so no other thread starts another file. Thread-safe."""
+
+    def __init__(
+        self, check: Callable[[], None], every_s: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._check, self.every_s, self._clock = check, every_s, clock
+        self._lock = threading.Lock()
+        self._next = clock() + every_s  # the step checked just before the copy began
+        self._failed: BaseException | None = None
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._failed is None and self._clock() < self._next:
+                return
+            if self._failed is None:
+                try:
+                    self._check()
+                except BaseException as exc:
+                    self._failed = exc
+                self._next = self._clock() + self.every_s
+            if self._failed is not None:
+                raise self._failed
+
+    def between(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self()
+            yield chunk
+
+
 @dataclass
 class CopyStats:
     """Counters shared by the copy threads; read ``summary()`` at the end.
@@ -135,21 +168,27 @@ class WebHdfsCopier:
         parallelism: int = 8,
         progress_every_s: float = 5.0,
         max_bandwidth: float | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.source = source
         self.target = target
         self.parallelism = max(1, parallelism)
         self.progress_every_s = progress_every_s
         self.throttle = Throttle(max_bandwidth) if max_bandwidth else None
+        self.checkpoint = checkpoint
 
     def copy_one(self, item: FileCopy, stats: CopyStats) -> None:
-        """Copy, verify, then set metadata. Raises CopyError when the copy does not verify."""
+        """Copy, verify, then set metadata. Raises CopyError when the copy does not verify, and
+        whatever the checkpoint raises (before the file, or between its chunks)."""
         status = item.status
+        if self.checkpoint is not None:
+            self.checkpoint()
         # CREATE makes missing parent directories itself (WebHDFS semantics)
         with self.source.open(item.src) as chunks:
+            body: Iterable[bytes] = self.checkpoint.between(chunks) if self.checkpoint else chunks
             self.target.write(
                 item.dst,
-                self.throttle.pace(chunks) if self.throttle else chunks,
+                self.throttle.pace(body) if self.throttle else body,
                 overwrite=True,
                 permission=status.permission,
                 replication=status.replication or None,

@@ -125,7 +125,8 @@ def _promote_doc(pair: str, spec: PairConfig) -> str:
         "never promotes). Or trigger it: set `cluster` to the cluster that must become active and "
         "type its name again in `confirmation`. Every business of the pair is first checked on that cluster "
         "against its newest restore point and restored where it differs (beyond-point data goes to "
-        "the quarantine); refused while backups of the pair run unless `stop_backups` is set. "
+        "the quarantine); refused while backups of the pair run unless `stop_backups` is set, "
+        "and when a business with no point there is partly on the cluster unless `allow_no_point` is. "
         "The other cluster is set to standby first if it can be reached; "
         "every write is a compare-and-set, so two promotions at once cannot both win. Refused, "
         "with the reason, for a dead or unreachable cluster or a wrong confirmation. Applications "
@@ -253,6 +254,13 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_d
                 title="Stop running backups",
                 description="fence the active cluster first so running backups stop, then wait for them",
             ),
+            "allow_no_point": Param(
+                False,
+                type="boolean",
+                title="Allow a business without a point",
+                description="promote even when a business with no restore point on the cluster is partly "
+                "there (a first backup that never published): it is served as it stands",
+            ),
         },
     )
     with dag:
@@ -332,6 +340,7 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_d
                 hosts,
                 in_flight,
                 stop_backups=bool(params.get("stop_backups", False)),
+                allow_no_point=bool(params.get("allow_no_point", False)),
             )
             for b in landed:
                 print(f"{b.business}: {b.point or 'no point'}: {b.note} {b.changes or ''}")

@@ -212,7 +212,7 @@ def arbitrate(first: ClusterView, second: ClusterView, current: str) -> Decision
 
 # --------------------------------------------------------------------------- watching the pair
 
-HealthKind = Literal["healthy", "primary_failed", "split_brain", "no_active"]
+HealthKind = Literal["healthy", "standby_lost", "primary_failed", "split_brain", "no_active"]
 
 
 @dataclass(frozen=True)
@@ -298,6 +298,14 @@ def _failed_reason(view: ClusterView) -> str:
     return f"{view.name}, the active cluster, is dead (no /tandem/alive)"
 
 
+def _lost_reason(view: ClusterView) -> str:
+    if not view.reachable:
+        return f"{view.name} is unreachable ({view.problem})"
+    if view.role == "unknown":
+        return f"{view.name} has an unreadable record ({view.problem})"
+    return f"{view.name} is dead (no /tandem/alive)"
+
+
 def assess_pair(first: ClusterView, second: ClusterView, watched: str | None) -> PairHealth:
     """Healthy, primary failed, split brain or no active cluster, with the reason. Pure.
 
@@ -315,9 +323,17 @@ def assess_pair(first: ClusterView, second: ClusterView, watched: str | None) ->
             "move until one is set to standby",
             f"split_brain:{first.epoch}:{second.epoch}",
         )
+    # One failure is one incident, one key (one alert, one promotion decision asked), however its
+    # look changes (dead, then unreachable): the key names the failed cluster and the epoch of
+    # the other, which every promotion raises, so a later failure is a new incident.
     if len(active) == 1:
         view = active[0]
-        if view.alive:
+        other = second if view is first else first
+        if not view.alive:
+            return PairHealth(
+                "primary_failed", view.name, _failed_reason(view), f"failed:{view.name}:{other.epoch}"
+            )
+        if other.role == "standby" and other.alive:
             return PairHealth(
                 "healthy",
                 view.name,
@@ -325,13 +341,18 @@ def assess_pair(first: ClusterView, second: ClusterView, watched: str | None) ->
                 f"healthy:{view.name}:{view.epoch}",
             )
         return PairHealth(
-            "primary_failed", view.name, _failed_reason(view), f"failed:{view.name}:dead:{view.epoch}"
+            "standby_lost",
+            view.name,
+            f"{view.name} is active, but its standby {_lost_reason(other)}: the pair has no disaster "
+            "recovery until it is back",
+            f"standby_lost:{view.name}:{view.epoch}:{other.name}",
         )
     by_name = {v.name: v for v in views}
     gone = by_name.get(watched or "")
     if gone is not None and gone.role != "standby":
+        other = second if gone is first else first
         return PairHealth(
-            "primary_failed", gone.name, _failed_reason(gone), f"failed:{gone.name}:{gone.liveness}"
+            "primary_failed", gone.name, _failed_reason(gone), f"failed:{gone.name}:{other.epoch}"
         )
     said = " and ".join(v.describe() for v in views)
     return PairHealth(
@@ -381,6 +402,12 @@ def advice(health: PairHealth, views: tuple[ClusterView, ClusterView], pair: str
     """What a human should do about ``health``: a paragraph for the alert. Pure."""
     if health.kind == "healthy":
         return f"Nothing to do: {health.reason}."
+    if health.kind == "standby_lost":
+        return (
+            "Do not promote: the active cluster serves. Bring the standby back (its ZooKeeper, its "
+            "/tandem/alive, its record); backups of the pair fail until then, and this watch reports "
+            "when it returns."
+        )
     if health.kind == "split_brain":
         names = " or ".join(v.name for v in views)
         return (

@@ -18,16 +18,30 @@ for the runs to end. The same code serves ``tandem_promote__<pair>`` and ``tande
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import posixpath
+import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tandem.errors import RestoreError
-from tandem.failover.promote import PromotionRefused, PromotionResult, check_request, fence, promote
+from tandem.catalog import Manifest
+from tandem.errors import NoPoint, RemoteHdfsError, RestoreError
+from tandem.failover.promote import (
+    PromotionRefused,
+    PromotionResult,
+    check_request,
+    fence,
+    promote,
+    unfence,
+)
+from tandem.hdfs.client import Hdfs
 from tandem.policy import Policy, Topology, load_policies
 from tandem.runtime import Clusters
 
@@ -47,6 +61,9 @@ class Landed:
     changes: dict[str, int] = field(default_factory=dict)
     quarantine: str | None = None
     note: str = ""
+    # changes the other cluster, still active and alive, holds beyond the point (a planned
+    # switchover without a last backup): they stay there; None when it was not asked or unknown
+    left_behind: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +73,7 @@ class Landed:
             "changes": self.changes,
             "quarantine": self.quarantine,
             "note": self.note,
+            "left_behind": self.left_behind,
         }
 
 
@@ -65,9 +83,60 @@ def businesses_of(include: Path, topology: Topology, pair: str) -> list[Policy]:
     return sorted((p for p in policies.files.values() if p.pair == pair), key=lambda p: p.business)
 
 
-def land(clusters: Clusters, topology: Topology, policies: Sequence[Policy], cluster: str) -> list[Landed]:
+def held_without_point(clusters: Clusters, cluster: str, policy: Policy) -> list[str]:
+    """What ``cluster`` holds of a business that has no point there: its HDFS paths that are not
+    empty, its tables that exist. A first backup killed mid-copy leaves such a half; a read that
+    fails raises (it proves nothing either way)."""
+    from tandem.metastore import TableRef
+
+    found = []
+    hdfs = clusters.hdfs(cluster)
+    for entry in policy.protection_group:
+        if entry.hdfs is not None:
+            status = hdfs.status(entry.hdfs)
+            if status is not None and (not status.is_dir or hdfs.list(entry.hdfs)):
+                found.append(entry.hdfs)
+        elif clusters.metastore(cluster).get_table(TableRef.parse(entry.name)) is not None:
+            found.append(f"{entry.component} table {entry.name}")
+    return found
+
+
+def changes_beyond(hdfs: Hdfs, manifest: Manifest, limit: int = 5) -> list[str] | None:
+    """What a cluster holds of a point's trees that changed since the point (its snapshot diff to
+    now, a few paths), or None when it no longer has the point's snapshot to tell."""
+    from tandem.verify import within
+
+    found: list[str] = []
+    for root, subtree in manifest.subtrees():
+        try:
+            report = hdfs.snapshot_diff(root, manifest.snapshot_name, "")
+        except RemoteHdfsError:
+            return None
+        for entry in report.entries:
+            rel = entry.target or entry.source
+            if rel and within(rel, subtree) and rel != subtree:
+                found.append(f"{entry.type.value} {posixpath.join(root, rel)}")
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def land(
+    clusters: Clusters,
+    topology: Topology,
+    policies: Sequence[Policy],
+    cluster: str,
+    *,
+    allow_no_point: bool = False,
+    serving: str | None = None,
+) -> list[Landed]:
     """Check each business on ``cluster`` against its newest point; restore those that differ.
-    RestoreError (nothing more is changed) when a business cannot be put on its point."""
+    RestoreError (nothing more is changed) when a business cannot be put on its point, when its
+    points cannot be read, or when it has none there but the cluster holds part of it (unless
+    ``allow_no_point``: it is then promoted as it stands, and the result says so).
+
+    ``serving``: the other cluster, when it is active and alive (a planned switchover): what it
+    holds beyond each point is reported (it stays there; a backup before promoting brings it)."""
     from tandem.points import find_point, open_point
     from tandem.restore import plan_landing, restore
     from tandem.verify import check_metadata
@@ -76,18 +145,37 @@ def land(clusters: Clusters, topology: Topology, policies: Sequence[Policy], clu
     for policy in policies:
         try:
             landing = find_point(policy, topology, clusters, cluster, None)
-        except RestoreError as exc:
-            log.warning("promote: %s: %s; nothing to land on", policy.business, exc)
-            out.append(Landed(policy.business, None, note=str(exc)))
+        except NoPoint as exc:
+            try:
+                held = held_without_point(clusters, cluster, policy)
+            except Exception as read:
+                raise RestoreError(
+                    f"{policy.business}: {exc}, and what {cluster} holds of it cannot be read ({read}): "
+                    "no role was written"
+                ) from read
+            if held and not allow_no_point:
+                raise RestoreError(
+                    f"{policy.business} has no restore point on {cluster}, but {cluster} holds part of it "
+                    f"({', '.join(held[:5])}): a first backup that never published? Promoting would serve "
+                    "it from no single instant. No role was written; promote with allow_no_point "
+                    "(--allow-no-point) to serve it as it stands"
+                ) from exc
+            note = f"{exc}; promoted as it stands ({', '.join(held[:5])})" if held else str(exc)
+            log.warning("promote: %s: %s; nothing to land on", policy.business, note)
+            out.append(Landed(policy.business, None, note=note))
             continue
+        # any other RestoreError (the points could not be read) refuses: nothing is known of them
         opened = open_point(clusters, landing)
         differences = [str(a) for a in plan_landing(opened.hdfs, landing.manifest)]
         if opened.capture is not None and opened.metastore is not None:
             differences += check_metadata(opened.capture, opened.metastore, landing.nameservice).mismatches
         point = landing.manifest.point
+        behind = _left_behind(clusters, serving, policy.business, landing.manifest)
         if not differences:
             log.info("promote: %s on %s is at its newest point %s", policy.business, cluster, point)
-            out.append(Landed(policy.business, point, note="at the point"))
+            out.append(
+                Landed(policy.business, point, note=_noted("at the point", behind), left_behind=behind)
+            )
             continue
         log.warning(
             "promote: %s on %s differs from its newest point %s in %d place(s); restoring it",
@@ -106,8 +194,92 @@ def land(clusters: Clusters, topology: Topology, policies: Sequence[Policy], clu
                 f"mismatches left, first: {mismatches[:3]}): no role was written"
             )
         changes = {**outcome.counts(), **{k: v for k, v in outcome.metadata.items() if v}}
-        out.append(Landed(policy.business, point, True, changes, outcome.quarantine, "restored to the point"))
+        note = _noted("restored to the point", behind)
+        out.append(Landed(policy.business, point, True, changes, outcome.quarantine, note, behind))
     return out
+
+
+def _left_behind(
+    clusters: Clusters, serving: str | None, business: str, manifest: Manifest
+) -> list[str] | None:
+    if serving is None:
+        return None
+    try:
+        found = changes_beyond(clusters.hdfs(serving), manifest)
+    except Exception as exc:  # a report, never a reason to refuse: the point is what lands
+        log.warning("promote: %s: cannot tell what %s holds beyond the point: %s", business, serving, exc)
+        return None
+    if found is None:
+        found = [f"unknown: {serving} no longer has the point's snapshot {manifest.snapshot_name}"]
+    if found:
+        log.warning(
+            "promote: %s: %s, still active, holds changes newer than point %s that are not landed: %s",
+            business,
+            serving,
+            manifest.point,
+            "; ".join(found),
+        )
+    return [f"{serving}: {change}" for change in found]
+
+
+def _noted(note: str, behind: list[str] | None) -> str:
+    if not behind:
+        return note
+    return (
+        f"{note}; newer changes on the cluster that was active stay there, not landed (a backup "
+        f"before promoting brings them): {'; '.join(behind)}"
+    )
+
+
+PROMOTING_PATH = "/tandem/promoting"  # the lock a promotion holds on its target's ZooKeeper
+LOCK_WAIT_S = 60.0  # beyond a dead promoter's session; a landing that takes longer refuses the other
+
+
+@contextlib.contextmanager
+def promotion_lock(
+    cluster: str, hosts: str, timeout: float = 5.0, wait_s: float = LOCK_WAIT_S
+) -> Iterator[Callable[[], bool]]:
+    """Held on ``cluster``'s ZooKeeper for a whole promotion, landing included: a second
+    promotion of the same cluster (the CLI and the DAG's approval at once) waits for the first
+    and then finds the cluster active (nothing to land) instead of landing a cluster that
+    applications already write to; after ``wait_s`` it is refused. Ephemeral: a promoter that
+    dies lets go when its session ends (seconds). Yields whether it is still held (a lost
+    connection may have let another promoter in)."""
+    from kazoo.exceptions import LockTimeout
+    from kazoo.protocol.states import KazooState
+
+    from tandem.security import zookeeper_client
+
+    zk = zookeeper_client(hosts, timeout=max(timeout, 2.0))
+    try:
+        zk.start(timeout=timeout)
+    except Exception as exc:
+        zk.close()
+        raise PromotionRefused(
+            f"{cluster}'s ZooKeeper {hosts} did not answer ({exc}): nothing was written"
+        ) from exc
+    lost = threading.Event()
+    zk.add_listener(lambda state: lost.set() if state != KazooState.CONNECTED else None)
+    try:
+        lock = zk.Lock(PROMOTING_PATH, f"{socket.gethostname()}:{os.getpid()}")
+        try:
+            got = lock.acquire(timeout=wait_s)
+        except LockTimeout:
+            got = False
+        if not got:
+            holders = ", ".join(str(h) for h in lock.contenders()) or "another process"
+            raise PromotionRefused(
+                f"another promotion of {cluster} has been under way for over {wait_s:.0f} s ({holders}): "
+                "nothing was written; see its outcome, then promote again if needed"
+            )
+        try:
+            yield lambda: not lost.is_set()
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
+    finally:
+        zk.stop()
+        zk.close()
 
 
 def promote_on_points(
@@ -123,16 +295,57 @@ def promote_on_points(
     stop_backups: bool = False,
     stop: Stop | None = None,
     wait_s: float = 600.0,
+    allow_no_point: bool = False,
 ) -> tuple[PromotionResult, list[Landed]]:
     """Land every business of ``pair`` on ``cluster``, then promote it (see the module doc).
 
     With ``stop_backups``, the active cluster is fenced, ``stop`` (when given) marks the runs
-    failed in Airflow, and promotion waits up to ``wait_s`` for them to end."""
+    failed in Airflow, and promotion waits up to ``wait_s`` for them to end. A promotion that is
+    then refused gives the fenced cluster its role back. ``allow_no_point``: see :func:`land`."""
     spec = topology.pairs[pair]
     members = (spec.primary, spec.standby)
     refusal = check_request(cluster, confirmation, members)
     if refusal:
         return PromotionResult(cluster, "refused", refusal), []
+    try:
+        with promotion_lock(cluster, zk_hosts[cluster]) as held:
+            return _promote_locked(
+                cluster,
+                confirmation,
+                pair,
+                members,
+                topology,
+                include,
+                clusters,
+                zk_hosts,
+                in_flight,
+                held,
+                stop_backups=stop_backups,
+                stop=stop,
+                wait_s=wait_s,
+                allow_no_point=allow_no_point,
+            )
+    except PromotionRefused as exc:
+        return PromotionResult(cluster, "refused", str(exc)), []
+
+
+def _promote_locked(
+    cluster: str,
+    confirmation: str,
+    pair: str,
+    members: tuple[str, str],
+    topology: Topology,
+    include: Path,
+    clusters: Clusters,
+    zk_hosts: dict[str, str],
+    in_flight: InFlight,
+    held: Callable[[], bool],
+    *,
+    stop_backups: bool,
+    stop: Stop | None,
+    wait_s: float,
+    allow_no_point: bool,
+) -> tuple[PromotionResult, list[Landed]]:
     policies = businesses_of(include, topology, pair)
     dag_ids = [p.dag_id for p in policies]
     running = in_flight(dag_ids)
@@ -147,9 +360,10 @@ def promote_on_points(
             ),
             [],
         )
+    other = members[1] if cluster == members[0] else members[0]
+    fenced_at: int | None = None
     if running:
-        other = members[1] if cluster == members[0] else members[0]
-        log.warning("promote: %s", fence(other, zk_hosts))
+        fenced_at = fence_epoch(other, zk_hosts)
         if stop is not None:
             log.warning("promote: stopped %s", ", ".join(stop(dag_ids)) or "nothing")
         deadline = time.monotonic() + wait_s
@@ -158,9 +372,11 @@ def promote_on_points(
             time.sleep(2.0)
             running = in_flight(dag_ids)
         if running:
-            return PromotionResult(cluster, "refused", f"backup runs still in flight: {running}"), []
+            still = f"backup runs still in flight: {running}"
+            return _refused(cluster, still, other, fenced_at, zk_hosts), []
     landed: list[Landed] = []
-    # A cluster that says active serves applications (promoting it again ends a split brain):
+    # Read under the lock: a promotion that finished just before this one took it has made the
+    # cluster active. A cluster that says active serves applications (promoting it again ends a split brain):
     # its data is newer than any point and must never be rolled back.
     serving = clusters.observe(cluster).role == "active"
 
@@ -168,16 +384,48 @@ def promote_on_points(
         if serving:
             log.info("promote: %s already says active: its data is live, nothing is landed", cluster)
         else:
-            landed.extend(land(clusters, topology, policies, cluster))
+            seen = clusters.observe(other)
+            active = other if seen.reachable and seen.alive and seen.role == "active" else None
+            landed.extend(
+                land(clusters, topology, policies, cluster, allow_no_point=allow_no_point, serving=active)
+            )
         late = in_flight(dag_ids)
         if late:
             raise PromotionRefused(f"backup runs started while {cluster} was landed ({late}): promote again")
+        if not held():
+            raise PromotionRefused(
+                f"the connection to {cluster}'s ZooKeeper was lost while it was landed (another promotion "
+                "may have begun): promote again"
+            )
 
     try:
         result = promote(cluster, confirmation, zk_hosts, before_write=before_write)
     except (RestoreError, PromotionRefused) as exc:
-        return PromotionResult(cluster, "refused", str(exc)), landed
+        return _refused(cluster, str(exc), other, fenced_at, zk_hosts), landed
+    if not result.ok and fenced_at is not None:
+        back = _refused(cluster, result.reason, other, fenced_at, zk_hosts)
+        result = PromotionResult(cluster, result.outcome, back.reason, result.epoch, result.fenced)
     return result, landed
+
+
+def fence_epoch(cluster: str, zk_hosts: dict[str, str]) -> int | None:
+    """Fence ``cluster`` (see :func:`tandem.failover.promote.fence`): the epoch it was set to
+    standby at, or None when there was nothing to fence."""
+    said, epoch = fence(cluster, zk_hosts)
+    log.warning("promote: %s", said)
+    return epoch
+
+
+def _refused(
+    cluster: str, reason: str, other: str, fenced_at: int | None, zk_hosts: dict[str, str]
+) -> PromotionResult:
+    """A refusal after ``other`` was fenced to stop backups gives ``other`` its role back, so a
+    refused promotion leaves the pair as it found it (and says what it did)."""
+    if fenced_at is None:
+        return PromotionResult(cluster, "refused", reason)
+    said = unfence(other, zk_hosts, fenced_at)
+    log.warning("promote: %s", said)
+    return PromotionResult(cluster, "refused", f"{reason}; {said}")
 
 
 # -- the command -----------------------------------------------------------------------------------
@@ -213,6 +461,7 @@ def run_promote(args: Any) -> int:
         airflow.in_flight,
         stop_backups=args.stop_backups,
         stop=airflow.stop,
+        allow_no_point=args.allow_no_point,
     )
     if args.json:
         print(json.dumps({**result.to_json(), "businesses": [b.to_json() for b in landed]}, indent=2))

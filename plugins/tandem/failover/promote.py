@@ -215,10 +215,11 @@ def promote(
         )
 
 
-def fence(cluster: str, zk_hosts: Mapping[str, str], *, timeout: float = 5.0) -> str:
+def fence(cluster: str, zk_hosts: Mapping[str, str], *, timeout: float = 5.0) -> tuple[str, int | None]:
     """Set ``cluster`` to standby (compare-and-set, epoch above both records) if it says active,
-    so that every backup run of its pair stops at its next step. Returns what happened; never
-    raises for an unreachable ZooKeeper (that cluster cannot be fenced, which the text says)."""
+    so that every backup run of its pair stops at its next step. Returns what happened and the
+    epoch it was fenced at (None: nothing was written); never raises for an unreachable
+    ZooKeeper (that cluster cannot be fenced, which the text says)."""
     epochs: list[int] = []
     for name, hosts in zk_hosts.items():
         if name == cluster:
@@ -229,16 +230,36 @@ def fence(cluster: str, zk_hosts: Mapping[str, str], *, timeout: float = 5.0) ->
                 epochs += [seen] if seen is not None else []
     with _session(zk_hosts[cluster], timeout) as zk:
         if zk is None:
-            return f"{cluster} is unreachable: it cannot be fenced (and no backup can read from it)"
+            return f"{cluster} is unreachable: it cannot be fenced (and no backup can read from it)", None
         read = _read(zk, cluster)
         if read.view.role != "active":
-            return f"{read.view.describe()}: nothing to fence"
+            return f"{read.view.describe()}: nothing to fence", None
         epoch = max([*epochs, read.view.epoch or 0]) + 1
         conflict = _fence(zk, cluster, read, epoch)
     if conflict:
         raise PromotionRefused(conflict)
     log.info("fenced %s: standby at epoch %d", cluster, epoch)
-    return f"{cluster} set to standby at epoch {epoch}"
+    return f"{cluster} set to standby at epoch {epoch}", epoch
+
+
+def unfence(cluster: str, zk_hosts: Mapping[str, str], epoch: int, *, timeout: float = 5.0) -> str:
+    """Give ``cluster`` back the active role :func:`fence` took at ``epoch``, if its record is
+    still exactly that fence (compare-and-set, at a higher epoch) and it is alive; otherwise
+    leave it and say why. Returns what happened."""
+    with _session(zk_hosts[cluster], timeout) as zk:
+        if zk is None:
+            return f"{cluster} was fenced (standby at epoch {epoch}) and is now unreachable: it stays standby"
+        read = _read(zk, cluster)
+        if read.view.role != "standby" or read.view.epoch != epoch or read.alive_version is None:
+            return (
+                f"{cluster} was fenced at epoch {epoch} and has changed since ({read.view.describe()}): "
+                "left as it is"
+            )
+        conflict = _activate(zk, cluster, read, epoch + 1)
+    if conflict:
+        return f"{cluster} was fenced at epoch {epoch} and could not be given its role back ({conflict})"
+    log.info("gave %s back its active role at epoch %d", cluster, epoch + 1)
+    return f"{cluster}, fenced to stop backups, is active again (epoch {epoch + 1})"
 
 
 def _promote(

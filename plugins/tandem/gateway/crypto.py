@@ -11,7 +11,9 @@ that header is the associated data of every chunk, so it cannot be altered eithe
 needed to decrypt lives outside the file: a store that loses or never had metadata (a copy of
 an object over 5 GiB, a NAS without extended attributes, a crash between writing data and
 metadata) still holds a file that decrypts, and a reader never mistakes ciphertext for
-plaintext. The same envelope is also kept as metadata, for listings and operators.
+plaintext. The same envelope is also kept as metadata, for listings and operators. A plain file
+that happens to start with :data:`MAGIC` is stored behind :data:`PLAIN_HEADER`, whose envelope
+says ``plain``: no plain file is ever taken for a sealed one.
 
 Chunk ``i`` is sealed under the nonce ``prefix (7 bytes) || i (4 bytes) || last (1 byte)``:
 reordering, dropping or appending chunks, or cutting the file at a chunk boundary, fails
@@ -50,6 +52,19 @@ META_ALG, META_KEK, META_KEY, META_NONCE, META_CHUNK = (
 )
 
 
+# A plain file whose first bytes happen to be MAGIC is stored behind this header, so that it is
+# never taken for a sealed one; readers strip it (its metadata say META_ALG "plain")
+PLAIN = "plain"
+_PLAIN_BODY = b'{"alg":"plain"}'
+PLAIN_HEADER = MAGIC + len(_PLAIN_BODY).to_bytes(2, "big") + _PLAIN_BODY
+
+
+def wrap_plain(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Plain data that starts like a sealed file, behind a header that says it is plain."""
+    yield PLAIN_HEADER
+    yield from chunks
+
+
 class KeyMismatch(TandemError):
     """The key given is not the key a file was encrypted with."""
 
@@ -83,7 +98,7 @@ class Envelope:
     @classmethod
     def from_meta(cls, meta: Mapping[str, str]) -> Envelope | None:
         """The envelope in an object's metadata; None for an object stored in the clear."""
-        if META_ALG not in meta:
+        if META_ALG not in meta or meta[META_ALG] == PLAIN:
             return None
         if meta[META_ALG] != ALGORITHM:
             raise CorruptData(f"unknown encryption {meta[META_ALG]!r} (this Tandem reads {ALGORITHM})")
@@ -217,7 +232,8 @@ def encrypt(chunks: Iterable[bytes], envelope: Envelope, dek: bytes) -> Iterator
 
 def read_header(chunks: Iterable[bytes]) -> tuple[Envelope | None, bytes, Iterator[bytes]]:
     """Whether a stream is a sealed file: its envelope and header (None, b"" for plain data),
-    and the rest of the stream (for plain data, the whole of it)."""
+    and the rest of the stream (for plain data, the whole of it; for plain data stored behind
+    :data:`PLAIN_HEADER`, what follows the header)."""
     source = iter(chunks)
     buffer = bytearray()
 
@@ -240,6 +256,8 @@ def read_header(chunks: Iterable[bytes]) -> tuple[Envelope | None, bytes, Iterat
     if not fill(size):
         raise CorruptData("the sealed file ends inside its header")
     header = bytes(buffer[:size])
+    if header == PLAIN_HEADER:
+        return None, b"", rest(size)
     return Envelope.from_header(header[len(MAGIC) + 2 :]), header, rest(size)
 
 

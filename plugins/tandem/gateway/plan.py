@@ -9,6 +9,7 @@ reason, and one bad file never stops the other plans (:func:`load_plans`).
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -346,14 +347,14 @@ def _shared_targets(plans: Mapping[str, GatewayPlan]) -> dict[str, str]:
     """Plans whose target roots overlap on one store: each evicts and replays only under its
     own root, so no two plans may share one. Sorted by store and root, so linear in the plans."""
 
-    def store(plan: GatewayPlan) -> str:
-        if plan.target.cluster:
-            return f"cluster:{plan.target.cluster}"
-        parts = urlsplit(plan.target.uri or "")
-        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
     def key(plan: GatewayPlan) -> tuple[str, str]:
-        return store(plan), plan.target.root.rstrip("/") + "/"  # a root sorts just before what it holds
+        """(the store, the root's full path in it): a URI's path and the root field together, so
+        ``s3://b/t`` with root ``/backup`` and ``s3://b/t/backup`` with root ``/x`` nest."""
+        root = plan.target.root.rstrip("/") + "/"  # a root sorts just before what it holds
+        if plan.target.cluster:
+            return f"cluster:{plan.target.cluster}", root
+        parts = urlsplit(plan.target.uri or "")
+        return f"{parts.scheme}://{parts.netloc}", posixpath.normpath("/" + parts.path).rstrip("/") + root
 
     found: dict[str, str] = {}
     outer: GatewayPlan | None = None

@@ -93,9 +93,9 @@ class Detector:
             kind = filetype.guess(head)
             if kind is not None and kind.mime.startswith("image/"):
                 return f"an image ({kind.mime})"
-        if b"\x00" in head[:8192]:
+        text = _as_text(head)
+        if text is None:
             return None  # binary, not text: only images are recognised there
-        text = head.decode("utf-8", errors="ignore")
         folded = text.casefold()
         for word in self.words:
             if word in folded:
@@ -104,6 +104,22 @@ class Detector:
             if rule.find(text):
                 return f"a match of {rule.name}"
         return None
+
+
+def _as_text(head: bytes) -> str | None:
+    """The text a file's first bytes hold: UTF-16 (with its byte-order mark, as Excel's "Unicode
+    text" and Windows tools write it, or without one when every other byte is NUL), else UTF-8;
+    None for binary data (NUL bytes otherwise)."""
+    sample = head[:8192]
+    if sample[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return sample.decode("utf-16", errors="ignore")
+    if b"\x00" not in sample:
+        return sample.decode("utf-8", errors="ignore")
+    even, odd = sample[0::2], sample[1::2]
+    for zeros, encoding in ((odd, "utf-16-le"), (even, "utf-16-be")):
+        if len(zeros) > 8 and zeros.count(0) >= 0.9 * len(zeros):
+            return sample[: len(sample) // 2 * 2].decode(encoding, errors="ignore")
+    return None
 
 
 def peek(chunks: Iterable[bytes], size: int = HEAD) -> tuple[bytes, Iterator[bytes]]:

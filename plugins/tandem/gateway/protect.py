@@ -13,7 +13,18 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 
 from tandem.errors import TandemError
-from tandem.gateway.crypto import Envelope, MasterKey, decrypt, encrypt, read_header
+from tandem.gateway.crypto import (
+    MAGIC,
+    META_ALG,
+    PLAIN,
+    PLAIN_HEADER,
+    Envelope,
+    MasterKey,
+    decrypt,
+    encrypt,
+    read_header,
+    wrap_plain,
+)
 from tandem.gateway.plan import PrivateData
 from tandem.gateway.private import Detector, peek
 
@@ -56,16 +67,24 @@ class Protection:
             return self._key
 
     def seal(self, chunks: Iterable[bytes], where: str) -> tuple[dict[str, str], Iterator[bytes]]:
-        """The metadata to store and the bytes to send: sealed when ``chunks`` are private."""
+        """The metadata to store and the bytes to send: sealed when ``chunks`` are private; plain
+        otherwise, behind a header that says so when they start like a sealed file."""
         if self.detector is None or self.rules is None:
-            return {}, iter(chunks)
+            head, stream = peek(chunks, len(MAGIC))
+            return self._plain(head, stream)
         head, stream = peek(chunks)
         why = "the plan seals every file" if self.rules.everything else self.detector.why(head)
         if why is None:
-            return {}, stream
+            return self._plain(head, stream)
         envelope, dek = self.key.seal(self.rules.chunk)
         log.info("%s holds private data (%s): encrypted on the target", where, why)
         return envelope.to_meta(), encrypt(stream, envelope, dek)
+
+    @staticmethod
+    def _plain(head: bytes, stream: Iterator[bytes]) -> tuple[dict[str, str], Iterator[bytes]]:
+        if head.startswith(MAGIC):
+            return {META_ALG: PLAIN}, wrap_plain(stream)
+        return {}, stream
 
     def open(self, chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
         """The plaintext of stored bytes: a sealed file (it says so in its header) is decrypted,
@@ -77,5 +96,7 @@ class Protection:
 
     @staticmethod
     def plain_length(meta: Mapping[str, str], stored: int) -> int:
+        if meta.get(META_ALG) == PLAIN:
+            return max(0, stored - len(PLAIN_HEADER))
         envelope = Envelope.from_meta(meta)
         return stored if envelope is None else envelope.plain_length(stored)

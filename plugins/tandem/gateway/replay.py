@@ -172,7 +172,13 @@ class _Copy:
         """Remove the copy this job just made, unless something else has replaced it since
         (another write's file carries another time)."""
         held = self.dst.status(self.dst_path)
-        if held is not None and not held.is_dir and held.modification_time == mtime:
+        if held is None or held.is_dir:
+            return
+        # a target keeps the write's time in its metadata (an object store's own time is the
+        # upload's); a cluster's copy carries it as its modification time
+        written = _meta(self.dst, self.dst_path).get(WRITTEN_MS, "")
+        theirs = int(written) if written.isdigit() else held.modification_time
+        if theirs == mtime:
             log.info("%s was deleted while it was copied; removing the copy %s", self.src_path, self.dst_path)
             self.dst.delete(self.dst_path)
             self.report.deleted += 1

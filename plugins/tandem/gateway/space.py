@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0  # how long a measured free space is trusted (writes since are subtracted)
+FUTILE_PAUSE_S = 600.0  # after evictions that freed nothing, how long before trying again
 
 
 @dataclass
@@ -56,7 +57,9 @@ class SpaceKeeper:
         self._lock = threading.Lock()
         self._space: Space | None = None
         self._measured = 0.0
-        self._futile = False  # evicting freed nothing (snapshots still hold the blocks)
+        # until when evicting is not tried: files were deleted and freed nothing (snapshots still
+        # hold the blocks); a run that found nothing to delete says nothing of later runs
+        self._futile_until = 0.0
         self._writing: dict[str, int] = {}  # target paths being written by this process
         self.evicted = Evicted()
 
@@ -115,17 +118,20 @@ class SpaceKeeper:
                     raise
                 log.warning("%s: free space unknown (%s); writing anyway", self.ctx.standby.name, exc)
                 return
-            if not space.fits(size) and rules is not None and rules.evict is not None and not self._futile:
+            futile = time.monotonic() < self._futile_until
+            if not space.fits(size) and rules is not None and rules.evict is not None and not futile:
                 before = space.free
-                self._evict(size, space)
+                deleted = self._evict(size, space)
                 space = self._measure()
-                if before is not None and space.free is not None and space.free <= before:
-                    self._futile = True
+                if deleted and before is not None and space.free is not None and space.free <= before:
+                    self._futile_until = time.monotonic() + FUTILE_PAUSE_S
                     log.error(
-                        "%s: evicting freed no space for plan %s (do snapshots hold the blocks?); "
-                        "no more evictions until the gateway restarts",
+                        "%s: evicting %d files freed no space for plan %s (do snapshots hold the blocks?); "
+                        "no evictions for %.0f s",
                         self.ctx.standby.name,
+                        deleted,
                         self.ctx.plan.plan,
+                        FUTILE_PAUSE_S,
                     )
             if not space.fits(size):
                 raise TargetFull(
@@ -165,7 +171,12 @@ class SpaceKeeper:
         found = []
         for entry in self.ctx.standby.store.walk(root or "/"):
             parts = entry.relpath.split("/")
-            if entry.status.is_dir or ".snapshot" in parts or any(is_gateway_temp(p) for p in parts):
+            if (
+                entry.status.is_dir
+                or ".snapshot" in parts
+                or ".tandem" in parts  # journals: this plan's, or one of a plan whose base lies below
+                or any(is_gateway_temp(p) for p in parts)
+            ):
                 continue
             path = posixpath.join(root or "/", entry.relpath)
             app_path = "/" + entry.relpath
@@ -174,7 +185,8 @@ class SpaceKeeper:
             found.append((entry.status.modification_time, path, entry.status.length))
         return sorted(found)
 
-    def _evict(self, size: int, space: Space) -> None:
+    def _evict(self, size: int, space: Space) -> int:
+        """Delete backups, oldest first, as the plan's rules allow; returns how many."""
         rules = self.ctx.plan.space
         assert rules is not None
         now_ms = self.clock() * 1000
@@ -218,6 +230,7 @@ class SpaceKeeper:
             self.evicted.files += run.files
             self.evicted.bytes += run.bytes
             self.evicted.paths += run.paths[-100:]
+        return run.files
 
     def _record(self, run: Evicted) -> None:
         doc = {

@@ -264,10 +264,10 @@ class FsspecTarget:
         try:
             for block in [data] if isinstance(data, bytes) else data:
                 self._call(path, lambda b=block: handle.write(b))  # type: ignore[misc]
+            self._call(path, handle.close)
         except BaseException:
             self._discard(handle, full)  # never a partial object under the name
             raise
-        self._call(path, handle.close)
         self._after_write(path, meta, permission)
 
     def _discard(self, handle: Any, full: str) -> None:

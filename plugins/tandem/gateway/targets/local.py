@@ -30,6 +30,20 @@ class LocalTarget(FsspecTarget):
 
     supports_append = True
 
+    def _p(self, path: str) -> str:
+        """The path under the directory, refused when a symbolic link on the way leads out of
+        it (whoever can write to the NAS could otherwise send backups, and their deletes,
+        anywhere the gateway may write)."""
+        full = super()._p(path)
+        base = os.path.realpath(self.base or "/")
+        real = os.path.realpath(full)
+        if real != base and not real.startswith(base.rstrip("/") + "/"):
+            raise RemoteHdfsError(
+                f"{path} leads out of {self.name}'s directory {self.base} through a symbolic link",
+                exception="AccessControlException",
+            )
+        return full
+
     def _owner(self, info: Mapping[str, Any]) -> str:
         uid = info.get("uid")
         if not isinstance(uid, int):

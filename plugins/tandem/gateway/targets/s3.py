@@ -1,8 +1,8 @@
 """An S3-compatible store (``s3://``, through s3fs) as a gateway target.
 
-Objects appear whole when their upload completes, RENAME is copy-and-delete (metadata travel with
-the copy), directories are only prefixes, metadata are ``x-amz-meta-tandem-*`` sent with the
-upload, and room is a configured capacity (S3 has none).
+Objects appear whole when their upload completes, RENAME is copy-and-delete of exact keys
+(metadata travel with the copy), directories are only prefixes, metadata are
+``x-amz-meta-tandem-*`` sent with the upload, and room is a configured capacity (S3 has none).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from typing import Any
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.targets.fs import UPLOAD_BLOCK, FsspecTarget
 from tandem.hdfs.types import FileStatus
+
+SINGLE_COPY_LIMIT = 5 << 30  # S3's largest CopyObject
+DELETE_BATCH = 1000  # S3's most keys per DeleteObjects
 
 
 class S3Target(FsspecTarget):
@@ -43,20 +46,107 @@ class S3Target(FsspecTarget):
                 return None
         return found
 
+    # s3fs expands ``*``, ``?`` and ``[`` in the paths of ``rm``, ``mv`` and ``copy`` as wildcards:
+    # a backup named ``a*`` would take its neighbours with it. Every change here names exact keys.
+    def _key(self, path: str) -> tuple[str, str]:
+        bucket, key, _ = self.fs.split_path(self._p(path))
+        return bucket, key
+
+    def _objects(self, path: str) -> list[str]:
+        """The exact keys of every object under the prefix ``path`` (listing never globs)."""
+        full = self._p(path).rstrip("/")
+        found = self._call(path, lambda: self.fs.find(full))
+        return [str(name) for name in found if str(name).startswith(full + "/")]
+
+    def _copy(self, src: str, dst: str) -> None:
+        """One object onto another key, server-side, its metadata with it: one CopyObject up to
+        S3's 5 GiB limit (s3fs switches to a multipart copy far earlier, and a multipart copy does
+        not carry metadata), a multipart copy told the metadata above it."""
+        (s_bucket, s_key), (d_bucket, d_key) = self._key(src), self._key(dst)
+        head = self._call(src, lambda: self.fs.call_s3("head_object", Bucket=s_bucket, Key=s_key))
+        if int(head.get("ContentLength") or 0) <= SINGLE_COPY_LIMIT:
+            self._call(
+                src,
+                lambda: self.fs.call_s3(
+                    "copy_object",
+                    Bucket=d_bucket,
+                    Key=d_key,
+                    CopySource={"Bucket": s_bucket, "Key": s_key},
+                    MetadataDirective="COPY",
+                ),
+            )
+        else:
+            metadata = dict(head.get("Metadata") or {})
+            self._call(src, lambda: self.fs.cp_file(self._p(src), self._p(dst), Metadata=metadata))
+        self.fs.invalidate_cache(self._p(dst))
+
+    def _remove(self, path: str, keys: list[str]) -> None:
+        """Exactly these objects (one DeleteObjects per thousand keys)."""
+        bucket, _ = self._key(path)
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": self.fs.split_path(k)[1]} for k in keys[start : start + DELETE_BATCH]]
+            out = self._call(
+                path,
+                lambda b=batch: self.fs.call_s3(  # type: ignore[misc]
+                    "delete_objects", Bucket=bucket, Delete={"Objects": b, "Quiet": True}
+                ),
+            )
+            if out.get("Errors"):
+                first = out["Errors"][0]
+                raise RemoteHdfsError(
+                    f"{self.name} did not delete {first.get('Key')}: {first.get('Message')}",
+                    exception="IOException",
+                )
+        self.fs.invalidate_cache(self._p(path))
+
+    def delete(self, path: str, recursive: bool = False) -> bool:
+        status = self.status(path)
+        if status is None:
+            # a writer killed mid-upload left no object, but its parts stay stored (and billed,
+            # and outside ``used``) until the upload is aborted
+            self._abort_uploads(path)
+            return False
+        if not status.is_dir:
+            self._remove(path, [self._p(path)])
+            return True
+        keys = self._objects(path)
+        if keys and not recursive:
+            raise RemoteHdfsError(f"{path} is non empty", exception="PathIsNotEmptyDirectoryException")
+        self._remove(path, keys)
+        return True
+
+    def _abort_uploads(self, path: str) -> None:
+        bucket, key = self._key(path)
+        listed = self._call(
+            path, lambda: self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+        )
+        for upload in listed.get("Uploads") or []:
+            if upload.get("Key") == key:
+                self._call(
+                    path,
+                    lambda u=upload: self.fs.call_s3(  # type: ignore[misc]
+                        "abort_multipart_upload", Bucket=bucket, Key=key, UploadId=u["UploadId"]
+                    ),
+                )
+
     def _move(self, src: str, dst: str) -> None:
-        """Copy, then delete: object by object for a prefix (s3fs's recursive move also tries to
-        copy the prefix itself, which is no object)."""
+        """Copy, then delete, object by object for a prefix; the copy is checked before the
+        source goes."""
         status = self.status(src)
         if status is None:
             raise RemoteHdfsError(f"File does not exist: {src}", exception="FileNotFoundException")
         if not status.is_dir:
-            self._call(src, lambda: self.fs.mv(self._p(src), self._p(dst)))
+            self._copy(src, dst)
+            if self.status(dst) is None:
+                raise RemoteHdfsError(f"{self.name} did not copy {src} to {dst}", exception="IOException")
+            self._remove(src, [self._p(src)])
             return
-        for entry in list(self.walk(src)):
-            if not entry.status.is_dir:
-                source, target = self._p(f"{src}/{entry.relpath}"), self._p(f"{dst}/{entry.relpath}")
-                self._call(src, lambda s=source, t=target: self.fs.copy(s, t))  # type: ignore[misc]
-        self._call(src, lambda: self.fs.rm(self._p(src), recursive=True))
+        base = self._p(src).rstrip("/")
+        keys = self._objects(src)
+        for key in keys:
+            rel = key[len(base) + 1 :]
+            self._copy(f"{src}/{rel}", f"{dst}/{rel}")
+        self._remove(src, keys)
 
     def meta(self, path: str) -> dict[str, str]:
         raw = self._call(path, lambda: self.fs.metadata(self._p(path), refresh=True))
