@@ -13,7 +13,7 @@ import copy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from tandem.errors import MetastoreError
 
@@ -38,16 +38,42 @@ class TableRef:
         return f"{self.db}.{self.name}"
 
 
+NAMENODE_PORT = 8020  # a location's authority without a port means the NameNode's default
+
+
+def split_location(uri: str) -> tuple[str, str, str]:
+    """(scheme, authority, path) of a metastore location, read as Hadoop's ``Path`` reads it:
+    the path is everything after the authority, ``#`` and ``?`` included (they are legal in
+    HDFS names; a URL parser would cut the path there). No scheme: ("", "", the path)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or "/" in scheme:
+        return "", "", uri
+    authority, _, path = rest.partition("/")
+    return scheme.lower(), authority, "/" + path
+
+
 def location_path(uri: str) -> str:
     """The HDFS path of a metastore location (``hdfs://ns/warehouse/t`` -> ``/warehouse/t``)."""
-    path = urlsplit(uri).path if "://" in uri else uri
-    return path.rstrip("/") or "/"
+    return split_location(uri)[2].rstrip("/") or "/"
+
+
+def foreign_location(uri: str, nameservice: str) -> bool:
+    """Whether a location is on another filesystem than the cluster ``nameservice`` (another
+    scheme, such as ``s3a://``, or another HDFS authority): Tandem cannot snapshot it there."""
+    scheme, authority, _ = split_location(uri)
+    if not scheme:
+        return False
+    own = urlsplit(nameservice)
+    theirs = urlsplit(f"{scheme}://{authority}")
+    if scheme != own.scheme.lower() or (theirs.hostname or "") != (own.hostname or ""):
+        return True
+    return (theirs.port or NAMENODE_PORT) != (own.port or NAMENODE_PORT)  # an HA nameservice has none
 
 
 def rebase_location(uri: str, nameservice: str) -> str:
     """The same path on another cluster: the scheme and authority become ``nameservice``."""
     target = urlsplit(nameservice)
-    return urlunsplit((target.scheme, target.netloc, location_path(uri), "", ""))
+    return f"{target.scheme}://{target.netloc}{location_path(uri)}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +101,11 @@ class TableInfo:
     def data_paths(self) -> tuple[str, ...]:
         """The table location and every partition location outside it, as HDFS paths."""
         return data_paths(self.location, (p.location for p in self.partitions))
+
+    def foreign_locations(self, nameservice: str) -> list[str]:
+        """Its locations that are not on the cluster ``nameservice``."""
+        found = [self.location, *(p.location for p in self.partitions if p.location)]
+        return [uri for uri in dict.fromkeys(found) if foreign_location(uri, nameservice)]
 
 
 def data_paths(location: str, partition_locations: Iterable[str]) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ import yaml
 
 from tandem import backup, catalog, restore, verify
 from tandem.capture import Capture
+from tandem.errors import SnapshotRootError
 from tandem.hdfs.client import Hdfs
 from tandem.metastore import Metastore, TableRef
 from tandem.points import PointOnCluster, load_capture
@@ -46,12 +47,22 @@ def clusters(airflow_conns: dict[str, str]) -> Clusters:
 class Business:
     """A business with an HDFS directory and a partitioned Hive table, seeded on the primary."""
 
-    def __init__(self, clusters: Clusters, tmp_path: Path, name: str) -> None:
+    def __init__(
+        self,
+        clusters: Clusters,
+        tmp_path: Path,
+        name: str,
+        location: str | None = None,
+        fs: str | None = None,
+    ) -> None:
+        """``location``: the table's directory; ``fs``: the scheme and authority of its location
+        (the primary's nameservice by default)."""
         self.clusters = clusters
         self.name = name
         self.top = f"/data/{name}/details"
         self.table = TableRef(name, "orders")
-        self.location = f"/warehouse/{name}.db/orders"
+        self.location = location or f"/warehouse/{name}.db/orders"
+        self.fs = fs or clusters.spec("primary").nameservice
         self.src, self.dst = clusters.hdfs("primary"), clusters.hdfs("standby")
         self.src_ms, self.dst_ms = clusters.metastore("primary"), clusters.metastore("standby")
         self.policy_file = tmp_path / f"{name}.yaml"
@@ -89,7 +100,7 @@ class Business:
             )
             sd = StorageDescriptor(
                 cols=[FieldSchema("id", "int", "")],
-                location=f"{ns}{self.location}",
+                location=f"{self.fs}{self.location}",
                 serdeInfo=SerDeInfo(parameters={}),
                 parameters={},
             )
@@ -113,7 +124,7 @@ class Business:
         with self.src_ms.session() as c:
             table = c.get_table(self.name, "orders")
             sd = table.sd
-            sd.location = f"{self.clusters.spec('primary').nameservice}{self.location}/day={day}"
+            sd.location = f"{self.fs}{self.location}/day={day}"
             c.add_partitions(
                 [Partition(values=[day], dbName=self.name, tableName="orders", sd=sd, parameters={})]
             )
@@ -543,4 +554,101 @@ def test_a_run_overtaken_by_a_newer_one_stops_with_a_clear_message(clusters, tmp
         backup.run_once(older, biz.clusters, on_step=after)
     assert newer["verified"]
     assert [m.point for m in catalog.list_points(biz.dst, biz.name)][-1] == newer["point"]
+    assert biz.live_check(biz.newest()).ok
+
+
+@pytest.mark.parametrize("char", ["#", "?"])
+def test_a_table_location_is_read_as_a_hadoop_path(clusters: Clusters, tmp_path: Path, char: str) -> None:
+    """``#`` and ``?`` are legal in HDFS names: read as a URL, ``/x/sales#2024`` would be
+    ``/x/sales``, and another directory would be snapshotted and copied in the table's place."""
+    name = f"tloc{'hash' if char == '#' else 'query'}"
+    location = f"/data/{name}/sales{char}2024"
+    biz = Business(clusters, tmp_path, name, location=location)
+    biz.src.write(f"{biz.top}/f", b"f")
+    biz.src.write(f"/data/{name}/sales/other", b"not this business's")
+    biz.add_partition("d1")
+    manifest = biz.backup(0)
+    tables = [d["roots"] for d in manifest["datasets"] if d["component"] == "hive"]
+    assert tables == [[location]]
+    assert biz.dst.read_bytes(f"{location}/day=d1/part-0") == b"1,2,3\n"
+    assert biz.dst.status(f"/data/{name}/sales/other") is None
+    assert biz.dst_ms.get_table(biz.table).sd.location.endswith(location)
+    assert biz.live_check(biz.newest()).ok
+
+
+@pytest.mark.parametrize("fs", ["s3a://bucket", "hdfs://another-cluster"])
+def test_a_table_whose_data_is_on_another_filesystem_is_refused(
+    clusters: Clusters, tmp_path: Path, fs: str
+) -> None:
+    name = f"tforeign{'s3' if fs.startswith('s3') else 'hdfs'}"
+    biz = Business(clusters, tmp_path, name, fs=fs)
+    biz.src.write(f"{biz.top}/f", b"f")
+    biz.src.write(f"{biz.location}/day=d1/part-0", b"the same path on this cluster: not the table's")
+    with pytest.raises(SnapshotRootError, match=f"keeps data outside hdfs://primary \\({fs}"):
+        biz.backup(0)
+    assert catalog.latest(biz.dst, biz.name) is None
+    assert biz.dst.status(biz.location) is None
+
+
+def _damage_behind_its_time(hdfs: Hdfs, path: str, data: bytes) -> None:
+    """Other bytes of the same length, the file's time set back to what it was: only the
+    content tells (a disk fault repaired by hand, a careless copy with preserved times)."""
+    before = hdfs.status(path)
+    assert before is not None and before.length == len(data)
+    hdfs.write(path, data, overwrite=True)
+    hdfs.set_times(path, before.modification_time, before.access_time or None)
+
+
+def test_a_standby_file_damaged_behind_its_own_time_is_copied_again(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    biz = Business(clusters, tmp_path, "rk_sametime")
+    biz.src.write(f"{biz.top}/f", b"GOOD-BYTES")
+    biz.src.write(f"{biz.top}/g", b"other")
+    biz.add_partition("d1")
+    biz.backup(0)
+    _damage_behind_its_time(biz.dst, f"{biz.top}/f", b"EVIL-BYTES")
+    assert not biz.live_check(biz.newest()).ok
+    biz.src.write(f"{biz.top}/g", b"other, changed")
+    manifest = biz.backup(1)
+    assert manifest["mode"] == "full"  # the target changed since its point: a full copy
+    assert biz.dst.read_bytes(f"{biz.top}/.snapshot/{manifest['snapshot_name']}/f") == b"GOOD-BYTES"
+    assert biz.live_check(biz.newest()).ok
+
+
+def test_a_forced_full_copy_trusts_no_file_by_its_time(clusters: Clusters, tmp_path: Path) -> None:
+    """``--full``, an operator's repair, compares files that look alike by checksum and does not
+    take the earlier point's checksums for granted."""
+    biz = Business(clusters, tmp_path, "rk_forcefull")
+    biz.src.write(f"{biz.top}/f", b"VERSION-1")
+    biz.src.write(f"{biz.top}/same", b"unchanged")
+    biz.add_partition("d1")
+    biz.backup(0)
+    _damage_behind_its_time(biz.dst, f"{biz.top}/f", b"DAMAGED-1")
+    run = backup.Run(biz.policy, clusters.topology, T0 + timedelta(hours=1), force_full=True)
+    manifest = backup.run_once(run, clusters)
+    snapshot = f"{biz.top}/.snapshot/{manifest['snapshot_name']}"
+    assert biz.dst.read_bytes(f"{snapshot}/f") == b"VERSION-1"
+    assert biz.dst.read_bytes(f"{snapshot}/same") == b"unchanged"
+    hdfs_part = next(d for d in manifest["datasets"] if d["component"] == "hdfs")
+    assert hdfs_part["files_copied"] == 1  # the file that only looked alike, not the one that is
+
+
+def test_a_directory_of_the_business_named_like_the_copys_parking_place_is_kept(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    """An incremental copy with renames parks files in a directory of its own, deleted after:
+    a directory of the business's with the old fixed name is the business's data."""
+    biz = Business(clusters, tmp_path, "rk_parking")
+    biz.src.write(f"{biz.top}/.tandem-diff-tmp/mine", b"the business's own file")
+    biz.src.write(f"{biz.top}/a", b"a")
+    biz.add_partition("d1")
+    biz.backup(0)
+    biz.src.rename(f"{biz.top}/a", f"{biz.top}/b")
+    biz.src.write(f"{biz.top}/.tandem-diff-tmp/mine2", b"another")
+    manifest = biz.backup(1)
+    assert manifest["mode"] == "incremental"
+    assert biz.dst.read_bytes(f"{biz.top}/.tandem-diff-tmp/mine") == b"the business's own file"
+    assert biz.dst.read_bytes(f"{biz.top}/.tandem-diff-tmp/mine2") == b"another"
+    assert biz.dst.read_bytes(f"{biz.top}/b") == b"a" and biz.dst.status(f"{biz.top}/a") is None
     assert biz.live_check(biz.newest()).ok

@@ -219,7 +219,7 @@ def _copy_preview(
         found.reason += f"; {live} does not exist on the source yet"
         return found
     if mode == "incremental" and base is not None:
-        ops = plan.plan_incremental(src.snapshot_diff(root, base, "").entries, subtree)
+        ops = plan.plan_incremental(src.snapshot_diff(root, base, "").entries, subtree, syncer.tmp_dir())
         if ops.full_copy_reason is None:
             found.renames, found.deletes = len(ops.renames), len(ops.deletes)
             for step in ops.copies:

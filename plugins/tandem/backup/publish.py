@@ -78,9 +78,9 @@ def publish(
     for c in copies:
         for root, rows in c.verified.items():
             copied.setdefault(root, {}).update(rows)
-    checked, records = verify.check_copy(
-        src, dst, run.snapshot, subtrees, _previous_records(dst, run), base, copied=copied
-    )
+    # a full copy asked for (an operator's repair) trusts no earlier point's checksums
+    previous = None if run.force_full else _previous_records(dst, run)
+    checked, records = verify.check_copy(src, dst, run.snapshot, subtrees, previous, base, copied=copied)
     reports = [checked]
     if taken.metadata:
         captured = _read_capture(dst, taken.metadata)

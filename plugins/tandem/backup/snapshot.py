@@ -42,7 +42,8 @@ def resolve(run: Run, clusters: Clusters, source: str, component: str) -> list[R
     for dataset in run.policy.datasets():
         if dataset.component != component:
             continue
-        resolved = handler.resolve(dataset.name, clusters.hdfs(source), metastore)
+        nameservice = run.topology.clusters[source].nameservice
+        resolved = handler.resolve(dataset.name, clusters.hdfs(source), metastore, nameservice)
         log.info("resolve: %s %s -> %s", component, dataset.name, ", ".join(resolved.paths))
         out.append(resolved)
     return out

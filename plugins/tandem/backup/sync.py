@@ -62,6 +62,12 @@ class Syncer:
         # per root, the files this copy verified against the source (relative path -> record)
         self.verified: dict[str, dict[str, list[Any]]] = {}
 
+    def tmp_dir(self) -> str:
+        """Where an incremental copy parks what it renames, relative to the subtree, deleted once
+        the copy is done: named after this run's point, so no directory of the business's own
+        (nor one of another run's) is ever taken for it."""
+        return f"{plan.DEFAULT_TMP_DIR}.{self.run.snapshot}"
+
     def quarantine_dir(self) -> str:
         return posixpath.join(QUARANTINE_ROOT, self.run.business, plan.point_id(self.run.instant))
 
@@ -96,16 +102,22 @@ class Syncer:
         return moved
 
     def _matches_point(self, root: str, rel: str, status: FileStatus) -> bool:
+        """Whether the target's file (which changed since the base point) is this run's source
+        file already: same length and time, and (times can be set back by anyone) same bytes."""
         theirs = self.src.status(self.snap_path(root, rel))
         return (
             theirs is not None
             and not theirs.is_dir
-            and (theirs.length, theirs.modification_time)
-            == (
-                status.length,
-                status.modification_time,
-            )
+            and (theirs.length, theirs.modification_time) == (status.length, status.modification_time)
+            and self._same_bytes(self.snap_path(root, rel), _join(root, rel)) is not None
         )
+
+    def _same_bytes(self, source: str, target: str) -> str | None:
+        """The checksum both files share (``algorithm:bytes``), or None when they differ."""
+        ours, theirs = self.src.checksum(source), self.dst.checksum(target)
+        if (ours.algorithm, ours.bytes) != (theirs.algorithm, theirs.bytes):
+            return None
+        return f"{theirs.algorithm}:{theirs.bytes}"
 
     def _park(self, root: str, rel: str, base: str) -> str:
         current = _join(root, rel)
@@ -176,26 +188,41 @@ class Syncer:
             if stale and self.dst.status(_join(dst_top, rel)) is not None:
                 self.dst.delete(_join(dst_top, rel), recursive=True)
         self.dst.mkdirs(dst_top)
-        todo = []
+        todo, alike = [], []
         for rel, status in sorted(want.items()):
             if status.is_dir:
                 self.dst.mkdirs(_join(dst_top, rel))
                 continue
             current = have.get(rel)
+            item = FileCopy(_join(src_top, rel), _join(dst_top, rel), status)
             if (
                 current is None
                 or current.is_dir
                 or (current.length, current.modification_time) != (status.length, status.modification_time)
             ):
-                todo.append(FileCopy(_join(src_top, rel), _join(dst_top, rel), status))
+                todo.append(item)
+            else:
+                alike.append(item)
+        # a copy asked for in full (an operator's repair) trusts no file by its length and time
+        # (anyone can set a time back): files that look alike are compared by checksum
+        proven: dict[str, list[Any]] = {}
+        if self.run.force_full and alike:
+            by_src = {i.src: i for i in alike}
+            sums = self._parallel(lambda src: self._same_bytes(src, by_src[src].dst) or "", list(by_src))
+            for item, checksum in zip(alike, sums, strict=True):
+                if checksum:
+                    proven[item.dst] = [item.status.length, item.status.modification_time, checksum]
+                else:
+                    todo.append(item)
         stats = self.copier.copy_files(todo, label=f"full copy {dst_top}")
+        stats.verified.update(proven)
         self.sync_dir_metadata(root, subtree, [rel for rel, s in want.items() if s.is_dir] + [""])
         return stats
 
     def incremental(self, root: str, subtree: str, base: str) -> CopyStats:
         """Replay the snapshot diff since ``base`` on the target (renames and deletes first)."""
         report = self.src.snapshot_diff(root, base, self.run.snapshot)
-        ops = plan.plan_incremental(report.entries, subtree)
+        ops = plan.plan_incremental(report.entries, subtree, self.tmp_dir())
         if ops.full_copy_reason:
             log.info("copy %s: %s; copying it in full", _join(root, subtree), ops.full_copy_reason)
             return self.full(root, subtree)

@@ -28,5 +28,8 @@ class ResolvedDataset:
 class Component(Protocol):
     kind: str
 
-    def resolve(self, name: str, hdfs: Hdfs, metastore: Metastore | None) -> ResolvedDataset:
-        """Where the dataset's data is on the source. Read-only."""
+    def resolve(
+        self, name: str, hdfs: Hdfs, metastore: Metastore | None, nameservice: str | None = None
+    ) -> ResolvedDataset:
+        """Where the dataset's data is on the source (``nameservice``: the source's, for data
+        found through the metastore, which must be there). Read-only."""

@@ -13,7 +13,9 @@ from tandem.metastore import Metastore
 class HdfsComponent:
     kind = "hdfs"
 
-    def resolve(self, name: str, hdfs: Hdfs, metastore: Metastore | None) -> ResolvedDataset:
+    def resolve(
+        self, name: str, hdfs: Hdfs, metastore: Metastore | None, nameservice: str | None = None
+    ) -> ResolvedDataset:
         path = posixpath.normpath(name)
         status = hdfs.status(path)
         if status is None:

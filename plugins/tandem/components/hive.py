@@ -27,11 +27,19 @@ class HiveComponent:
         if info.table_type == "VIRTUAL_VIEW":
             raise SnapshotRootError(f"{info.ref} is a view: it holds no data to protect")
 
-    def resolve(self, name: str, hdfs: Hdfs, metastore: Metastore | None) -> ResolvedDataset:
+    def resolve(
+        self, name: str, hdfs: Hdfs, metastore: Metastore | None, nameservice: str | None = None
+    ) -> ResolvedDataset:
         info = _need(metastore, self.kind).describe(TableRef.parse(name))
         self.check(info)
         if not info.location:
             raise SnapshotRootError(f"{info.ref} has no location in the metastore")
+        foreign = info.foreign_locations(nameservice) if nameservice else []
+        if foreign:
+            raise SnapshotRootError(
+                f"{info.ref} keeps data outside {nameservice} ({', '.join(foreign[:3])}): Tandem "
+                "snapshots and copies the pair's HDFS only; protect that data with its own store's tools"
+            )
         return ResolvedDataset(self.kind, name, info.data_paths())
 
 

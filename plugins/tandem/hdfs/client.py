@@ -46,6 +46,21 @@ R = TypeVar("R")
 CHUNK = 1 << 20
 
 
+def _literal_paths(client: Any) -> None:
+    """Paths name what they say. The ``hdfs`` package expands ``#LATEST`` in any path to the most
+    recently changed entry of its directory; HDFS allows a file of that name, and expanding it
+    would back up, overwrite or delete another file. Relative paths still start at the home
+    directory."""
+    original = client.resolve
+
+    def resolve(hdfs_path: str) -> str:
+        if not posixpath.isabs(hdfs_path):
+            hdfs_path = posixpath.join(original("."), hdfs_path)
+        return posixpath.normpath(hdfs_path)
+
+    client.resolve = resolve
+
+
 def _translate(func: Callable[P, R]) -> Callable[P, R]:
     """Turn the ``hdfs`` package's HdfsError into RemoteHdfsError (keeps the Java name)."""
 
@@ -108,6 +123,8 @@ class Hdfs:
         self._ext = _ExtendedClient(
             client.url, proxy=getattr(client, "_proxy", None), session=client._session
         )
+        _literal_paths(self._client)
+        _literal_paths(self._ext)
         self.url: str = client.url
         self._lean: Lean | None = None
 
@@ -136,9 +153,15 @@ class Hdfs:
     # -- namespace ------------------------------------------------------------------------
     @_translate
     def status(self, path: str) -> FileStatus | None:
-        """GETFILESTATUS; None when the path does not exist. Read-only."""
-        raw = self._client.status(path, strict=False)
-        return FileStatus.from_json(raw) if raw else None
+        """GETFILESTATUS; None when the path does not exist (FileNotFoundException, nothing
+        else: a refusal or a server error is raised, never taken for absence). Read-only."""
+        try:
+            raw = self._client.status(path)
+        except HdfsError as exc:
+            if exc.exception == "FileNotFoundException":
+                return None
+            raise
+        return FileStatus.from_json(raw)
 
     @_translate
     def list(self, path: str) -> list[FileStatus]:
@@ -171,8 +194,8 @@ class Hdfs:
             return True
         if suffix != posixpath.basename(path.rstrip("/")):
             return False
-        found = self._client.status(path, strict=False)
-        return bool(found) and found["type"] == "FILE"
+        found = self.status(path)
+        return found is not None and not found.is_dir
 
     def walk(self, top: str) -> Iterator[WalkEntry]:
         """Every file and directory under ``top`` (not ``top`` itself), parents first.

@@ -124,13 +124,12 @@ def qualify_location(location: str, default_fs: str) -> str:
     system's scheme and authority; other URIs keep theirs.
     """
     default = urlsplit(default_fs)
-    parts = urlsplit(location)
-    scheme, authority = parts.scheme, parts.netloc
+    scheme, authority, raw = _path_parts(location)
     if not scheme:
         scheme, authority = default.scheme, default.netloc
     elif not authority and scheme == default.scheme:
         authority = default.netloc
-    path = normalize_path("/" + parts.path.lstrip("/"))
+    path = normalize_path("/" + raw.lstrip("/"))
     if not scheme:
         return path
     return f"{scheme}://{authority}{path}" if authority else f"{scheme}:{path}"
@@ -142,4 +141,19 @@ def join_location(parent: str, child: str) -> str:
 
 
 def location_path(location: str) -> str:
-    return urlsplit(location).path if "://" in location else location
+    return _path_parts(location)[2]
+
+
+def _path_parts(location: str) -> tuple[str, str, str]:
+    """(scheme, authority, path) as Hadoop's ``Path(String)`` splits them: a scheme before the
+    first ``:`` that comes before any ``/``, an authority after ``//``, and the rest the path,
+    ``#`` and ``?`` included (a Path has no query or fragment)."""
+    colon, slash = location.find(":"), location.find("/")
+    scheme, rest = "", location
+    if colon != -1 and (slash == -1 or colon < slash):
+        scheme, rest = location[:colon], location[colon + 1 :]
+    authority = ""
+    if rest.startswith("//"):
+        end = rest.find("/", 2)
+        authority, rest = (rest[2:], "") if end == -1 else (rest[2:end], rest[end:])
+    return scheme, authority, rest
