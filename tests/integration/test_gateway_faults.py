@@ -298,6 +298,13 @@ def test_sync_with_a_primary_down(
             assert on_standby(plan, direct, path) == data, path
         listed = TokenClient(gw.url, plan.token).list(base)
         assert set(listed) == {posixpath.basename(p) for p in written}, listed
+        # who may change an owner is the primary's to say: such a change waits for it
+        refused = requests.put(
+            f"{gw.webhdfs}{old}",
+            params={"op": "SETOWNER", "owner": "root", "group": "root", "delegation": plan.token},
+            timeout=30,
+        )
+        assert refused.status_code == 503, refused.text
 
         doc = status(plan)
         assert doc["degraded"] is True, doc
@@ -308,10 +315,13 @@ def test_sync_with_a_primary_down(
         report = replay(plan)
         assert report["returncode"] == 0, report
         assert report["problems"] == [], report
-        # written back to the primary that owns them, byte for byte, and nowhere else
+        # written back to the primary that owns them, byte for byte, and nowhere else, as the
+        # token's user who wrote them (not as the gateway's own login, which the standby saw)
         for path, data in to_down.items():
             assert read_or_none(direct[down], path) == data, path
             assert direct[up].status(path, strict=False) is None, path
+            assert direct[down].status(path)["owner"] == "web", path
+        assert direct[down].status(old)["owner"] != "root"
         assert_both_sides(plan, direct, written)
         no_hidden_temps(plan, direct, base)
         assert_healthy(plan)

@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from tandem.errors import RemoteHdfsError
 from tandem.gateway import replay
 from tandem.gateway.context import open_plan
+from tandem.gateway.service import Gateway
 from tandem.hdfs.client import Hdfs
 from tandem_dev.embedded.webhdfs import WebHdfsServer
 from tests.integration.gateway_support import write_plan
@@ -64,11 +65,11 @@ def test_a_file_named_like_the_hdfs_packages_latest_marker_is_that_file(
 
 
 class Refusing(HTTPAdapter):
-    """Fault injection at the client's transport: GETFILESTATUS of the paths ``refuse`` picks is
-    answered as a NameNode refuses a path the caller may not traverse (403,
+    """Fault injection at the client's transport: the requests ``refuse`` picks (by op and path)
+    are answered as a NameNode refuses a path the caller may not traverse (403,
     AccessControlException); every other request reaches the server."""
 
-    def __init__(self, refuse: Callable[[str], bool]) -> None:
+    def __init__(self, refuse: Callable[[str, str], bool]) -> None:
         super().__init__()
         self.refuse = refuse
         self.refused: list[str] = []
@@ -77,7 +78,7 @@ class Refusing(HTTPAdapter):
         parts = urlsplit(request.url or "")
         op = {k.lower(): v for k, v in parse_qs(parts.query).items()}.get("op", [""])[0].upper()
         path = unquote(parts.path).removeprefix("/webhdfs/v1")
-        if op != "GETFILESTATUS" or not self.refuse(path):
+        if not self.refuse(op, path):
             return super().send(request, **kwargs)
         self.refused.append(path)
         answer = requests.Response()
@@ -99,7 +100,7 @@ class Refusing(HTTPAdapter):
 def test_a_refused_status_is_an_error_not_absence(server: WebHdfsServer, base: str) -> None:
     hdfs = Hdfs(InsecureClient(server.url, user="alice"))
     hdfs.write(f"{base}/private/file", b"alice's")
-    refusing = Refusing(lambda path: "/private" in path)
+    refusing = Refusing(lambda op, path: op == "GETFILESTATUS" and "/private" in path)
     hdfs._client._session.mount(server.url, refusing)
     with pytest.raises(RemoteHdfsError) as refused:
         hdfs.status(f"{base}/private/file")
@@ -119,7 +120,7 @@ def test_replay_keeps_the_backup_when_the_primary_refuses_to_say(
     path = f"/{plan.name}/private/ledger.bin"
     primary.write(path, b"ledger", overwrite=True)
     standby.write(ctx.standby.local(path), b"ledger", overwrite=True)
-    refusing = Refusing(lambda p: p == path)
+    refusing = Refusing(lambda op, p: op == "GETFILESTATUS" and p == path)
     primary._client._session.mount(primary.url, refusing)
     try:
         with pytest.raises(RemoteHdfsError):
@@ -128,3 +129,29 @@ def test_replay_keeps_the_backup_when_the_primary_refuses_to_say(
         primary._client._session.adapters.pop(primary.url)
     assert refusing.refused
     assert standby.read_bytes(ctx.standby.local(path)) == b"ledger"
+
+
+def test_the_gateway_lists_and_sums_as_the_tokens_user(airflow_conns: dict[str, str], tmp_path: Path) -> None:
+    """What a user may list is the NameNode's to decide, as that user: the gateway's own login,
+    refused here for every listing, is never the one asking."""
+    plan = write_plan(tmp_path, tmp_path / "home", f"gwasuser{uuid.uuid4().hex[:6]}", primaries=("primary",))
+    ctx = open_plan(plan.include, plan.name)
+    gateway = Gateway(ctx, worker=False)
+    try:
+        path = f"/{plan.name}/data/f"
+        session = gateway.begin_write(path, "web", overwrite=True, permission=None)
+        session.start(b"web's data")
+        assert session.finish().backup == "done"
+        login = ctx.primaries["primary"].store
+        listings = {"LISTSTATUS", "LISTSTATUS_BATCH", "GETCONTENTSUMMARY"}
+        refusing = Refusing(lambda op, p: op in listings and p.startswith(f"/{plan.name}/"))
+        login._client._session.mount(login.url, refusing)
+        try:
+            assert [s.path_suffix for s in gateway.list(f"/{plan.name}/data", "web")] == ["f"]
+            assert gateway.content_summary(f"/{plan.name}/data", "web")["length"] == len(b"web's data")
+            assert gateway.status(path, "web").owner == "web"
+        finally:
+            login._client._session.adapters.pop(login.url)
+        assert refusing.refused == []
+    finally:
+        gateway.close()

@@ -151,7 +151,12 @@ class GatewayReads:
                     return found
             raise missing_file(path)
         side, where, held = self._reader(path)
-        status: FileStatus | None = held or side.store.status(where)
+        status: FileStatus | None
+        if side is not self.ctx.standby:
+            # asked again as the user, whom the NameNode checks (the lookup was the gateway's)
+            status = side.as_user(user).status(where)
+        else:
+            status = held or side.store.status(where)
         if status is None:
             raise missing_file(path)
         if side is self.ctx.standby and not status.is_dir:
@@ -219,7 +224,7 @@ class GatewayReads:
 
     def list(self, path: str, user: str) -> list[FileStatus]:
         """LISTSTATUS merged over the primaries (and the standby for a primary that is down)."""
-        return self._listing(path, user, lambda s: (s.store.list(path), 0), None)[0]
+        return self._listing(path, user, lambda s: (s.as_user(user).list(path), 0), None)[0]
 
     def list_page(
         self, path: str, user: str, start_after: str | None, limit: int
@@ -228,7 +233,7 @@ class GatewayReads:
         remain (more than zero exactly when there are more; a directory several primaries hold
         may count twice). Each primary is asked for its own next page only."""
         entries, remaining = self._listing(
-            path, user, lambda s: s.store.list_batch(path, start_after), start_after
+            path, user, lambda s: s.as_user(user).list_batch(path, start_after), start_after
         )
         return entries[:limit], remaining + max(0, len(entries) - limit)
 
@@ -281,7 +286,9 @@ class GatewayReads:
     def content_summary(self, path: str, user: str) -> dict[str, int]:
         """Sums over the primaries; directories counted once per primary's largest tree."""
         self.check_path(path, user, write=False)
-        results = self._fan_out(list(self.ctx.primaries.values()), lambda s: s.store.content_summary(path))
+        results = self._fan_out(
+            list(self.ctx.primaries.values()), lambda s: s.as_user(user).content_summary(path)
+        )
         found = [r for r in results.values() if not isinstance(r, BaseException)]
         if not found:
             errors = [r for r in results.values() if isinstance(r, BaseException)]

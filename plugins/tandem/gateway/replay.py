@@ -123,9 +123,11 @@ def copy_file(
     tag: str,
     protection: Protection | None = None,
     room: Callable[[int], None] | None = None,
+    owners: bool = True,
 ) -> None:
     """``src_path`` onto ``dst_path`` unless equal already (length, then content): under the
-    mark's temporary name, then RENAME over; owner, permission and times set where they differ.
+    mark's temporary name, then RENAME over; owner (unless not ``owners``), permission and
+    times set where they differ.
     Onto a target, the data go with their write time and, when private, sealed; from a target,
     sealed data are opened.
 
@@ -134,7 +136,7 @@ def copy_file(
     parallel) before this older copy replaced it, and both marks would then be gone. The newer
     version is then copied too (a few times at most; after that the mark stays, and the
     replay fails)."""
-    job = _Copy(src, src_path, dst, dst_path, report, tag, protection, room)
+    job = _Copy(src, src_path, dst, dst_path, report, tag, protection, room, owners)
     for _attempt in range(COPY_ATTEMPTS):
         if not job.once(status, written_at_ms):
             return
@@ -167,6 +169,7 @@ class _Copy:
     tag: str
     protection: Protection | None
     room: Callable[[int], None] | None
+    owners: bool = True
 
     def drop_if_ours(self, mtime: int) -> None:
         """Remove the copy this job just made, unless something else has replaced it since
@@ -219,7 +222,7 @@ class _Copy:
             held = None
         if held is None or held.modification_time != mtime:
             dst.set_times(dst_path, mtime)
-        if held is None or (held.owner, held.group) != (status.owner, status.group):
+        if self.owners and (held is None or (held.owner, held.group) != (status.owner, status.group)):
             dst.set_owner(dst_path, status.owner, status.group)
         # a target's write_with_meta sets the permission exactly; a CREATE's permission may be masked
         copied_to_target = held is None and isinstance(dst, TARGET_TYPES)
@@ -303,15 +306,26 @@ REMOVING_OPS = {"write", "delete", "rename"}
 
 
 def store_path(
-    ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayReport, tag: str, op: str = "write"
+    ctx: PlanContext,
+    primary: Side[Hdfs],
+    path: str,
+    report: ReplayReport,
+    tag: str,
+    op: str = "write",
+    user: str = "",
 ) -> None:
     """Make ``primary``'s ``path`` what the standby holds for it (its own files, every directory).
     Nothing on the primary is deleted but what the change ``op`` removed: a file there that the
-    standby lacks may be a write still pending backup."""
+    standby lacks may be a write still pending backup.
+
+    Done as ``user``, who made the change (the primary checks their permissions now, as it would
+    have then); the standby's owners are the gateway's, so they are not copied: the files are
+    the user's."""
     standby = ctx.standby.store
     src = ctx.standby.local(path)
     status = standby.status(src)
-    target = primary.store
+    target = primary.as_user(user) if user else primary.store
+    owners = not user
     if status is None:
         if op == "mkdirs":
             target.mkdirs(path)
@@ -319,16 +333,20 @@ def store_path(
             report.deleted += 1
         return
     if not status.is_dir:
-        copy_file(standby, src, status, target, path, None, report, tag, ctx.protection)
+        copy_file(standby, src, status, target, path, None, report, tag, ctx.protection, owners=owners)
         return
     target.mkdirs(path)
     if op in REMOVING_OPS:
-        _store_tree(ctx, primary, path, report, tag)
+        _store_tree(ctx, primary, target, path, report, tag)
 
 
-def _store_tree(ctx: PlanContext, primary: Side[Hdfs], path: str, report: ReplayReport, tag: str) -> None:
-    """The primary's tree at ``path`` made what the standby holds for it."""
-    standby, target, src = ctx.standby.store, primary.store, ctx.standby.local(path)
+def _store_tree(
+    ctx: PlanContext, primary: Side[Hdfs], target: Hdfs, path: str, report: ReplayReport, tag: str
+) -> None:
+    """The primary's tree at ``path`` made what the standby holds for it (through ``target``,
+    the primary's client acting for whoever made the change)."""
+    standby, src = ctx.standby.store, ctx.standby.local(path)
+    owners = target is primary.store
     held = _walk(target, path)
     wanted = _walk(standby, src)
     for rel, st in sorted(wanted.items()):
@@ -337,7 +355,8 @@ def _store_tree(ctx: PlanContext, primary: Side[Hdfs], path: str, report: Replay
             if rel not in held:
                 target.mkdirs(full)
         elif rel in held or ctx.routes.route(full) == primary.name:
-            copy_file(standby, posixpath.join(src, rel), st, target, full, None, report, tag, ctx.protection)
+            source = posixpath.join(src, rel)
+            copy_file(standby, source, st, target, full, None, report, tag, ctx.protection, owners=owners)
     pending = _pending_on(ctx, primary)
     for rel in sorted(set(held) - set(wanted), reverse=True):
         full = posixpath.join(path, rel)
@@ -416,7 +435,7 @@ def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
         if mark is None:
             return part
         for path in mark.paths:
-            store_path(ctx, primary, path, part, mark_id, mark.op)
+            store_path(ctx, primary, path, part, mark_id, mark.op, mark.user)
         # the write may have left its inflight mark and temporary file on the primary as it died
         # (the name comes from this mark's id: no other write uses it)
         if mark.temp and mark.temp not in mark.paths:

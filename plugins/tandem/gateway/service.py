@@ -452,6 +452,11 @@ class Gateway(GatewayReads):
             raise missing_file(path)
         holder, status = found
         holders = self._holders(path, holder) if status.is_dir else [holder]
+        down = [s.name for s in holders if not self._primary_usable(s)]
+        if down:
+            # who may change an owner or a permission is the primary's to check: the change is
+            # not taken for it to replay later (the standby would apply it as the gateway)
+            raise Unavailable(f"{', '.join(down)}, holding {path}, does not answer: {op} waits until it does")
         self._namespace_change(
             op,
             (path,),
