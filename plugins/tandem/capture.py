@@ -246,6 +246,7 @@ def apply_tables(captured: Capture, target: Metastore, nameservice: str) -> dict
         outcome = target.upsert_table(t.table, nameservice)
         add("tables_created", int(outcome == "created"))
         add("tables_altered", int(outcome == "altered"))
+        add("tables_recreated", int(outcome == "recreated"))
         if t.table.partitionKeys:
             for key, value in target.sync_partitions(t.ref, list(t.partitions), nameservice).items():
                 add(f"partitions_{key}", value)
@@ -261,7 +262,7 @@ class TableChange:
     definition_differs: bool = False
     partitions_missing: tuple[str, ...] = ()  # name=value/... in the point, not on the target
     partitions_extra: tuple[str, ...] = ()  # on the target, not in the point
-    partitions_moved: tuple[str, ...] = ()  # in both, at another location
+    partitions_moved: tuple[str, ...] = ()  # in both, stored otherwise (location, columns, format)
 
     @property
     def action(self) -> str | None:
@@ -285,7 +286,7 @@ class TableChange:
 def table_changes(captured: Capture, target: Metastore, nameservice: str) -> list[TableChange]:
     """Per protected table, what ``target``'s metastore lacks or has beyond the capture
     (locations rebased onto ``nameservice``). Read-only."""
-    from tandem.metastore import rebase_table, same_definition
+    from tandem.metastore import rebase_table, same_definition, same_storage
 
     out = []
     for t in captured.tables:
@@ -304,7 +305,7 @@ def table_changes(captured: Capture, target: Metastore, nameservice: str) -> lis
         def names(keys: Iterable[tuple[str, ...]], table: Any = t.table) -> tuple[str, ...]:
             return tuple(_partition_name(table, values) for values in sorted(keys))
 
-        moved = [v for v in want.keys() & have.keys() if have[v].sd.location != want[v].sd.location]
+        moved = [v for v in want.keys() & have.keys() if not same_storage(have[v].sd, want[v].sd)]
         out.append(
             TableChange(
                 str(t.ref),
@@ -336,7 +337,8 @@ def compare_tables(captured: Capture, target: Metastore, nameservice: str) -> li
         ]
         problems += [f"table {change.table}: partition {n} is missing" for n in change.partitions_missing]
         problems += [
-            f"table {change.table}: partition {n} has another location" for n in change.partitions_moved
+            f"table {change.table}: partition {n} has another location or layout"
+            for n in change.partitions_moved
         ]
     return problems
 

@@ -219,7 +219,11 @@ class Metastore:
 
     def upsert_table(self, source_table: Any, nameservice: str) -> str:
         """Create or alter the table to match ``source_table`` with locations rebased onto
-        ``nameservice``. Idempotent; returns "created", "altered" or "unchanged"."""
+        ``nameservice``. Idempotent; returns "created", "altered", "recreated" or "unchanged".
+
+        A table the source dropped and made again with other partition keys, or as another
+        type (a view), cannot be altered into it (the metastore refuses): it is dropped, its data
+        kept (the copy owns the files), and created again; its partitions follow."""
         table = rebase_table(source_table, nameservice)
         current = self.get_table(TableRef(table.dbName, table.tableName))
         with self.session() as client:
@@ -228,6 +232,12 @@ class Metastore:
                 return "created"
             if same_definition(current, table):
                 return "unchanged"
+            if (current.partitionKeys or []) != (
+                table.partitionKeys or []
+            ) or current.tableType != table.tableType:
+                client.drop_table(table.dbName, table.tableName, False)
+                client.create_table(table)
+                return "recreated"
             client.alter_table(table.dbName, table.tableName, table)
             return "altered"
 
@@ -246,7 +256,7 @@ class Metastore:
                 counts["added"] = len(new)
             for vals, part in wanted.items():
                 old = have.get(vals)
-                if old is not None and old.sd.location != part.sd.location:
+                if old is not None and not same_storage(old.sd, part.sd):
                     client.alter_partition(ref.db, ref.name, part)
                     counts["altered"] += 1
             for vals in have.keys() - wanted.keys():
@@ -273,6 +283,17 @@ def rebase_partition(source_part: Any, nameservice: str) -> Any:
     if part.sd is not None and part.sd.location:
         part.sd.location = rebase_location(part.sd.location, nameservice)
     return part
+
+
+def same_storage(a: Any, b: Any) -> bool:
+    """Whether two partitions' storage descriptors agree (location, columns, formats, serde,
+    buckets): what a reader of the partition's data depends on. Parameters (statistics a
+    metastore may recompute on its own) do not count."""
+    if a is None or b is None:
+        return a is b
+    a2, b2 = copy.deepcopy(a), copy.deepcopy(b)
+    a2.parameters = b2.parameters = None
+    return bool(a2 == b2)
 
 
 def same_definition(a: Any, b: Any) -> bool:

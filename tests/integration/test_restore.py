@@ -652,3 +652,62 @@ def test_a_directory_of_the_business_named_like_the_copys_parking_place_is_kept(
     assert biz.dst.read_bytes(f"{biz.top}/.tandem-diff-tmp/mine2") == b"another"
     assert biz.dst.read_bytes(f"{biz.top}/b") == b"a" and biz.dst.status(f"{biz.top}/a") is None
     assert biz.live_check(biz.newest()).ok
+
+
+def test_a_partition_stored_otherwise_reaches_the_standby(clusters: Clusters, tmp_path: Path) -> None:
+    """A partition whose columns or format change (its location staying) is altered on the
+    standby too, and a standby that kept the old layout is found by the check."""
+    from hmsclient.genthrift.hive_metastore.ttypes import FieldSchema
+
+    biz = Business(clusters, tmp_path, "rk_partlayout")
+    biz.src.write(f"{biz.top}/f", b"f")
+    biz.add_partition("d1")
+    biz.backup(0)
+    orc = "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat"
+    with biz.src_ms.session() as c:
+        part = c.get_partition(biz.name, "orders", ["d1"])
+        part.sd.cols = [FieldSchema("id", "int", ""), FieldSchema("extra", "string", "")]
+        part.sd.inputFormat = orc
+        c.alter_partition(biz.name, "orders", part)
+    biz.backup(1)
+    [copied] = biz.dst_ms.get_partitions(biz.table)
+    assert copied.sd.inputFormat == orc and [c.name for c in copied.sd.cols] == ["id", "extra"]
+    assert biz.live_check(biz.newest()).ok
+    with biz.dst_ms.session() as c:  # the standby's layout drifts behind Tandem's back
+        part = c.get_partition(biz.name, "orders", ["d1"])
+        part.sd.inputFormat = "org.apache.hadoop.mapred.TextInputFormat"
+        c.alter_partition(biz.name, "orders", part)
+    check = biz.live_check(biz.newest())
+    assert any("partition day=d1 has another location or layout" in m for m in check.mismatches), check
+
+
+def test_a_table_made_again_with_other_partition_keys_is_made_again_on_the_standby(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    """The metastore refuses to alter partition keys: backups stopped for good at
+    register_metadata. The standby's table is dropped (its data kept) and created again."""
+    from hmsclient.genthrift.hive_metastore.ttypes import FieldSchema, Partition
+
+    biz = Business(clusters, tmp_path, "rk_rekeyed")
+    biz.src.write(f"{biz.top}/f", b"f")
+    biz.add_partition("d1")
+    biz.backup(0)
+    ns = clusters.spec("primary").nameservice
+    with biz.src_ms.session() as c:
+        table = c.get_table(biz.name, "orders")
+        c.drop_table(biz.name, "orders", False)
+        table.partitionKeys = [FieldSchema("hour", "string", "")]
+        c.create_table(table)
+    biz.src.write(f"{biz.location}/hour=h1/part-0", b"4,5\n")
+    with biz.src_ms.session() as c:
+        sd = c.get_table(biz.name, "orders").sd
+        sd.location = f"{ns}{biz.location}/hour=h1"
+        c.add_partitions(
+            [Partition(values=["h1"], dbName=biz.name, tableName="orders", sd=sd, parameters={})]
+        )
+    manifest = biz.backup(1)
+    assert manifest["business"] == biz.name
+    standby = biz.dst_ms.get_table(biz.table)
+    assert [k.name for k in standby.partitionKeys] == ["hour"]
+    assert [p.values for p in biz.dst_ms.get_partitions(biz.table)] == [["h1"]]
+    assert biz.live_check(biz.newest()).ok
