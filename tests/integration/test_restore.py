@@ -711,3 +711,24 @@ def test_a_table_made_again_with_other_partition_keys_is_made_again_on_the_stand
     assert [k.name for k in standby.partitionKeys] == ["hour"]
     assert [p.values for p in biz.dst_ms.get_partitions(biz.table)] == [["h1"]]
     assert biz.live_check(biz.newest()).ok
+
+
+def test_user_attributes_of_files_and_directories_reach_the_standby(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    biz = Business(clusters, tmp_path, "rk_xattrs")
+    biz.src.write(f"{biz.top}/f", b"data")
+    biz.src.mkdirs(f"{biz.top}/sub")
+    biz.src.set_xattrs(f"{biz.top}/f", {"user.checksum": b"abc"})
+    biz.src.set_xattrs(f"{biz.top}/sub", {"user.team": b"billing", "user.gone": b"soon"})
+    biz.add_partition("d1")
+    biz.backup(0)
+    assert biz.dst.xattrs(f"{biz.top}/f") == {"user.checksum": b"abc"}
+    assert biz.dst.xattrs(f"{biz.top}/sub") == {"user.team": b"billing", "user.gone": b"soon"}
+    biz.src.set_xattrs(f"{biz.top}/f", {"user.checksum": b"def"})
+    biz.src.remove_xattr(f"{biz.top}/sub", "user.gone")
+    biz.src.write(f"{biz.top}/sub/g", b"g")
+    biz.src.set_xattrs(f"{biz.top}/sub/g", {"user.k": b"v"})
+    assert biz.backup(1)["mode"] == "incremental"
+    for path in (f"{biz.top}/f", f"{biz.top}/sub", f"{biz.top}/sub/g"):
+        assert biz.dst.xattrs(path) == biz.src.xattrs(path), path

@@ -17,7 +17,15 @@ from tandem import plan, verify
 from tandem.backup.payloads import Copied, DatasetCopied, Direction, PathCopied, Started, Taken
 from tandem.backup.run import Run, base_snapshot, guard
 from tandem.components import ResolvedDataset
-from tandem.copy.webhdfs import Checkpoint, CopyStats, FileCopy, WebHdfsCopier, apply_metadata
+from tandem.copy.webhdfs import (
+    Checkpoint,
+    CopyStats,
+    FileCopy,
+    WebHdfsCopier,
+    apply_metadata,
+    apply_xattrs,
+    user_xattrs,
+)
 from tandem.errors import (
     CopyError,
 )
@@ -332,8 +340,8 @@ class Syncer:
         return FileCopy(self.snap_path(root, _join(subtree, rel)), _join(_join(root, subtree), rel), status)
 
     def sync_dir_metadata(self, root: str, subtree: str, rels: Iterable[str]) -> None:
-        """Owner, permission, ACL and times of directories; deepest first so times stick (the
-        directories of one depth in parallel: none is another's parent)."""
+        """Owner, permission, ACL, ``user.`` attributes and times of directories; deepest first
+        so times stick (the directories of one depth in parallel: none is another's parent)."""
 
         def one(rel: str) -> None:
             source = self.snap_path(root, _join(subtree, rel))
@@ -342,6 +350,7 @@ class Syncer:
             if status is None or current is None:
                 return
             acl = self.src.acl_status(source).entries if status.acl_bit else None
+            apply_xattrs(self.dst, target, user_xattrs(self.src, source), None)
             apply_metadata(self.dst, target, status, acl, current=current)
 
         by_depth: dict[int, list[str]] = {}

@@ -9,8 +9,9 @@ file's length, modification time and checksum are kept (:attr:`CopyStats.verifie
 the point trusts them as it trusts the previous point's records, instead of checksumming again.
 
 Requests per file: OPEN and CREATE (two each: the NameNode redirects to a DataNode), one
-GETFILESTATUS and two GETFILECHECKSUM (two each) to verify, SETTIMES, and SETOWNER,
-SETPERMISSION or the ACL calls only when CREATE's parameters left them different.
+GETFILESTATUS and two GETFILECHECKSUM (two each) to verify, GETXATTRS of the source (its
+``user.`` attributes; SETXATTR only for those it has), SETTIMES, and SETOWNER, SETPERMISSION or
+the ACL calls only when CREATE's parameters left them different.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import FileStatus
 
 log = logging.getLogger(__name__)
+
+XATTR_NAMESPACE = "user."
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,30 @@ class CopyStats:
         return f"{self.files} files, {self.bytes / 1e6:.1f} MB in {self.elapsed:.1f} s ({rate:.1f} MB/s)"
 
 
+def user_xattrs(hdfs: Hdfs, path: str) -> dict[str, bytes]:
+    """The ``user.`` extended attributes of a path (what any owner may set; other namespaces are
+    the cluster's own)."""
+    return {k: v for k, v in hdfs.xattrs(path).items() if k.lower().startswith(XATTR_NAMESPACE)}
+
+
+def apply_xattrs(target: Hdfs, path: str, wanted: dict[str, bytes], held: dict[str, bytes] | None) -> None:
+    """Make ``path``'s ``user.`` attributes ``wanted`` (``held``: what it has, None to read it)."""
+    held = user_xattrs(target, path) if held is None else held
+    changed = {k: v for k, v in wanted.items() if held.get(k) != v}
+    if changed:
+        target.set_xattrs(path, changed)
+    for name in sorted(set(held) - set(wanted)):
+        target.remove_xattr(path, name)
+
+
 def apply_metadata(
     target: Hdfs, path: str, status: FileStatus, acl: Iterable[str] | None, current: FileStatus | None = None
 ) -> None:
     """Owner, group, permission, ACL and times of ``status`` onto ``path``. Idempotent.
 
     ``current`` (the path's status, when the caller has it) skips what already matches.
-    ``acl`` None leaves the ACL alone when neither side has one.
+    ``acl`` None leaves the ACL alone when neither side has one. Extended attributes are
+    :func:`apply_xattrs`' (before this: setting one changes no time, but keep times last).
     """
     if current is None or (current.owner, current.group) != (status.owner, status.group):
         target.set_owner(path, status.owner, status.group)
@@ -196,6 +216,8 @@ class WebHdfsCopier:
             )
         copied, checksum = self.verify(item)
         acl = self.source.acl_status(item.src).entries if status.acl_bit else None
+        # the copy is a new file: it holds no attributes yet
+        apply_xattrs(self.target, item.dst, user_xattrs(self.source, item.src), {})
         apply_metadata(self.target, item.dst, status, acl, current=copied)
         stats.add(status.length, item.dst, [status.length, status.modification_time, checksum])
 

@@ -90,6 +90,7 @@ class _ExtendedClient(Client):  # type: ignore[misc]
     _set_quota = _Request("PUT")
     _rename = _Request("PUT")
     _set_xattr = _Request("PUT")
+    _remove_xattr = _Request("PUT")
     _get_xattrs = _Request("GET")
     _get_status = _Request("GET")
     _get_server_defaults = _Request("GET")
@@ -400,6 +401,11 @@ class Hdfs:
             self._ext._set_xattr(
                 path, **{"xattr.name": name, "xattr.value": encoded, "flag": "CREATE,REPLACE"}
             )
+
+    @_translate
+    def remove_xattr(self, path: str, name: str) -> None:
+        """REMOVEXATTR of one prefixed name (an error when the path has no such attribute)."""
+        self._ext._remove_xattr(path, **{"xattr.name": name})
 
     @_translate
     def xattrs(self, path: str, names: Iterable[str] | None = None) -> dict[str, bytes]:
