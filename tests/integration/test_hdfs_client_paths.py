@@ -69,9 +69,9 @@ class Refusing(HTTPAdapter):
     are answered as a NameNode refuses a path the caller may not traverse (403,
     AccessControlException); every other request reaches the server."""
 
-    def __init__(self, refuse: Callable[[str, str], bool]) -> None:
+    def __init__(self, refuse: Callable[[str, str], bool], exception: str = "AccessControlException") -> None:
         super().__init__()
-        self.refuse = refuse
+        self.refuse, self.exception = refuse, exception
         self.refused: list[str] = []
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
@@ -87,8 +87,8 @@ class Refusing(HTTPAdapter):
         answer._content = json.dumps(
             {
                 "RemoteException": {
-                    "exception": "AccessControlException",
-                    "javaClassName": "org.apache.hadoop.security.AccessControlException",
+                    "exception": self.exception,
+                    "javaClassName": f"org.apache.hadoop.security.{self.exception}",
                     "message": f'Permission denied: user=hdfs, access=EXECUTE, inode="{path}"',
                 }
             }
@@ -106,6 +106,11 @@ def test_a_refused_status_is_an_error_not_absence(server: WebHdfsServer, base: s
         hdfs.status(f"{base}/private/file")
     assert refused.value.exception == "AccessControlException" and refusing.refused
     assert hdfs.status(f"{base}/absent") is None
+    # a path below a file cannot exist: HDFS says so with ParentNotDirectoryException
+    hdfs._client._session.mount(
+        server.url, Refusing(lambda op, path: "/file/" in path, "ParentNotDirectoryException")
+    )
+    assert hdfs.status(f"{base}/private/file/child") is None
 
 
 def test_replay_keeps_the_backup_when_the_primary_refuses_to_say(

@@ -46,6 +46,11 @@ R = TypeVar("R")
 CHUNK = 1 << 20
 
 
+# what a NameNode answers for a path that cannot exist (AccessControlException is not one of them:
+# a non-superuser may get it for a path below a file, but also for a path it may not traverse)
+ABSENT = frozenset({"FileNotFoundException", "ParentNotDirectoryException"})
+
+
 def _literal_paths(client: Any) -> None:
     """Paths name what they say. The ``hdfs`` package expands ``#LATEST`` in any path to the most
     recently changed entry of its directory; HDFS allows a file of that name, and expanding it
@@ -154,12 +159,13 @@ class Hdfs:
     # -- namespace ------------------------------------------------------------------------
     @_translate
     def status(self, path: str) -> FileStatus | None:
-        """GETFILESTATUS; None when the path does not exist (FileNotFoundException, nothing
-        else: a refusal or a server error is raised, never taken for absence). Read-only."""
+        """GETFILESTATUS; None when the path does not exist (FileNotFoundException, or
+        ParentNotDirectoryException: an ancestor is a file). Nothing else: a refusal or a server
+        error is raised, never taken for absence. Read-only."""
         try:
             raw = self._client.status(path)
         except HdfsError as exc:
-            if exc.exception == "FileNotFoundException":
+            if exc.exception in ABSENT:
                 return None
             raise
         return FileStatus.from_json(raw)
