@@ -45,11 +45,14 @@ def split_location(uri: str) -> tuple[str, str, str]:
     """(scheme, authority, path) of a metastore location, read as Hadoop's ``Path`` reads it:
     the path is everything after the authority, ``#`` and ``?`` included (they are legal in
     HDFS names; a URL parser would cut the path there). No scheme: ("", "", the path)."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep or "/" in scheme:
+    colon, slash = uri.find(":"), uri.find("/")
+    if colon == -1 or (slash != -1 and slash < colon):
         return "", "", uri
-    authority, _, path = rest.partition("/")
-    return scheme.lower(), authority, "/" + path
+    scheme, rest = uri[:colon].lower(), uri[colon + 1 :]
+    if not rest.startswith("//"):
+        return scheme, "", rest  # scheme:/path, as a Path prints a URI without an authority
+    authority, _, path = rest[2:].partition("/")
+    return scheme, authority, "/" + path
 
 
 def location_path(uri: str) -> str:
@@ -64,6 +67,8 @@ def foreign_location(uri: str, nameservice: str) -> bool:
     if not scheme:
         return False
     own = urlsplit(nameservice)
+    if not authority and scheme == own.scheme.lower():
+        return False  # hdfs:/path: the default filesystem's authority, the cluster's own
     theirs = urlsplit(f"{scheme}://{authority}")
     if scheme != own.scheme.lower() or (theirs.hostname or "") != (own.hostname or ""):
         return True

@@ -412,3 +412,28 @@ def test_a_planned_failback_says_what_the_active_cluster_holds_beyond_the_point(
     assert landed.left_behind[0].startswith("standby: ")
     assert "newer changes on the cluster that was active stay there" in landed.note
     assert biz.dst.status(f"{biz.top}/order-after-the-point") is not None  # kept where it was written
+
+
+def test_an_error_while_landing_after_stop_backups_gives_the_fenced_cluster_its_role_back(
+    pair, tmp_path, monkeypatch
+):
+    """Not a refusal but an error (the standby's NameNode resets a connection mid-landing): the
+    promotion fails, and the cluster it fenced to stop backups is active again."""
+    from tandem.errors import RemoteHdfsError
+
+    clusters, zk = pair
+    biz = killed_mid_copy(clusters, tmp_path)
+    calls: list[str] = []
+
+    def running_until_fenced(ids):
+        calls.append(roles(clusters)["primary"])
+        return list(ids) if len(calls) == 1 else []
+
+    def land(*args, **kwargs):
+        raise RemoteHdfsError("Connection reset by peer", exception="IOException")
+
+    monkeypatch.setattr(landing_mod, "land", land)
+    with pytest.raises(RemoteHdfsError, match="Connection reset"):
+        promote_standby(clusters, zk, include_for(tmp_path, biz), running_until_fenced, stop_backups=True)
+    assert calls[1] == "standby"  # it had been fenced
+    assert roles(clusters) == {"primary": "active", "standby": "standby"}

@@ -30,6 +30,7 @@ def test_a_location_is_read_as_hadoop_reads_a_path_not_as_a_url(name: str) -> No
     """``#`` and ``?`` are legal in HDFS names; a URL parser would cut the path there."""
     assert location_path(f"hdfs://primary/data/x/{name}") == f"/data/x/{name}"
     assert location_path(f"/data/x/{name}") == f"/data/x/{name}"
+    assert location_path(f"file:/data/x/{name}") == f"/data/x/{name}"
     assert (
         rebase_location(f"hdfs://primary/data/x/{name}", "hdfs://standby") == f"hdfs://standby/data/x/{name}"
     )
@@ -46,6 +47,8 @@ def test_a_location_is_read_as_hadoop_reads_a_path_not_as_a_url(name: str) -> No
         ("hdfs://other-cluster/w/t", True),
         ("s3a://bucket/w/t", True),
         ("file:///w/t", True),
+        ("file:/w/t", True),  # how a Path prints a URI without an authority
+        ("hdfs:/w/t", False),  # the default filesystem's authority
     ],
 )
 def test_a_location_on_another_filesystem_is_foreign(location: str, foreign: bool) -> None:

@@ -361,9 +361,55 @@ def _promote_locked(
             [],
         )
     other = members[1] if cluster == members[0] else members[0]
-    fenced_at: int | None = None
+    fenced: list[int] = []  # the epoch this promotion fenced ``other`` at, once it has
+    try:
+        return _land_and_promote(
+            cluster,
+            confirmation,
+            other,
+            policies,
+            dag_ids,
+            running,
+            topology,
+            clusters,
+            zk_hosts,
+            in_flight,
+            held,
+            fenced,
+            stop=stop,
+            wait_s=wait_s,
+            allow_no_point=allow_no_point,
+        )
+    except BaseException:
+        # whatever stopped it (a cluster's error, the task killed), a promotion that fenced the
+        # active cluster and did not promote gives it its role back
+        if fenced:
+            log.warning("promote: %s", unfence(other, zk_hosts, fenced[0]))
+        raise
+
+
+def _land_and_promote(
+    cluster: str,
+    confirmation: str,
+    other: str,
+    policies: list[Policy],
+    dag_ids: list[str],
+    running: list[str],
+    topology: Topology,
+    clusters: Clusters,
+    zk_hosts: dict[str, str],
+    in_flight: InFlight,
+    held: Callable[[], bool],
+    fenced: list[int],
+    *,
+    stop: Stop | None,
+    wait_s: float,
+    allow_no_point: bool,
+) -> tuple[PromotionResult, list[Landed]]:
     if running:
-        fenced_at = fence_epoch(other, zk_hosts)
+        epoch = fence_epoch(other, zk_hosts)
+        if epoch is not None:
+            fenced.append(epoch)
         if stop is not None:
             log.warning("promote: stopped %s", ", ".join(stop(dag_ids)) or "nothing")
         deadline = time.monotonic() + wait_s
@@ -372,12 +418,11 @@ def _promote_locked(
             time.sleep(2.0)
             running = in_flight(dag_ids)
         if running:
-            still = f"backup runs still in flight: {running}"
-            return _refused(cluster, still, other, fenced_at, zk_hosts), []
+            return _refused(cluster, f"backup runs still in flight: {running}", other, fenced, zk_hosts), []
     landed: list[Landed] = []
     # Read under the lock: a promotion that finished just before this one took it has made the
-    # cluster active. A cluster that says active serves applications (promoting it again ends a split brain):
-    # its data is newer than any point and must never be rolled back.
+    # cluster active. A cluster that says active serves applications (promoting it again ends a
+    # split brain): its data is newer than any point and must never be rolled back.
     serving = clusters.observe(cluster).role == "active"
 
     def before_write() -> None:
@@ -401,10 +446,13 @@ def _promote_locked(
     try:
         result = promote(cluster, confirmation, zk_hosts, before_write=before_write)
     except (RestoreError, PromotionRefused) as exc:
-        return _refused(cluster, str(exc), other, fenced_at, zk_hosts), landed
-    if not result.ok and fenced_at is not None:
-        back = _refused(cluster, result.reason, other, fenced_at, zk_hosts)
+        return _refused(cluster, str(exc), other, fenced, zk_hosts), landed
+    if not result.ok:
+        # promote itself may have fenced ``other`` (at its own epoch) before it failed
+        undo = [result.epoch] if result.fenced == other and result.epoch is not None else fenced
+        back = _refused(cluster, result.reason, other, undo, zk_hosts)
         result = PromotionResult(cluster, result.outcome, back.reason, result.epoch, result.fenced)
+    fenced.clear()  # settled: nothing left to give back
     return result, landed
 
 
@@ -417,14 +465,15 @@ def fence_epoch(cluster: str, zk_hosts: dict[str, str]) -> int | None:
 
 
 def _refused(
-    cluster: str, reason: str, other: str, fenced_at: int | None, zk_hosts: dict[str, str]
+    cluster: str, reason: str, other: str, fenced: list[int], zk_hosts: dict[str, str]
 ) -> PromotionResult:
-    """A refusal after ``other`` was fenced to stop backups gives ``other`` its role back, so a
+    """A refusal after ``other`` was fenced (at ``fenced``) gives ``other`` its role back, so a
     refused promotion leaves the pair as it found it (and says what it did)."""
-    if fenced_at is None:
+    if not fenced:
         return PromotionResult(cluster, "refused", reason)
-    said = unfence(other, zk_hosts, fenced_at)
+    said = unfence(other, zk_hosts, fenced[0])
     log.warning("promote: %s", said)
+    fenced.clear()
     return PromotionResult(cluster, "refused", f"{reason}; {said}")
 
 

@@ -301,8 +301,13 @@ def _promote(
         conflict = _activate(tzk, cluster, target, epoch)
     if conflict:
         after = f"; {other} was already set to standby, so no cluster is active now" if fenced else ""
+        # the epoch names the fence (so that whoever called can give the role back)
         return PromotionResult(
-            cluster, "conflict", f"{conflict}: {cluster} was not promoted{after}", None, fenced
+            cluster,
+            "conflict",
+            f"{conflict}: {cluster} was not promoted{after}",
+            epoch if fenced else None,
+            fenced,
         )
     how = (
         f"{other} was set to standby first"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, is_gateway_temp
-from tandem.gateway.crypto import MAGIC
+from tandem.gateway.crypto import MAGIC, META_ALG
 from tandem.gateway.marks import PENDING_STORE
 from tandem.gateway.plan import GatewayPlan
 from tandem.gateway.protect import Protection
@@ -173,9 +173,14 @@ class GatewayReads:
         if status is not None and status.is_dir:
             raise missing_file(path)  # HDFS: "Path is not a file"
         if side is self.ctx.standby:
-            if self.plan.private_data is not None or not isinstance(side.store, Hdfs):
+            stored_otherwise = self.plan.private_data is not None or not isinstance(side.store, Hdfs)
+            # a plain file that starts like a sealed one is stored behind a header
+            if stored_otherwise or META_ALG in side.store.meta(where):
                 raise Unavailable(f"the primary holding {path} is down: its checksum waits for it")
-            return side.store.checksum(where)
+            found: FileChecksum | None = side.store.checksum(where)
+            if found is None:
+                raise Unavailable(f"the primary holding {path} is down: its checksum waits for it")
+            return found
         return side.as_user(user).checksum(where)
 
     def open(self, path: str, user: str, offset: int, length: int | None) -> Iterator[bytes]:
