@@ -7,12 +7,15 @@ Objects appear whole when their upload completes, RENAME is copy-and-delete of e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from tandem.errors import RemoteHdfsError
 from tandem.gateway.targets.fs import UPLOAD_BLOCK, FsspecTarget
 from tandem.hdfs.types import FileStatus
+
+log = logging.getLogger(__name__)
 
 SINGLE_COPY_LIMIT = 5 << 30  # S3's largest CopyObject
 DELETE_BATCH = 1000  # S3's most keys per DeleteObjects
@@ -117,9 +120,17 @@ class S3Target(FsspecTarget):
 
     def _abort_uploads(self, path: str) -> None:
         bucket, key = self._key(path)
-        listed = self._call(
-            path, lambda: self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
-        )
+        try:
+            listed = self._call(
+                path, lambda: self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+            )
+        except RemoteHdfsError as exc:
+            if exc.exception != "AccessControlException":
+                raise
+            # a policy without s3:ListBucketMultipartUploads: the bucket's lifecycle rule for
+            # incomplete uploads is then what cleans them up
+            log.debug("%s: unfinished uploads of %s not listed: %s", self.name, path, exc)
+            return
         for upload in listed.get("Uploads") or []:
             if upload.get("Key") == key:
                 self._call(
