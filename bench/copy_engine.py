@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir that does not exist yet is made
     work = Path(tempfile.mkdtemp(prefix="tandem-copy-bench-", dir=args.dir))
     try:
         result = run(work, sizes)

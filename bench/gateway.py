@@ -560,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rounds = args.rounds or (1 if args.quick else 3)
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir that does not exist yet is made
     work = Path(tempfile.mkdtemp(prefix="tandem-bench-gateway-", dir=args.dir))
     try:
         phases = run(work, sizes, args.threads, rounds, args.processes)
