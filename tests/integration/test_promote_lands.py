@@ -16,8 +16,12 @@ Roles change and clusters die here, so these tests use a private pair of embedde
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -437,3 +441,56 @@ def test_an_error_while_landing_after_stop_backups_gives_the_fenced_cluster_its_
         promote_standby(clusters, zk, include_for(tmp_path, biz), running_until_fenced, stop_backups=True)
     assert calls[1] == "standby"  # it had been fenced
     assert roles(clusters) == {"primary": "active", "standby": "standby"}
+
+
+# A promotion in a process of its own, SIGKILLed just after one kind of write it makes
+_KILLED_PROMOTION = """
+import json, os, signal, sys
+from pathlib import Path
+from tandem.copy.webhdfs import WebHdfsCopier
+from tandem.failover import promote as promote_module
+from tandem.failover.landing import promote_on_points
+from tandem.hdfs.client import Hdfs
+from tandem.policy import load_topology
+from tandem.runtime import Clusters
+
+include, zk, after = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+owner, name = {"fence": (promote_module, "_fence"), "restore copy": (WebHdfsCopier, "copy_one"),
+               "quarantine": (Hdfs, "rename")}[after]
+real = getattr(owner, name)
+
+def then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+setattr(owner, name, then_die)
+topology = load_topology(include / "clusters.yaml")
+promote_on_points("standby", "standby", "main", topology, include, Clusters(topology), zk, lambda ids: [])
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("after", ["quarantine", "restore copy", "fence"])
+def test_a_promotion_killed_midway_and_run_again_lands_and_promotes(pair, tmp_path, after):
+    """Whatever a SIGKILL leaves (a half-restored standby, the primary fenced, the promotion's
+    lock held by a dead session), no cluster serves off its point, and the same promotion run
+    again (it waits for the dead one's lock) finishes the landing and promotes."""
+    clusters, zk = pair
+    biz = killed_mid_copy(clusters, tmp_path)
+    include = include_for(tmp_path, biz)
+    point = biz.newest()
+    biz.dst.write(f"{biz.top}/bill-0", b"changed on the standby")  # the landing copies back too
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_PROMOTION, str(include), json.dumps(zk), after],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    if roles(clusters)["standby"] == "active":
+        assert biz.live_check(point).ok
+    result, _ = promote_standby(clusters, zk, include)
+    assert result.promoted, result.reason
+    assert roles(clusters) == {"primary": "standby", "standby": "active"}
+    assert biz.live_check(point).ok
