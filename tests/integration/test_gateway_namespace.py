@@ -7,6 +7,7 @@ session's embedded clusters; everything is under this module's plan root (/gwns)
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -342,3 +343,18 @@ def test_a_rename_onto_an_existing_file_answers_false_and_changes_nothing(
         assert read_or_none(direct[plan.primary_of(name)], name) == name.encode()
     itself = call(gw, plan, "PUT", first, "RENAME", destination=first)
     assert (itself.status_code, itself.json()) == (200, {"boolean": True}), itself.text
+
+
+def test_a_name_at_hdfs_limit_is_written_through_and_one_beyond_it_refused(
+    gw: Gateway, plan: GatewayPlan, direct: dict[str, InsecureClient], base: str
+) -> None:
+    """HDFS takes names up to 255 UTF-8 bytes (``max-component-length``): the gateway's temporary
+    name beside such a file stays within the limit, and a longer name gets HDFS's own refusal."""
+    path = f"{base}/{'é' * 125}.bin"  # 254 bytes
+    assert create(gw.webhdfs, plan.token, path, b"at the limit").status_code == 201
+    assert read_or_none(direct[plan.primary_of(path)], path) == b"at the limit"
+    assert read_or_none(direct["standby"], plan.standby_path(path)) == b"at the limit"
+    answer = create(gw.webhdfs, plan.token, f"{base}/{'n' * 256}", b"beyond it")
+    refused(answer, "PathComponentTooLongException")
+    held = [e for h in plan.primaries if kind(direct[h], base) for e in direct[h].list(base)]
+    assert held == [posixpath.basename(path)]

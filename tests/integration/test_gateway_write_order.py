@@ -188,7 +188,8 @@ def test_a_write_into_a_directory_renamed_under_it_leaves_both_sides_alike(
     takes the write's temporary files along on both sides, the write's RENAME then fails and it
     is refused. The standby's copy is published only after the primary's, so it never lands
     under the new name while the primary lacks it (before, it was published beside the
-    primary's and did; found by an adversarial read)."""
+    primary's and did), and the temporary files are removed where the rename took them (found
+    by adversarial reads)."""
     from tandem.gateway import writes
 
     name = f"gwdirmv{secrets.token_hex(4)}"
@@ -222,6 +223,16 @@ def test_a_write_into_a_directory_renamed_under_it_leaves_both_sides_alike(
         for where in (f"{dst}/new.bin", path):
             assert primary.status(where) is None
             assert standby.status(ctx.standby.local(where)) is None, f"{where} on the standby alone"
+        # the temporary files the rename took along are gone from both sides (they were left
+        # there, counted by GETCONTENTSUMMARY and keeping a non-recursive DELETE out, while
+        # listings showed the directory empty); the directory is empty for the application
+        left = [e.relpath for e in primary.walk(dst)] + [
+            e.relpath for e in standby.walk(ctx.standby.local(dst))
+        ]
+        assert left == []
+        assert gateway.list(dst, "tandem") == []
+        assert gateway.content_summary(dst, "tandem")["fileCount"] == 0
+        assert gateway.delete(dst, "tandem", recursive=False)
     finally:
         release.set()
         gateway.close()

@@ -1,11 +1,13 @@
 """Compact pending marks: the fields carried in the id (an empty directory on a cluster), read
-back without a request; a mark whose fields do not fit in a file name stays a plain id."""
+back without a request; a mark whose fields do not fit in a file name stays a plain id. Temporary
+names within HDFS's limit on a name; which racing changes' order matters."""
 
 from __future__ import annotations
 
 import posixpath
 
-from tandem.gateway.marks import MAX_NAME, TEMP_PREFIX, Mark, id_time_ms, is_compact
+from tandem.gateway.marks import MAX_NAME, TEMP_PREFIX, Mark, id_time_ms, is_compact, temp_name
+from tandem.gateway.settle import touches
 
 
 def test_a_compact_id_carries_the_mark() -> None:
@@ -39,3 +41,30 @@ def test_fields_too_long_for_a_name_give_a_plain_id_and_a_file_mark() -> None:
     assert mark.temp is not None and posixpath.dirname(mark.temp) == posixpath.dirname(deep)
     assert Mark.from_bytes(mark.to_bytes()) == mark  # stored as a file, read back whole
     assert id_time_ms(mark.id) == mark.written_at_ms  # ids sort by time, whatever their form
+
+
+def test_a_temporary_name_stays_within_hdfs_limit_on_a_name() -> None:
+    """HDFS refuses a name longer than 255 UTF-8 bytes (``max-component-length``): a file whose
+    own name is near the limit still gets a temporary name beside it, unique by its tag."""
+    name = "é" * 120 + "x.bin"  # 245 bytes
+    first, second = temp_name(f"/d/{name}", "a" * 12), temp_name(f"/d/{name}", "b" * 12)
+    for temp in (first, second):
+        assert posixpath.dirname(temp) == "/d"
+        assert len(posixpath.basename(temp).encode()) <= MAX_NAME
+        assert posixpath.basename(temp).encode().decode() == posixpath.basename(temp)  # whole characters
+    assert first != second
+    assert temp_name("/d/short.bin", "c" * 12) == f"/d/{TEMP_PREFIX}{'c' * 12}.short.bin"
+
+
+def test_racing_changes_touch_when_their_order_can_matter() -> None:
+    def mark(op: str, *paths: str) -> Mark:
+        return Mark.new_compact(op, paths, "primary", "web")
+
+    write = mark("write", "/d/a.bin")
+    assert touches(write, mark("write", "/d/a.bin"))  # the same path
+    assert touches(write, mark("delete", "/d"))  # a tree removed above it
+    assert touches(mark("rename", "/d", "/e"), write)  # a tree moved above it
+    assert touches(write, mark("rename", "/x/b.bin", "/d/a.bin"))  # a file renamed onto it
+    assert not touches(write, mark("write", "/d/b.bin"))  # a sibling
+    assert not touches(write, mark("mkdirs", "/d"))  # a parent made again changes nothing below it
+    assert not touches(mark("delete", "/d/a"), mark("delete", "/d/ab"))  # a name prefix is no parent

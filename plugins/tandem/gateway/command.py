@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem import environment
-from tandem.errors import TandemError
+from tandem.errors import TandemError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def _decrypt(args: argparse.Namespace, include: Path) -> int:
     from tandem.gateway.plan import load_plan
 
     if not args.path:
-        raise TandemError("`tandem gateway decrypt PLAN PATH` needs the path the application wrote")
+        raise UsageError("`tandem gateway decrypt PLAN PATH` needs the path the application wrote")
     ctx = build_context(load_plan(include, args.plan), include)
     target, where = ctx.standby.store, ctx.standby.local(args.path)
     if target.status(where) is None:
@@ -266,10 +266,10 @@ def _log_to_stderr() -> None:
 def run_gateway(args: argparse.Namespace) -> int:
     include = environment.include_dir()
     if args.action not in {"validate", "key"} and not args.plan:
-        raise TandemError(f"`tandem gateway {args.action}` needs a plan name")
+        raise UsageError(f"`tandem gateway {args.action}` needs a plan name")
     if args.action == "token":
         if not args.user:
-            raise TandemError("`tandem gateway token` needs --user NAME")
+            raise UsageError("`tandem gateway token` needs --user NAME")
         environment.use(args.home, with_airflow=True, strict=False)
         from tandem.gateway.plan import load_plan
         from tandem.gateway.tokens import issue

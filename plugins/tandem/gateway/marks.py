@@ -54,10 +54,15 @@ def id_time_ms(mark_id: str) -> int:
 
 
 def temp_name(path: str, tag: str | None = None) -> str:
-    """A hidden name beside ``path``: random for a write; ``tag`` (a mark id) for a replay copy,
-    so replaying the mark again after a crash overwrites what the dead copy left, never leaks it."""
+    """A hidden name beside ``path``: random for a write; ``tag`` (a mark's short id) for a replay
+    copy, so replaying the mark again after a crash overwrites what the dead copy left, never
+    leaks it. Within HDFS's limit on a name (``MAX_NAME`` bytes): the file's own name is cut to
+    fit, the tag keeps the name unique."""
     parent, name = posixpath.split(path)
-    return posixpath.join(parent, f"{TEMP_PREFIX}{tag or secrets.token_hex(6)}.{name}")
+    head = f"{TEMP_PREFIX}{tag or secrets.token_hex(6)}."
+    room = MAX_NAME - len(head.encode())
+    tail = name.encode()[:room].decode("utf-8", "ignore")
+    return posixpath.join(parent, head + tail)
 
 
 def short_id(mark_id: str) -> str:

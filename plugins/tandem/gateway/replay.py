@@ -11,6 +11,7 @@ and are renamed into place, so a reader never sees a partial file on either side
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
 import time
@@ -205,18 +206,26 @@ class _Copy:
         if not same:
             if room is not None:
                 room(length)
-            tmp = temp_name(dst_path, tag)
-            with src.open(src_path) as chunks:
-                data: Iterable[bytes] = chunks
-                if isinstance(src, TARGET_TYPES):  # a sealed file says so in its first bytes
-                    data = (protection or Protection(None)).open(data, src_path)
-                if isinstance(dst, TARGET_TYPES):
-                    sealed, data = protection.seal(data, dst_path) if protection else ({}, data)
-                    meta = {WRITTEN_MS: str(mtime), **sealed}
-                    dst.write_with_meta(tmp, data, meta, permission=status.permission)
-                else:
-                    dst.write(tmp, data, overwrite=True, permission=status.permission)
-            dst.replace(tmp, dst_path)
+            tmp = temp_name(dst_path, short_id(tag))  # a compact id alone may fill a name
+            try:
+                with src.open(src_path) as chunks:
+                    data: Iterable[bytes] = chunks
+                    if isinstance(src, TARGET_TYPES):  # a sealed file says so in its first bytes
+                        data = (protection or Protection(None)).open(data, src_path)
+                    if isinstance(dst, TARGET_TYPES):
+                        sealed, data = protection.seal(data, dst_path) if protection else ({}, data)
+                        meta = {WRITTEN_MS: str(mtime), **sealed}
+                        dst.write_with_meta(tmp, data, meta, permission=status.permission)
+                    else:
+                        dst.write(tmp, data, overwrite=True, permission=status.permission)
+                dst.replace(tmp, dst_path)
+            except Exception as exc:
+                # the source changed or went away under the copy (the mark stays, or a newer one
+                # names the path): nothing half-copied is left behind where a side still answers
+                if not is_unreachable(exc):
+                    with contextlib.suppress(Exception):
+                        dst.delete(tmp)
+                raise
             report.files += 1
             report.bytes += length
             held = None
@@ -295,9 +304,31 @@ def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport, ta
                 ctx.protection,
                 ctx.space.make_room,
             )
+    # what the standby holds beyond the primaries goes, but for files written after the mark
+    # (a sync write that landed on both sides while this tree was read): any later change of
+    # those carries a mark of its own. Deepest first: a kept file keeps its directories.
+    since_ms, kept = id_time_ms(tag), set()
     for rel in sorted(set(present) - set(merged), reverse=True):
-        if standby.delete(posixpath.join(dst, rel), recursive=True):
+        target = posixpath.join(dst, rel)
+        if rel in kept:
+            continue
+        if not present[rel].is_dir and _written_ms(standby, target, present[rel]) >= since_ms:
+            kept.update(_parents(rel))
+            continue
+        if standby.delete(target, recursive=True):
             report.deleted += 1
+
+
+def _written_ms(store: Store, path: str, status: FileStatus) -> int:
+    """When the write a target's file holds was made (its metadata; a cluster's copy carries it
+    as its modification time)."""
+    written = _meta(store, path).get(WRITTEN_MS, "")
+    return int(written) if written.isdigit() else status.modification_time
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 # what a change made while a primary was down can have removed from the standby; after any other

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import logging
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -121,7 +121,8 @@ class _Handler:
             (k, v) for k, v in request.query_params.multi_items() if k not in ("noredirect", "data", PREPARED)
         ]
         query.append(("data", "true"))
-        return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{urlencode(query)}"
+        # percent-encoded as a NameNode's Location is: a header carries no other characters
+        return f"{request.url.scheme}://{request.url.netloc}{quote(request.url.path)}?{urlencode(query)}"
 
     async def __call__(self, request: Request, raw_path: str) -> Response:
         try:
@@ -270,7 +271,7 @@ class _Handler:
             headers["X-Tandem-Advice"] = result.advice
         if append:
             return Response(status_code=200, headers=headers)
-        location = f"{request.url.scheme}://{request.url.netloc}/webhdfs/v1{path}"
+        location = f"{request.url.scheme}://{request.url.netloc}/webhdfs/v1{quote(path)}"
         return JSONResponse(
             {"Location": location}, status_code=201, headers={**headers, "Location": location}
         )

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tandem.errors import RemoteHdfsError
+from tandem.gateway import settle
 from tandem.gateway.context import PlanContext, is_gateway_temp
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.reads import STORE_CHECK_S, GatewayReads, denied, missing_file
@@ -247,10 +248,22 @@ class Gateway(GatewayReads):
             self.note_store_pending(side.name)
         if anchor is not None:
             if standby_ok and not refused:
-                self.pool.submit(self.ctx.journal(anchor).delete, mark.id, INFLIGHT)
+                # before the answer, so that a client's next change is never taken for a racing one
+                self._retire(anchor, mark)
             else:
                 self.ctx.journal(anchor).move(mark, INFLIGHT, PENDING_BACKUP)
         return answers
+
+    def _retire(self, anchor: Side[Hdfs], mark: Mark) -> None:
+        """A namespace change on both sides: its mark goes unless a write or change touching its
+        paths is under way or still pending (the standby may have taken them in another order,
+        or renamed a tree without a child it still lacks): see :mod:`.settle`."""
+        try:
+            # a pending backup below a tree moved or removed on both sides is what the standby lacks
+            states = (INFLIGHT, PENDING_BACKUP) if mark.op in settle.MOVING_OPS else (INFLIGHT,)
+            settle.retire(self.ctx, anchor, mark, states)
+        except Exception:
+            log.debug("inflight mark %s left for replay", mark.id, exc_info=True)
 
     def _anchor(
         self, op: str, paths: tuple[str, ...], user: str, usable: list[Side[Hdfs]], down: list[Side[Hdfs]]
@@ -300,7 +313,10 @@ class Gateway(GatewayReads):
         if path in self.plan.write_roots:
             raise denied(f"{path} is a root of plan {self.plan.plan}: delete what is under it")
         if not recursive:
-            self._check_empty(path)
+            for side, temps in self._check_empty(path).items():
+                # a dead write's temporary files (which listings never show) do not keep it
+                for temp in temps:
+                    side.store.delete(posixpath.join(path, temp))
         answers = self._namespace_change(
             "delete",
             (path,),
@@ -311,12 +327,14 @@ class Gateway(GatewayReads):
         )
         return any(answers)
 
-    def _check_empty(self, path: str) -> None:
+    def _check_empty(self, path: str) -> dict[Side[Hdfs], list[str]]:
         """A DELETE that is not recursive refuses a directory not empty on any primary (each
         primary holds only its own files: one alone would delete its empty part). A primary
-        that does not answer may hold some: the delete waits for it (503)."""
+        that does not answer may hold some: the delete waits for it (503). Returns the gateway's
+        temporary files each primary holds there."""
         sides = list(self.ctx.primaries.values())
         listed = self._fan_out(sides, lambda s: s.store.list(path))
+        temps: dict[Side[Hdfs], list[str]] = {}
         for side, result in zip(sides, listed.values(), strict=True):
             if isinstance(result, BaseException) and is_unreachable(result):
                 side.failed(result)
@@ -326,6 +344,9 @@ class Gateway(GatewayReads):
                     f"`{path} is non empty': Directory is not empty",
                     exception="PathIsNotEmptyDirectoryException",
                 )
+            if isinstance(result, list) and result:
+                temps[side] = [s.path_suffix for s in result]
+        return temps
 
     def rename(self, src: str, dst: str, user: str) -> bool:
         """RENAME as the Router does for a HASH mount whose subclusters are the primaries
@@ -354,18 +375,7 @@ class Gateway(GatewayReads):
             return False
         holder, status = found
         if status.is_dir:
-            holders = self._holders(src, holder)
-            check_tree_stays_routed(self.ctx, holders, src, dst)
-            return all(
-                self._namespace_change(
-                    "rename",
-                    (src, dst),
-                    user,
-                    holders,
-                    lambda s: s.as_user(user).rename(src, dst) is None,
-                    lambda s: s.store.rename(s.local(src), s.local(dst)),
-                )
-            )
+            return self._rename_dir(src, dst, user, holder)
         into = self.ctx.locate(dst)
         if into is not None and into[1].is_dir:
             dst = posixpath.join(dst, posixpath.basename(src))  # HDFS moves a file into a directory
@@ -389,6 +399,39 @@ class Gateway(GatewayReads):
                 lambda s: s.store.rename(s.local(src), s.local(dst)),
             )
         )
+
+    def _rename_dir(self, src: str, dst: str, user: str, holder: Side[Hdfs]) -> bool:
+        """A directory renamed on every primary holding part of it, and on the standby, to the
+        same name: HDFS moves it into ``dst`` when that is a directory, and whether it is must be
+        decided once, in the merged namespace (a primary or the standby lacking ``dst`` would
+        otherwise make ``src`` become ``dst`` there)."""
+        into = self.ctx.locate(dst)
+        if into is not None:
+            if not into[1].is_dir:
+                return False  # HDFS answers false: a directory is not renamed onto a file
+            dst = posixpath.join(dst, posixpath.basename(src))
+            self.check_path(dst, user, write=True)
+            if self.ctx.locate(dst) is not None:
+                return False  # the name inside is taken
+        holders = self._holders(src, holder)
+        check_tree_stays_routed(self.ctx, holders, src, dst)
+        parent = posixpath.dirname(dst)
+
+        def on_primary(side: Side[Hdfs]) -> bool:
+            client = side.as_user(user)
+            if into is not None:
+                client.mkdirs(parent)  # the directory moved into exists in the merged namespace
+            return client.rename_new(src, dst) is None
+
+        def on_standby(side: Side[Target]) -> None:
+            # never into a directory the standby holds there (a stale one): replay settles it
+            if side.store.status(side.local(dst)) is not None:
+                raise RemoteHdfsError(
+                    f"{dst} already exists on the standby", exception="FileAlreadyExistsException"
+                )
+            side.store.rename(side.local(src), side.local(dst))
+
+        return all(self._namespace_change("rename", (src, dst), user, holders, on_primary, on_standby))
 
     def _holders(self, path: str, holder: Side[Hdfs]) -> list[Side[Hdfs]]:
         """Every primary holding directory ``path``. A primary that does not answer may hold part

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from tandem.errors import RemoteHdfsError, TandemError
+from tandem.gateway import settle
 from tandem.gateway.context import PlanContext
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, PENDING_STORE, Mark
 from tandem.gateway.routing import is_temporary
@@ -385,7 +386,8 @@ class WriteSession:
             try:
                 standby_done.result()
                 self.standby.answered()
-                self.pool.submit(self._drop_mark)
+                # before the answer, so that a client's next change is never taken for a racing one
+                self._drop_mark()
                 return WriteResult(self.primary.name, "done", self.size, advice)
             except Exception as exc:
                 s_err = exc
@@ -475,19 +477,12 @@ class WriteSession:
             return False
 
     def _drop_mark(self) -> None:
-        """The write is on both sides: its inflight mark goes, unless another write of the path
-        is under way (its inflight mark is there too). Their RENAMEs may then land in different
-        orders on the two sides; the mark stays, pending-backup, and replay, which waits for the
-        other write, makes the standby what the primary holds. Every write looks once both its
-        copies are published; the first of two racing writes to look finds the other's mark
-        still inflight, so at least one stays."""
-        journal = self.ctx.journal(self.primary)
+        """The write is on both sides: its inflight mark goes, unless another write or change
+        of the path (or a delete or rename of a directory above it) is under way: their RENAMEs
+        may have landed in different orders on the two sides, so a pending-backup mark stays and
+        replay makes the standby what the primaries hold (:mod:`.settle`)."""
         try:
-            if any(self.path in m.paths for m in journal.in_flight(self.mark.id)):
-                journal.move(self.mark, INFLIGHT, PENDING_BACKUP)
-                log.info("%s was written by another write at the same time; replay settles it", self.path)
-            else:
-                journal.delete(self.mark.id, INFLIGHT)
+            settle.retire(self.ctx, self.primary, self.mark)
         except Exception:
             log.debug("inflight mark %s left for replay", self.mark.id)
 

@@ -56,6 +56,10 @@ class FileAlreadyExists(HdfsException):
     java_class = "org.apache.hadoop.fs.FileAlreadyExistsException"
 
 
+class PathComponentTooLong(HdfsException):
+    java_class = "org.apache.hadoop.hdfs.protocol.FSLimitException$PathComponentTooLongException"
+
+
 class ParentNotDirectory(HdfsException):
     java_class = "org.apache.hadoop.fs.ParentNotDirectoryException"
 

@@ -31,6 +31,7 @@ from tandem_dev.embedded.hdfs_exceptions import (
     HdfsException,
     InvalidPath,
     ParentNotDirectory,
+    PathComponentTooLong,
     SnapshotAccessControl,
 )
 from tandem_dev.embedded.namespace.values import FileInfo, Parts, path_str
@@ -149,12 +150,23 @@ class Resolved:
         return self.parts[len(self.ancestors) - 1 :]
 
 
-def validate_name(name: str) -> None:
-    """Names HDFS refuses to create (``FSDirectory.verifyINodeName`` and ``DFSUtil.isValidName``)."""
+# dfs.namenode.fs-limits.max-component-length's default, in UTF-8 bytes
+MAX_COMPONENT_LENGTH = 255
+
+
+def validate_name(name: str, parent: str = "") -> None:
+    """Names HDFS refuses to create (``FSDirectory.verifyINodeName``, ``DFSUtil.isValidName`` and
+    ``verifyMaxComponentLength``)."""
     if name == DOT_SNAPSHOT:
         raise HadoopIllegalArgument(f'"{DOT_SNAPSHOT}" is a reserved name.')
     if not name or name in (".", "..") or "/" in name or ":" in name or "\x00" in name:
         raise InvalidPath(f"Invalid path name Invalid file name: {name}")
+    length = len(name.encode("utf-8", "surrogatepass"))
+    if length > MAX_COMPONENT_LENGTH:
+        raise PathComponentTooLong(
+            f"The maximum path component name limit of {name} in directory {parent or '/'} is exceeded: "
+            f"limit={MAX_COMPONENT_LENGTH} length={length}"
+        )
 
 
 class FsDirectory:

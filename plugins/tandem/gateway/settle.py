@@ -1,0 +1,119 @@
+"""Retiring a change's inflight mark once both sides took it, unless a racing change may have
+landed in another order on the two sides.
+
+Every change (a write, a delete, a rename...) is applied to its primary, then to the standby,
+its inflight mark living on a primary from before the first step until both are done. Two
+changes touching the same paths can interleave so that the primary sees A then B and the standby
+B then A (a delete landing between a write's two RENAMEs; a rename of a directory while a child's
+backup is still pending). Each change, once it is on both sides, therefore looks at the marks
+of every primary before dropping its own: when one touches its paths, a pending-backup mark
+naming the paths of both stays, and replay, which makes the standby what the primaries hold now,
+settles them. Of two racing changes the first to look finds the other's mark still there, so
+at least one mark stays. A change looks, and drops its mark, before it is acknowledged: a
+client's next change, which starts after that answer, is never taken for a racing one.
+
+A directory rename also takes along the temporary files of writes still under way below it; they
+are removed at their new place (their writes fail to publish: the client gets an error, as it
+may retry).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterable
+
+from tandem.gateway.context import PlanContext, temp_name
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, Mark, short_id
+from tandem.gateway.plan import within
+from tandem.gateway.sides import Side, is_unreachable
+from tandem.hdfs.client import Hdfs
+
+log = logging.getLogger(__name__)
+
+# changes that remove or move what is below their paths: they race with changes of descendants
+MOVING_OPS = frozenset({"delete", "rename"})
+SETTLE_OP = "settle"  # a mark made of racing changes' paths: replay backs each path up as it is now
+
+
+def touches(a: Mark, b: Mark) -> bool:
+    """Whether the order of ``a`` and ``b`` matters: a path in common, or (when one removes or
+    moves a tree) one's path below the other's."""
+    if set(a.paths) & set(b.paths):
+        return True
+    if a.op not in MOVING_OPS and b.op not in MOVING_OPS:
+        return False
+    return any(within(p, q) or within(q, p) for p in a.paths for q in b.paths)
+
+
+def marks_touching(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Iterable[str]) -> list[Mark]:
+    """The marks (in ``states``) that touch ``mark``, itself excluded, on ``holder`` and every
+    other primary that answers. One that does not is skipped: the marks it holds are replayed when
+    it answers again, each making the standby what the primaries hold for its paths, ours too.
+    ``holder`` not answering raises: the caller then leaves its own mark for replay."""
+    found = []
+    for side in ctx.primaries.values():
+        if side is not holder and not side.healthy():
+            continue  # failed a moment ago: not waited for on every change
+        journal = ctx.journal(side)
+        try:
+            listed = [(state, i) for state in states for i in journal.ids(state) if i != mark.id]
+        except Exception as exc:
+            if side is holder or not is_unreachable(exc):
+                raise
+            side.failed(exc)
+            continue
+        for state, mark_id in listed:
+            other = journal.read(mark_id, state)
+            if other is not None and touches(mark, other):
+                found.append(other)
+    return found
+
+
+def retire(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Iterable[str] = (INFLIGHT,)) -> None:
+    """``mark``'s change is on both sides: drop its inflight mark from ``holder``, or, when marks
+    in ``states`` touch it, keep one pending-backup mark for all their paths."""
+    journal = ctx.journal(holder)
+    others = marks_touching(ctx, holder, mark, states)
+    if mark.op == "rename":
+        _remove_moved_temps(ctx, mark, others)
+    if not others:
+        journal.delete(mark.id, INFLIGHT)
+        return
+    paths = tuple(dict.fromkeys([*mark.paths, *(p for m in others for p in m.paths)]))
+    if paths == mark.paths:
+        journal.move(mark, INFLIGHT, PENDING_BACKUP)
+    else:
+        # made durable before the change's own mark goes: the paths are never unmarked
+        journal.put(Mark.new_compact(SETTLE_OP, paths, holder.name, mark.user), PENDING_BACKUP)
+        journal.delete(mark.id, INFLIGHT)
+    log.info(
+        "%s %s raced with %s; replay settles %s",
+        mark.op,
+        ", ".join(mark.paths),
+        "; ".join(f"{m.op} {', '.join(m.paths)}" for m in others),
+        ", ".join(paths),
+    )
+
+
+def _remove_moved_temps(ctx: PlanContext, rename: Mark, others: list[Mark]) -> None:
+    """Temporary files a directory rename took along: a write's (named in its mark) and replay's
+    copies on the standby (named after the mark being replayed)."""
+    src, dst = rename.paths[0], rename.paths[-1]
+    for other in others:
+        moved: list[tuple[Side[Hdfs] | None, str]] = []
+        if other.temp and other.temp != other.paths[0] and within(other.temp, src) and other.temp != src:
+            new = posixpath.join(dst, posixpath.relpath(other.temp, src))
+            moved += [(ctx.primaries.get(other.primary), new), (None, new)]
+        for path in other.paths:
+            if within(path, src) and path != src:
+                new = posixpath.join(dst, posixpath.relpath(path, src))
+                moved.append((None, temp_name(new, short_id(other.id))))
+        for side, path in moved:
+            try:
+                if side is not None:
+                    side.store.delete(path)
+                else:
+                    ctx.standby.store.delete(ctx.standby.local(path))
+            except Exception:
+                log.debug("could not remove the moved temporary file %s", path)
