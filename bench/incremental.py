@@ -1,6 +1,6 @@
 """An incremental backup costs what changed, not what exists: the same change on two business sizes.
 
-    .venv/bin/python bench/incremental.py [--json] [--quick] [--dir DIR]
+    .venv/bin/python bench/incremental.py [--json] [--quick] [--dir DIR] [--keep]
 
 Two businesses on the embedded primary, of 10,000 and 100,000 files of 16 KiB (``--quick``: 1,000
 and 10,000), each with a published point on the standby. The same 100 files of each are then
@@ -184,6 +184,13 @@ class Requests:
             tally = tally + request_log.read(path, offset)
         return tally
 
+    def save(self, where: Path) -> None:
+        """The lines since :meth:`mark`, per cluster, as ``<where>-<cluster>.tsv`` (``--keep``)."""
+        for path, offset in zip(self.files, self.offsets, strict=True):
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                Path(f"{where}-{path.stem}.tsv").write_bytes(handle.read())
+
 
 def timed_backup(
     policy: Policy,
@@ -250,6 +257,7 @@ def run(work: Path, businesses: tuple[Business, ...]) -> dict[str, Any]:
             )
             result[f"steps_{key}_s"] = steps
             tally = counter.since()
+            counter.save(work / f"requests-{key}")
             rsync_s = rsync(local, business)
             log(
                 f"{business.name}: {manifest['mode']} backup of {manifest['files_copied']} files in "
@@ -333,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="businesses of a tenth of the size")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (each incremental's requests in requests-<size>-<cluster>.tsv)",
+    )
     args = parser.parse_args(argv)
     businesses = QUICK if args.quick else FULL
     if args.dir is not None:
@@ -341,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(work, businesses)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps({k: result[k] for k in KEYS}))
     else:

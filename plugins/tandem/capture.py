@@ -242,7 +242,9 @@ def apply_tables(captured: Capture, target: Metastore, nameservice: str) -> dict
         counts[key] = counts.get(key, 0) + value
 
     for t in captured.tables:
-        add("databases_created", int(target.ensure_database(t.database, nameservice)))
+        outcome = target.ensure_database(t.database, nameservice)
+        add("databases_created", int(outcome == "created"))
+        add("databases_altered", int(outcome == "altered"))
         outcome = target.upsert_table(t.table, nameservice)
         add("tables_created", int(outcome == "created"))
         add("tables_altered", int(outcome == "altered"))
@@ -323,9 +325,31 @@ def _partition_name(table: Any, values: tuple[str, ...]) -> str:
     return "/".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
 
 
+def database_changes(captured: Capture, target: Metastore, nameservice: str) -> list[str]:
+    """The protected tables' databases that ``target`` lacks or holds otherwise than the capture
+    (description, location rebased, parameters, owner). Read-only."""
+    from hmsclient.genthrift.hive_metastore.ttypes import NoSuchObjectException
+
+    from tandem.metastore import rebase_location, same_database
+
+    problems = []
+    for db in {t.database.name: t.database for t in captured.tables}.values():
+        wanted = copy.deepcopy(db)
+        if wanted.locationUri:
+            wanted.locationUri = rebase_location(wanted.locationUri, nameservice)
+        try:
+            current = target.get_database(db.name)
+        except NoSuchObjectException:
+            problems.append(f"database {db.name}: missing")
+            continue
+        if not same_database(current, wanted):
+            problems.append(f"database {db.name}: definition differs from the point")
+    return problems
+
+
 def compare_tables(captured: Capture, target: Metastore, nameservice: str) -> list[str]:
     """Every difference between ``target``'s metastore and the capture (rebased). Read-only."""
-    problems = []
+    problems = database_changes(captured, target, nameservice)
     for change in table_changes(captured, target, nameservice):
         if change.missing:
             problems.append(f"table {change.table}: missing")

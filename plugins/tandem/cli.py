@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from tandem.errors import TandemError
+from tandem.errors import TandemError, UsageError
 
 # sub-command -> "module:function"; the function takes the parsed namespace and returns the exit code
 _HANDLERS = {
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = handler(args)
     except TandemError as exc:
         print(f"tandem {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     return code
 
 

@@ -12,6 +12,10 @@ class TandemError(Exception):
     """Root of every error Tandem raises on purpose."""
 
 
+class UsageError(TandemError):
+    """A command was called without what it needs (exit 2, as argparse's own usage errors)."""
+
+
 class ConfigError(TandemError):
     """A policy or cluster file is invalid: names the file, the field and the reason."""
 
@@ -20,6 +24,17 @@ class ConfigError(TandemError):
         self.field = field
         self.reason = reason
         super().__init__(f"{file}: {field}: {reason}")
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found in one file, one ``file: field: reason`` per line (the first one's
+    fields are this error's own)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        self.errors = tuple(errors)
+        self.file, self.field, self.reason = first.file, first.field, first.reason
+        TandemError.__init__(self, "\n".join(str(e) for e in errors))
 
 
 class ClusterError(TandemError):

@@ -202,21 +202,25 @@ class Metastore:
         )
 
     # -- replay on a target ----------------------------------------------------------------------
-    def ensure_database(self, source_db: Any, nameservice: str) -> bool:
-        """Create the database like ``source_db`` (location rebased) if missing. Idempotent;
-        returns True when it was created."""
+    def ensure_database(self, source_db: Any, nameservice: str) -> str:
+        """Make the database like ``source_db`` (location rebased): created when missing, altered
+        when its description, location, parameters or owner differ. Idempotent; returns
+        "created", "altered" or "unchanged"."""
         from hmsclient.genthrift.hive_metastore.ttypes import NoSuchObjectException
 
+        db = copy.deepcopy(source_db)
+        if db.locationUri:
+            db.locationUri = rebase_location(db.locationUri, nameservice)
         with self.session() as client:
             try:
-                client.get_database(source_db.name)
-                return False
+                current = client.get_database(db.name)
             except NoSuchObjectException:
-                db = copy.deepcopy(source_db)
-                if db.locationUri:
-                    db.locationUri = rebase_location(db.locationUri, nameservice)
                 client.create_database(db)
-                return True
+                return "created"
+            if same_database(current, db):
+                return "unchanged"
+            client.alter_database(db.name, db)
+            return "altered"
 
     def get_database(self, name: str) -> Any:
         with self.session() as client:
@@ -299,6 +303,21 @@ def same_storage(a: Any, b: Any) -> bool:
     a2, b2 = copy.deepcopy(a), copy.deepcopy(b)
     a2.parameters = b2.parameters = None
     return bool(a2 == b2)
+
+
+def same_database(a: Any, b: Any) -> bool:
+    """What a restore point keeps of a database: description, location, parameters, owner."""
+
+    def kept(db: Any) -> tuple[Any, ...]:
+        return (
+            db.description or "",
+            location_path(db.locationUri) if db.locationUri else "",
+            dict(db.parameters or {}),
+            db.ownerName or "",
+            db.ownerType,
+        )
+
+    return kept(a) == kept(b)
 
 
 def same_definition(a: Any, b: Any) -> bool:

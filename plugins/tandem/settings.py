@@ -16,14 +16,16 @@ import argparse
 import configparser
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from tandem.errors import ConfigError, TandemError
+from tandem.errors import ConfigError, ConfigErrors, TandemError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -251,7 +253,8 @@ def _unique(file: str, section: str, key: str, names: Sequence[str]) -> None:
 def load_settings(path: Path) -> AirflowSettings:
     """Parse an Astro ``airflow_settings.yaml``. Pure apart from reading the file.
 
-    Raises :class:`ConfigError` (file, field, reason) at the first problem.
+    Raises :class:`ConfigError` (file, field, reason): every entry's first problem at once
+    (:class:`ConfigErrors`), or the file's own (not YAML, no ``airflow:`` mapping).
     """
     file = str(path)
     try:
@@ -259,7 +262,8 @@ def load_settings(path: Path) -> AirflowSettings:
     except FileNotFoundError:
         raise ConfigError(file, "(file)", "does not exist") from None
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(file, "(file)", f"cannot be read as YAML: {exc}") from None
+        said = " ".join(str(exc).split())  # PyYAML's message spans lines
+        raise ConfigError(file, "(file)", f"cannot be read as YAML: {said}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("airflow"), dict):
         raise ConfigError(file, "airflow", "missing: the file must hold an 'airflow:' mapping")
     airflow: Mapping[str, Any] = doc["airflow"]
@@ -268,21 +272,36 @@ def load_settings(path: Path) -> AirflowSettings:
         raise ConfigError(
             file, f"airflow.{unknown[0]}", "unknown section; expected connections, pools, variables"
         )
-    connections = tuple(
-        _parse_connection(_Entry(file, f"airflow.connections[{i}]", raw, _CONNECTION_KEYS))
-        for i, raw in enumerate(_section(file, airflow, "connections"))
-    )
-    pools = tuple(
-        _parse_pool(_Entry(file, f"airflow.pools[{i}]", raw, _POOL_KEYS))
-        for i, raw in enumerate(_section(file, airflow, "pools"))
-    )
-    variables = tuple(
-        _parse_variable(_Entry(file, f"airflow.variables[{i}]", raw, _VARIABLE_KEYS))
-        for i, raw in enumerate(_section(file, airflow, "variables"))
-    )
-    _unique(file, "connections", "conn_id", [c.conn_id for c in connections])
-    _unique(file, "pools", "pool_name", [p.name for p in pools])
-    _unique(file, "variables", "variable_name", [v.key for v in variables])
+    errors: list[ConfigError] = []
+
+    def parsed(section: str, keys: set[str], parse: Callable[[_Entry], T]) -> tuple[T, ...]:
+        out = []
+        try:
+            items = _section(file, airflow, section)
+        except ConfigError as exc:
+            errors.append(exc)
+            return ()
+        for i, raw in enumerate(items):
+            try:
+                out.append(parse(_Entry(file, f"airflow.{section}[{i}]", raw, keys)))
+            except ConfigError as exc:
+                errors.append(exc)  # every entry is looked at: all problems are said at once
+        return tuple(out)
+
+    connections = parsed("connections", _CONNECTION_KEYS, _parse_connection)
+    pools = parsed("pools", _POOL_KEYS, _parse_pool)
+    variables = parsed("variables", _VARIABLE_KEYS, _parse_variable)
+    for section, key, names in (
+        ("connections", "conn_id", [c.conn_id for c in connections]),
+        ("pools", "pool_name", [p.name for p in pools]),
+        ("variables", "variable_name", [v.key for v in variables]),
+    ):
+        try:
+            _unique(file, section, key, names)
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return AirflowSettings(Path(path), connections, pools, variables)
 
 

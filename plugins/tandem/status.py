@@ -100,7 +100,11 @@ def format_pairs(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"  watch: {entry['health']['reason']}; clients -> {entry['clients']['target']}")
         for business, point in entry["businesses"].items():
             if not point or not point.get("point"):
-                lines.append(f"  {business}: no restore point yet")
+                problems = (point or {}).get("problems") or []
+                if problems:  # a cluster that does not answer may hold its points
+                    lines.append(f"  {business}: restore points unknown, not read ({'; '.join(problems)})")
+                else:
+                    lines.append(f"  {business}: no restore point yet")
                 continue
             lines.append(
                 f"  {business}: newest restore point {point['point']} ({format_age(point['age_s'])} old), "

@@ -448,7 +448,12 @@ def check_live(hdfs: Hdfs, manifest: Manifest) -> Report:
             report.mismatches.append(f"{root}: has no snapshot {manifest.snapshot_name}")
     if report.mismatches:
         return report
-    report.mismatches = [f"{a.path}: {a.detail or a.kind}" for a in plan_landing(hdfs, manifest)]
+    # a landing may take two steps for one path (quarantine what differs, copy the point's
+    # back): a path is one mismatch, said once, with its first step's reason
+    said: dict[str, str] = {}
+    for action in plan_landing(hdfs, manifest):
+        said.setdefault(action.path, f"{action.path}: {action.detail or action.kind}")
+    report.mismatches = list(said.values())
     return report
 
 

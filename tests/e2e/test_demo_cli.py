@@ -54,6 +54,8 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
         )  # a customers file, a bills file (new), one modified, settlements
         assert 0 < incremental["bytes_copied"] < full["bytes_copied"]
         assert result["verified"] is True and result["consistency_violations"] == 0
+        check = result["check"]  # the text summary's figures, as JSON
+        assert check["files_checked"] > 0 and check["files_mismatched"] == 0 and check["partitions"] > 0
         assert set(result["clusters"]) == {"primary", "standby", "primary2"}
         gateway = result["gateway"]
         # writes through the gateway spread over both primaries; the outage's writes were

@@ -147,5 +147,6 @@ def test_status_of_clusters_that_do_not_answer_is_one_line_each(tmp_path: Path) 
     )
     assert done.returncode == 1
     assert done.stdout.splitlines()[0].startswith("pair main: primary (unreachable: ZooKeeper 127.0.0.1:1")
-    assert "status_down: no restore point yet" in done.stdout
+    # the clusters that would hold its points did not answer: unknown, not "none"
+    assert "status_down: restore points unknown, not read (primary: " in done.stdout
     assert len(done.stderr.splitlines()) <= 2, done.stderr  # no retry chatter from the clients

@@ -130,6 +130,33 @@ def test_invalid_files_name_file_field_and_reason(
     assert caught.value.reason.startswith(reason), caught.value.reason
 
 
+def test_every_entrys_problem_is_said_at_once(tmp_path: Path) -> None:
+    """As ``tandem policy validate`` does: one run names all that is wrong, a line each."""
+    path = write(
+        tmp_path,
+        {
+            "airflow": {
+                "connections": [{"conn_type": "webhdfs", "conn_port": "abc"}, conn()],
+                "pools": [{"pool_name": "p", "pool_slot": -5}],
+            }
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: airflow.connections[0].conn_id: is required",
+        f"{path}: airflow.pools[0].pool_slot: must be at least -1",
+    ]
+
+
+def test_yaml_that_does_not_parse_is_said_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("airflow: {connections: [\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.field == "(file)" and "\n" not in str(caught.value)
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")

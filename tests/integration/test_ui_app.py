@@ -288,6 +288,9 @@ def test_triggering_a_backup_needs_the_run_permission(client: TestClient, auth: 
     # a misspelled field never queues a run of the other kind
     typo = client.post("/api/businesses/uiwith/runs", json={"fulll": True}, headers=_as(auth, "ops"))
     assert typo.status_code == 422, typo.text
+    # nor does a value that is not a JSON boolean ("yes" is no answer to "full?")
+    vague = client.post("/api/businesses/uiwith/runs", json={"full": "yes"}, headers=_as(auth, "ops"))
+    assert vague.status_code == 422, vague.text
 
 
 def test_the_page_is_registered_with_airflow() -> None:

@@ -53,3 +53,18 @@ def test_gateway_validate_passes_the_projects_plans(
 def test_a_new_master_key_with_json_is_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gateway", "key", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["key"]) > 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["gateway", "serve"], "`tandem gateway serve` needs a plan name"),
+        (["gateway", "token", "events"], "`tandem gateway token` needs --user NAME"),
+    ],
+)
+def test_a_command_missing_what_it_needs_is_a_usage_error(
+    include: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    """Exit 2, as argparse's own usage errors: a script tells bad usage from a failure."""
+    assert main(argv) == 2
+    assert said in capsys.readouterr().err

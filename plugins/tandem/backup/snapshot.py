@@ -192,9 +192,33 @@ def _decide_roots(
     roots = plan_roots(src, datasets, captured)
     for root, decided in roots.items():
         if decided.make_snapshottable:
+            if src.status(root) is None:
+                raise SnapshotRootError(_missing_root(root, datasets, captured))
             src.allow_snapshot(root)
         log.info("take: root %s (%s)", root, decided.reason)
     return roots
+
+
+def _missing_root(root: str, datasets: Sequence[ResolvedDataset], captured: Capture | None) -> str:
+    """Why a snapshot root that does not exist stops the backup, naming what points there."""
+    from tandem.metastore import location_path
+
+    named = [f"dataset {ds.name}" for ds in datasets if root in ds.paths]
+    for t in captured.tables if captured else ():
+        if location_path(str(t.table.sd.location or "")) == root:
+            named.append(f"table {t.name}")
+        keys = [k.name for k in t.table.partitionKeys or []]
+        named += [
+            f"partition {'/'.join(f'{k}={v}' for k, v in zip(keys, p.values, strict=True))} of {t.name}"
+            for p in t.partitions
+            if p.sd and p.sd.location and location_path(str(p.sd.location)) == root
+        ]
+    return (
+        f"{', '.join(dict.fromkeys(named)) or root} points at {root}, which does not exist on the source: a "
+        "point needs a snapshot of every location at one instant (Hive reads a missing one as empty). "
+        f"Make it an empty directory (hdfs dfs -mkdir -p {root}), or drop the partition, or take the "
+        "table out of the policy"
+    )
 
 
 def _snapshot_all(hdfs: Hdfs, roots: list[str], name: str) -> dict[str, int]:

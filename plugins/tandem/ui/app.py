@@ -62,10 +62,11 @@ Reader = Annotated[Any, Depends(_reader)]
 
 
 class RunRequest(BaseModel):
-    """A backup now: incremental from the newest point, or ``full``. Unknown fields are refused
-    (422): a misspelled ``full`` must not queue an incremental run."""
+    """A backup now: incremental from the newest point, or ``full``. Unknown fields and a
+    ``full`` that is not a JSON boolean are refused (422): a misspelled field or a ``"yes"`` must
+    not queue a run the caller did not ask for."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     full: bool = False
 
