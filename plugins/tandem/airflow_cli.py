@@ -13,8 +13,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,22 @@ from pathlib import Path
 from tandem.errors import TandemError
 
 _STATE = re.compile(r"state=(?P<state>success|failed)", re.IGNORECASE)
+# what `airflow dags test` says that a person following a run wants to see: each task's start,
+# and Tandem's own log lines (its steps' progress and summaries), without Airflow's machinery
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task>\S+)")
+_TANDEM_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)\s+\[tandem(?:\.[\w.]+)?\](?: |$)")
+
+
+def progress_of(line: str) -> str | None:
+    """The progress a line of ``airflow dags test`` output carries, or None."""
+    started = _TASK_START.search(line)
+    if started:
+        return f"task {started['task']}"
+    said = _TANDEM_LINE.match(line)
+    if said:
+        level = said["level"].lower()
+        return said["message"] if level == "info" else f"{level}: {said['message']}"
+    return None
 
 
 def airflow_bin() -> Path:
@@ -84,25 +101,44 @@ class AirflowCommand:
         return sorted(json.loads(result.stdout.strip().splitlines()[-1]))
 
     def dags_test(
-        self, dag_id: str, logical_date: datetime, conf: dict[str, object] | None = None
+        self,
+        dag_id: str,
+        logical_date: datetime,
+        conf: dict[str, object] | None = None,
+        progress: Callable[[str], None] | None = None,
+        timeout: float = 1800,
     ) -> DagTestResult:
-        """Run a whole DAG run through ``airflow dags test``; returns its final state and log."""
+        """Run a whole DAG run through ``airflow dags test``; returns its final state and log.
+        ``progress`` is told each task's start and Tandem's log lines as the run goes."""
         args = ["dags", "test", dag_id, logical_date.isoformat()]
         if conf:
             args += ["-c", json.dumps(conf)]
         started = time.monotonic()
-        result = subprocess.run(
+        lines: list[str] = []
+        with subprocess.Popen(
             [str(airflow_bin()), *args],
             env=self.env(),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=1800,
-            check=False,
-        )
-        output = result.stdout + result.stderr
+            errors="replace",
+        ) as child:
+            timer = threading.Timer(timeout, child.kill)  # as subprocess.run's timeout, without its buffering
+            timer.start()
+            try:
+                assert child.stdout is not None
+                for line in child.stdout:
+                    lines.append(line)
+                    said = progress_of(line) if progress is not None else None
+                    if said is not None and progress is not None:
+                        progress(said)
+                returncode = child.wait()
+            finally:
+                timer.cancel()
+        output = "".join(lines)
         states = _STATE.findall(output)
         state = states[-1].lower() if states else "unknown"
-        if result.returncode != 0 and state == "success":
+        if returncode != 0 and state == "success":
             state = "failed"
         return DagTestResult(dag_id, logical_date, state, output, round(time.monotonic() - started, 2))
 

@@ -36,7 +36,7 @@ def run_backup(args: Any) -> int:
     instant = _next_instant(clusters.hdfs(target), policy.business)
     conf: dict[str, object] | None = {"full": True} if args.full else None
     log.info("backup: %s at %s through Airflow (%s)", policy.dag_id, catalog.iso(instant), airflow.describe())
-    outcome = airflow.dags_test(policy.dag_id, instant, conf)
+    outcome = airflow.dags_test(policy.dag_id, instant, conf, progress=lambda said: log.info("%s", said))
     manifest = catalog.find(clusters.hdfs(target), policy.business, instant) if outcome.ok else None
     result = {
         "business": policy.business,

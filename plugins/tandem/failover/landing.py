@@ -309,172 +309,142 @@ def promote_on_points(
         return PromotionResult(cluster, "refused", refusal), []
     try:
         with promotion_lock(cluster, zk_hosts[cluster]) as held:
-            return _promote_locked(
+            other = members[1] if cluster == members[0] else members[0]
+            promotion = _Promotion(
                 cluster,
                 confirmation,
                 pair,
-                members,
+                other,
+                businesses_of(include, topology, pair),
                 topology,
-                include,
                 clusters,
                 zk_hosts,
                 in_flight,
                 held,
-                stop_backups=stop_backups,
                 stop=stop,
                 wait_s=wait_s,
                 allow_no_point=allow_no_point,
             )
+            return promotion.run(stop_backups)
     except PromotionRefused as exc:
         return PromotionResult(cluster, "refused", str(exc)), []
 
 
-def _promote_locked(
-    cluster: str,
-    confirmation: str,
-    pair: str,
-    members: tuple[str, str],
-    topology: Topology,
-    include: Path,
-    clusters: Clusters,
-    zk_hosts: dict[str, str],
-    in_flight: InFlight,
-    held: Callable[[], bool],
-    *,
-    stop_backups: bool,
-    stop: Stop | None,
-    wait_s: float,
-    allow_no_point: bool,
-) -> tuple[PromotionResult, list[Landed]]:
-    policies = businesses_of(include, topology, pair)
-    dag_ids = [p.dag_id for p in policies]
-    running = in_flight(dag_ids)
-    if running and not stop_backups:
-        return (
-            PromotionResult(
-                cluster,
-                "refused",
-                f"backup runs of pair {pair} are in flight ({', '.join(running)}): they write into "
-                f"{cluster}; wait for them, or promote with stop_backups (--stop-backups) to fence and "
-                "stop them",
-            ),
-            [],
-        )
-    other = members[1] if cluster == members[0] else members[0]
-    fenced: list[int] = []  # the epoch this promotion fenced ``other`` at, once it has
-    try:
-        return _land_and_promote(
-            cluster,
-            confirmation,
-            other,
-            policies,
-            dag_ids,
-            running,
-            topology,
-            clusters,
-            zk_hosts,
-            in_flight,
-            held,
-            fenced,
-            stop=stop,
-            wait_s=wait_s,
-            allow_no_point=allow_no_point,
-        )
-    except BaseException:
-        # whatever stopped it (a cluster's error, the task killed), a promotion that fenced the
-        # active cluster and did not promote gives it its role back
-        if fenced:
-            log.warning("promote: %s", unfence(other, zk_hosts, fenced[0]))
-        raise
+@dataclass
+class _Promotion:
+    """One promotion of ``cluster`` over ``other``, under the promotion lock: what it needs, and
+    the epoch it fenced ``other`` at once it has (given back if it does not promote)."""
 
+    cluster: str
+    confirmation: str
+    pair: str
+    other: str
+    policies: list[Policy]
+    topology: Topology
+    clusters: Clusters
+    zk_hosts: dict[str, str]
+    in_flight: InFlight
+    held: Callable[[], bool]
+    stop: Stop | None
+    wait_s: float
+    allow_no_point: bool
+    fenced: int | None = None
 
-def _land_and_promote(
-    cluster: str,
-    confirmation: str,
-    other: str,
-    policies: list[Policy],
-    dag_ids: list[str],
-    running: list[str],
-    topology: Topology,
-    clusters: Clusters,
-    zk_hosts: dict[str, str],
-    in_flight: InFlight,
-    held: Callable[[], bool],
-    fenced: list[int],
-    *,
-    stop: Stop | None,
-    wait_s: float,
-    allow_no_point: bool,
-) -> tuple[PromotionResult, list[Landed]]:
-    if running:
-        epoch = fence_epoch(other, zk_hosts)
-        if epoch is not None:
-            fenced.append(epoch)
-        if stop is not None:
-            log.warning("promote: stopped %s", ", ".join(stop(dag_ids)) or "nothing")
-        deadline = time.monotonic() + wait_s
-        while running and time.monotonic() < deadline:
-            log.info("promote: waiting for %s to stop", ", ".join(running))
-            time.sleep(2.0)
-            running = in_flight(dag_ids)
+    @property
+    def dag_ids(self) -> list[str]:
+        return [p.dag_id for p in self.policies]
+
+    def run(self, stop_backups: bool) -> tuple[PromotionResult, list[Landed]]:
+        running = self.in_flight(self.dag_ids)
+        if running and not stop_backups:
+            return (
+                PromotionResult(
+                    self.cluster,
+                    "refused",
+                    f"backup runs of pair {self.pair} are in flight ({', '.join(running)}): they write "
+                    f"into {self.cluster}; wait for them, or promote with stop_backups (--stop-backups) to "
+                    "fence and stop them",
+                ),
+                [],
+            )
+        try:
+            return self._land_and_promote(running)
+        except BaseException:
+            # whatever stopped it (a cluster's error, the task killed), a promotion that fenced the
+            # active cluster and did not promote gives it its role back
+            if self.fenced is not None:
+                log.warning("promote: %s", unfence(self.other, self.zk_hosts, self.fenced))
+            raise
+
+    def _land_and_promote(self, running: list[str]) -> tuple[PromotionResult, list[Landed]]:
+        cluster, other = self.cluster, self.other
         if running:
-            return _refused(cluster, f"backup runs still in flight: {running}", other, fenced, zk_hosts), []
-    landed: list[Landed] = []
-    # Read under the lock: a promotion that finished just before this one took it has made the
-    # cluster active. A cluster that says active serves applications (promoting it again ends a
-    # split brain): its data is newer than any point and must never be rolled back.
-    serving = clusters.observe(cluster).role == "active"
+            said, self.fenced = fence(other, self.zk_hosts)
+            log.warning("promote: %s", said)
+            if self.stop is not None:
+                log.warning("promote: stopped %s", ", ".join(self.stop(self.dag_ids)) or "nothing")
+            deadline = time.monotonic() + self.wait_s
+            while running and time.monotonic() < deadline:
+                log.info("promote: waiting for %s to stop", ", ".join(running))
+                time.sleep(2.0)
+                running = self.in_flight(self.dag_ids)
+            if running:
+                return self._refused(f"backup runs still in flight: {running}"), []
+        landed: list[Landed] = []
+        # Read under the lock: a promotion that finished just before this one took it has made the
+        # cluster active. A cluster that says active serves applications (promoting it again ends a
+        # split brain): its data is newer than any point and must never be rolled back.
+        serving = self.clusters.observe(cluster).role == "active"
 
-    def before_write() -> None:
-        if serving:
-            log.info("promote: %s already says active: its data is live, nothing is landed", cluster)
-        else:
-            seen = clusters.observe(other)
-            active = other if seen.reachable and seen.alive and seen.role == "active" else None
-            landed.extend(
-                land(clusters, topology, policies, cluster, allow_no_point=allow_no_point, serving=active)
-            )
-        late = in_flight(dag_ids)
-        if late:
-            raise PromotionRefused(f"backup runs started while {cluster} was landed ({late}): promote again")
-        if not held():
-            raise PromotionRefused(
-                f"the connection to {cluster}'s ZooKeeper was lost while it was landed (another promotion "
-                "may have begun): promote again"
-            )
+        def before_write() -> None:
+            if serving:
+                log.info("promote: %s already says active: its data is live, nothing is landed", cluster)
+            else:
+                seen = self.clusters.observe(other)
+                active = other if seen.reachable and seen.alive and seen.role == "active" else None
+                landed.extend(
+                    land(
+                        self.clusters,
+                        self.topology,
+                        self.policies,
+                        cluster,
+                        allow_no_point=self.allow_no_point,
+                        serving=active,
+                    )
+                )
+            late = self.in_flight(self.dag_ids)
+            if late:
+                raise PromotionRefused(
+                    f"backup runs started while {cluster} was landed ({late}): promote again"
+                )
+            if not self.held():
+                raise PromotionRefused(
+                    f"the connection to {cluster}'s ZooKeeper was lost while it was landed (another "
+                    "promotion may have begun): promote again"
+                )
 
-    try:
-        result = promote(cluster, confirmation, zk_hosts, before_write=before_write)
-    except (RestoreError, PromotionRefused) as exc:
-        return _refused(cluster, str(exc), other, fenced, zk_hosts), landed
-    if not result.ok:
-        # promote itself may have fenced ``other`` (at its own epoch) before it failed
-        undo = [result.epoch] if result.fenced == other and result.epoch is not None else fenced
-        back = _refused(cluster, result.reason, other, undo, zk_hosts)
-        result = PromotionResult(cluster, result.outcome, back.reason, result.epoch, result.fenced)
-    fenced.clear()  # settled: nothing left to give back
-    return result, landed
+        try:
+            result = promote(cluster, self.confirmation, self.zk_hosts, before_write=before_write)
+        except (RestoreError, PromotionRefused) as exc:
+            return self._refused(str(exc)), landed
+        if not result.ok:
+            # promote itself may have fenced ``other`` (at its own epoch) before it failed
+            if result.fenced == other and result.epoch is not None:
+                self.fenced = result.epoch
+            back = self._refused(result.reason)
+            result = PromotionResult(cluster, result.outcome, back.reason, result.epoch, result.fenced)
+        self.fenced = None  # settled: nothing left to give back
+        return result, landed
 
-
-def fence_epoch(cluster: str, zk_hosts: dict[str, str]) -> int | None:
-    """Fence ``cluster`` (see :func:`tandem.failover.promote.fence`): the epoch it was set to
-    standby at, or None when there was nothing to fence."""
-    said, epoch = fence(cluster, zk_hosts)
-    log.warning("promote: %s", said)
-    return epoch
-
-
-def _refused(
-    cluster: str, reason: str, other: str, fenced: list[int], zk_hosts: dict[str, str]
-) -> PromotionResult:
-    """A refusal after ``other`` was fenced (at ``fenced``) gives ``other`` its role back, so a
-    refused promotion leaves the pair as it found it (and says what it did)."""
-    if not fenced:
-        return PromotionResult(cluster, "refused", reason)
-    said = unfence(other, zk_hosts, fenced[0])
-    log.warning("promote: %s", said)
-    fenced.clear()
-    return PromotionResult(cluster, "refused", f"{reason}; {said}")
+    def _refused(self, reason: str) -> PromotionResult:
+        """A refusal after ``other`` was fenced gives ``other`` its role back, so a refused
+        promotion leaves the pair as it found it (and says what it did)."""
+        if self.fenced is None:
+            return PromotionResult(self.cluster, "refused", reason)
+        said = unfence(self.other, self.zk_hosts, self.fenced)
+        log.warning("promote: %s", said)
+        self.fenced = None
+        return PromotionResult(self.cluster, "refused", f"{reason}; {said}")
 
 
 # -- the command -----------------------------------------------------------------------------------
