@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tandem import plan, verify
 from tandem.capture import Capture, apply_grants, apply_tables
-from tandem.copy.webhdfs import FileCopy, WebHdfsCopier, apply_metadata
+from tandem.copy.webhdfs import FileCopy, WebHdfsCopier, apply_metadata, apply_xattrs, user_xattrs
 from tandem.errors import RestoreError
 from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import DiffEntry, DiffType, FileStatus
@@ -226,7 +226,9 @@ class _Lander:
             status = then if not relpath else self.hdfs.status(source)
             if status is not None:
                 acl = self.hdfs.acl_status(source).entries if status.acl_bit else None
-                apply_metadata(self.hdfs, verify.join(live_path, relpath), status, acl)
+                target = verify.join(live_path, relpath)
+                apply_xattrs(self.hdfs, target, user_xattrs(self.hdfs, source), None)
+                apply_metadata(self.hdfs, target, status, acl)
 
     def _metadata(self, live_path: str, then_path: str, live: FileStatus, then: FileStatus) -> None:
         live_acl = self.hdfs.acl_status(live_path).entries if live.acl_bit else ()
@@ -237,6 +239,12 @@ class _Lander:
             then.permission,
             sorted(then_acl),
         )
+        # a path the diff names (its attributes changed count): two reads, not the business's
+        live_xattrs, then_xattrs = user_xattrs(self.hdfs, live_path), user_xattrs(self.hdfs, then_path)
+        if live_xattrs != then_xattrs:
+            self.actions.append(Action("metadata", live_path, "extended attributes differ"))
+            if not self.dry_run:
+                apply_xattrs(self.hdfs, live_path, then_xattrs, live_xattrs)
         if same and live.modification_time == then.modification_time:
             return
         if not same:

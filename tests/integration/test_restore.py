@@ -732,6 +732,18 @@ def test_user_attributes_of_files_and_directories_reach_the_standby(
     assert biz.backup(1)["mode"] == "incremental"
     for path in (f"{biz.top}/f", f"{biz.top}/sub", f"{biz.top}/sub/g"):
         assert biz.dst.xattrs(path) == biz.src.xattrs(path), path
+    # changed on the standby behind Tandem's back: verify --live sees it, a restore puts it back
+    biz.dst.set_xattrs(f"{biz.top}/f", {"user.checksum": b"tampered"})
+    biz.dst.remove_xattr(f"{biz.top}/sub", "user.team")
+    landing = biz.newest()
+    assert sorted(biz.live_check(landing).mismatches) == [
+        f"{biz.top}/f: extended attributes differ",
+        f"{biz.top}/sub: extended attributes differ",
+    ]
+    outcome = biz.restore(landing)
+    assert outcome.check is not None and outcome.check.ok, outcome.check
+    for path in (f"{biz.top}/f", f"{biz.top}/sub"):
+        assert biz.dst.xattrs(path) == biz.src.xattrs(path), path
 
 
 def _change_database(ms: Metastore, name: str, **fields: Any) -> None:
