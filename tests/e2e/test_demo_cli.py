@@ -39,6 +39,7 @@ def test_demo_backs_up_billing_twice_and_verifies_the_newest_point(tmp_path):
             "restore_points",
             "total_bytes",
             "consistency_violations",
+            "check",
             "verified",
             "clusters",
             "kerberos",
