@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import requests
 
-from tandem.errors import TandemError
+from tandem.errors import RemoteHdfsError, TandemError
 from tandem.gateway.context import PlanContext, open_plan
-from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, TEMP_PREFIX
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, TEMP_PREFIX, is_compact
 from tandem.gateway.replay import replay_all
 from tandem.gateway.service import Gateway
 from tandem.gateway.writes import WriteResult
@@ -120,16 +120,16 @@ def closing() -> Iterator[list[Gateway]]:
         gw.close()
 
 
-# ------------------------------------------- 1. renames drop the backup of a pending write
+# ------------------------------------- 1. a rename carries the backup of a pending write
 
 
 def test_async_directory_rename_carries_the_backup_of_a_pending_child(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
 ) -> None:
-    """Async: /d exists on both sides (an older child already backed up); /d/a.bin is written
-    (acknowledged, pending backup); the app renames /d to /e. The rename is applied on the
-    primary and on the standby (which holds /d), so its mark goes; replaying a.bin's mark finds
-    /d/a.bin gone and deletes nothing. /e/a.bin is on the primary and never reaches the standby."""
+    """Async: /d exists on both sides; /d/a.bin is written (acknowledged, pending backup); the app
+    renames /d to /e. The standby renames its /d, which lacks a.bin: the rename, finding a
+    backup below its source still pending, keeps a mark for both, and replay copies /e/a.bin.
+    (Before, the rename's mark went and a.bin's replay found /d/a.bin gone: never backed up.)"""
     name, ctx = new_plan(tmp_path, mode="async")
     gw = Gateway(ctx, worker=False)
     closing.append(gw)
@@ -149,8 +149,8 @@ def test_async_directory_rename_carries_the_backup_of_a_pending_child(
 def test_sync_directory_rename_after_a_standby_blip_carries_the_backup_of_a_child(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
 ) -> None:
-    """Sync: the standby fails one child's write (it is acknowledged pending-backup), answers again,
-    then the directory is renamed. Same loss as in async mode: nothing ever copies /e/a.bin."""
+    """Sync: the standby fails one child's write (acknowledged, pending backup), answers again,
+    then the directory is renamed: as in async mode, the child reaches the standby."""
     name, ctx = new_plan(tmp_path, mode="sync")
     standby = wrap_standby(ctx)
     gw = Gateway(ctx, worker=False)
@@ -179,8 +179,9 @@ def test_async_file_rename_after_an_overwrite_backs_up_the_new_content(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway], across: bool
 ) -> None:
     """Async: a.bin v1 is backed up; a.bin is overwritten with v2 (acknowledged, pending); the app
-    renames a.bin to b.bin. The standby renames its v1 to b.bin, so the rename's mark goes; a.bin's
-    mark finds a.bin gone. Primary: b.bin = v2; standby: b.bin = v1, forever."""
+    renames a.bin to b.bin (on its primary, or moved to another one). The standby renames its v1:
+    the rename, touching a pending write, keeps a mark for both names, and replay puts v2 at b.bin
+    (before: v1 stayed there for good)."""
     primaries = ("primary", "primary2") if across else ("primary",)
     name, ctx = new_plan(tmp_path, mode="async", primaries=primaries)
     gw = Gateway(ctx, worker=False)
@@ -202,16 +203,16 @@ def test_async_file_rename_after_an_overwrite_backs_up_the_new_content(
     assert on_standby(ctx, dst) == v2, "the standby keeps the version the app overwrote"
 
 
-# ------------------------------- 3. replaying a directory mark deletes an acknowledged write
+# ------------------------------- 2. replaying a directory mark keeps an acknowledged write
 
 
 def test_replay_of_a_directory_mark_keeps_a_sync_write_that_landed_during_it(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
 ) -> None:
     """Sync: a directory rename /t -> /u misses the standby (a blip): its mark stays pending-backup.
-    Replay walks the primaries' /u, then the standby's; a sync write of /u/new.bin lands on both
-    sides in between (acknowledged ``done``, its mark dropped). Replay takes it for a file the
-    primaries lack and deletes it from the standby; nothing ever copies it back."""
+    Replay reads the primaries' /u, then the standby's; a sync write of /u/new.bin lands on both
+    sides in between (acknowledged ``done``, its mark dropped). Replay asks the primaries again
+    before deleting what they seemed to lack, and keeps it (before: deleted for good)."""
     name, ctx = new_plan(tmp_path)
     standby = wrap_standby(ctx)
     gw = Gateway(ctx, worker=False)
@@ -247,7 +248,7 @@ def test_replay_of_a_directory_mark_keeps_a_sync_write_that_landed_during_it(
     assert on_standby(ctx, f"{u}/new.bin") == fresh, "replay deleted an acknowledged write from the standby"
 
 
-# --------------------------- 4. a namespace change between a sync write's two RENAMEs
+# --------------------------- 3. a namespace change between a sync write's two RENAMEs
 
 
 class HoldOneReplace:
@@ -266,10 +267,10 @@ class HoldOneReplace:
 def test_delete_between_a_sync_writes_two_renames_leaves_the_sides_alike(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
 ) -> None:
-    """Sync, two primaries, a file routed to primary2. Client 1 overwrites it; client 2 deletes it.
-    The delete lands after the write's primary RENAME and before its standby RENAME. Both are
-    acknowledged; the delete's mark is on primary (the first holder), the write's on primary2, so
-    the write sees no racing change and drops its mark. Primary: nothing; standby: the file."""
+    """Sync, two primaries, a file routed to primary2. Client 1 overwrites it; client 2 deletes it,
+    landing after the write's primary RENAME and before its standby RENAME. The delete's mark is on
+    primary (the first holder), the write's on primary2; each looks at every primary's marks
+    before dropping its own, so one stays, and replay leaves the file on neither side."""
     name, ctx = new_plan(tmp_path, primaries=("primary", "primary2"))
     standby = wrap_standby(ctx)
     gw = Gateway(ctx, worker=False)
@@ -300,8 +301,8 @@ def test_rename_between_a_sync_writes_two_renames_leaves_the_sides_alike(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
 ) -> None:
     """Sync, one primary. f.bin v1 on both sides. Client 1 overwrites f.bin with v2; client 2
-    renames f.bin to g.bin, landing between the write's primary RENAME and its standby RENAME.
-    Primary: g.bin = v2; standby: g.bin = v1 and f.bin = v2 (a name the app renamed away)."""
+    renames f.bin to g.bin, landing between the write's primary RENAME and its standby RENAME
+    (before: primary g.bin = v2; standby g.bin = v1 and f.bin = v2). Replay settles both names."""
     name, ctx = new_plan(tmp_path)
     standby = wrap_standby(ctx)
     gw = Gateway(ctx, worker=False)
@@ -335,16 +336,16 @@ def test_rename_between_a_sync_writes_two_renames_leaves_the_sides_alike(
     )
 
 
-# ------------------- 5. a directory renamed onto a name the standby does not hold as a directory
+# ------------------- 4. a directory renamed onto a name the standby does not hold as a directory
 
 
 def test_async_directory_rename_onto_an_existing_directory_moves_it_inside_on_both_sides(
     airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
 ) -> None:
     """Async: /s/a exists on the primary only (made by a write still pending backup). The app
-    renames directory /s/b onto /s/a: HDFS moves it INTO the existing directory (/s/a/b). The
-    gateway sends the same RENAME to the standby, where /s/a does not exist yet, so there /s/b
-    BECOMES /s/a. The rename's mark goes (the standby answered); replay never fixes it."""
+    renames directory /s/b onto /s/a: HDFS moves it into the existing directory (/s/a/b). Where it
+    goes is decided once, in the merged namespace, and sent as such to the standby (which lacks
+    /s/a: before, /s/b became /s/a there); replay then brings the standby to the primary's tree."""
     name, ctx = new_plan(tmp_path, mode="async")
     gw = Gateway(ctx, worker=False)
     closing.append(gw)
@@ -362,7 +363,7 @@ def test_async_directory_rename_onto_an_existing_directory_moves_it_inside_on_bo
     assert got == {f"{a}/b/y.bin": True, f"{a}/y.bin": False, f"{a}/x.bin": True}, got
 
 
-# ---------------------------------------------- 6. nothing held: a real race, then settled
+# ---------------------------------------------- 5. nothing held: a real race, then settled
 
 
 def tree(store: Any, top: str) -> dict[str, bytes | None]:
@@ -444,3 +445,166 @@ def test_racing_writes_renames_and_deletes_leave_both_sides_alike(
     assert (differ, temps) == ([], []), (
         f"{counts}, errors {errors[:3]}; differ (primary, standby): {detail}; temps {temps}"
     )
+
+
+# --------------------------------------------- 6. a second read of the fixes above (adversarial)
+
+
+class Hooked:
+    """Hooks on a side's real store (an instance attribute per method), so that it stays what it
+    is (a ClusterTarget: replay reads a target's metadata only from a target type)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._orig: dict[str, Any] = {}
+
+    def __setitem__(self, name: str, hook: Any) -> None:
+        real = self._orig.setdefault(name, getattr(self.store, name))
+
+        def call(*args: Any, **kw: Any) -> Any:
+            return hook(real, *args, **kw)
+
+        setattr(self.store, name, call)
+
+    def clear(self) -> None:
+        for name in self._orig:
+            self.store.__dict__.pop(name, None)
+
+
+def counted(store: Any, name: str) -> list[tuple[Any, ...]]:
+    calls: list[tuple[Any, ...]] = []
+    Hooked(store)[name] = lambda real, *a, **kw: calls.append(a) or real(*a, **kw)
+    return calls
+
+
+def held_on_the_standby(gw: Gateway, standby: Hooked, path: str, data: bytes) -> tuple[Any, threading.Event]:
+    """A sync write of ``path`` begun, its standby copy held until the event is set."""
+    go = threading.Event()
+    session = gw.begin_write(path, USER, overwrite=True, permission=None)
+    temp_on_standby = gw.ctx.standby.local(session.temp)
+
+    def slow_sink(real: Any, where: str, *a: Any, **kw: Any) -> Any:
+        if where == temp_on_standby:
+            assert go.wait(HOLD_S)
+        return real(where, *a, **kw)
+
+    standby["write_with_meta"] = slow_sink
+    session.start(data)
+    return session, go
+
+
+def test_replay_of_a_directory_mark_keeps_a_write_begun_before_the_mark_and_done_during_it(
+    airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
+) -> None:
+    """Sync. A write of /d/f.bin begins; a MKDIRS of /d then misses the standby (its mark is
+    younger than the write); replay of that mark reads the primaries' /d before the write lands,
+    the write lands on both sides (``done``), then replay reads the standby's /d: f.bin is on
+    the standby and not in what it read of the primaries. It asks the primaries again before
+    deleting, and keeps it (the write's own time says nothing of when it landed)."""
+    name, ctx = new_plan(tmp_path)
+    standby = Hooked(ctx.standby.store)
+    gw = Gateway(ctx, worker=False)
+    closing.append(gw)
+    d, f = f"/{name}/d", f"/{name}/d/f.bin"
+    gw.mkdirs(d, USER, None)
+    write(gw, f"{d}/old.bin", b"old")
+    settle(ctx)
+    data = payload("slow-write", 4_000)
+    session, go = held_on_the_standby(gw, standby, f, data)
+    with ThreadPoolExecutor(1) as pool:
+        acked = pool.submit(session.finish)
+
+        def blip(real: Any, path: str, *a: Any, **kw: Any) -> Any:
+            raise requests.ConnectionError("standby blipped")
+
+        standby["mkdirs"] = blip
+        assert gw.mkdirs(d, USER, None)
+        ctx.standby.answered()
+        assert len(marks(ctx, PENDING_BACKUP)) == 1
+
+        def write_lands_during_replay(real: Any, path: str, *a: Any, **kw: Any) -> Any:
+            # _backup_tree: the primaries read, the standby's mkdirs(dst), then the standby read
+            if path == ctx.standby.local(d) and not go.is_set():
+                go.set()
+                acked.result(timeout=HOLD_S)
+            return real(path, *a, **kw)
+
+        standby["mkdirs"] = write_lands_during_replay
+        report = replay_all(ctx)
+        result = acked.result(timeout=HOLD_S)
+    standby.clear()
+    assert go.is_set() and result.backup == "done" and report.problems == [], report.summary()
+    settle(ctx)
+    assert on_primaries(ctx, f) == data
+    assert on_standby(ctx, f) == data, "replay deleted an acknowledged write from the standby"
+
+
+def test_a_non_recursive_delete_waits_for_a_write_under_way_in_the_directory(
+    airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
+) -> None:
+    """Listings hide the gateway's temporary files, but one of a write still under way keeps a
+    non-recursive DELETE out, as the file being written does in HDFS; the write then lands."""
+    name, ctx = new_plan(tmp_path)
+    standby = Hooked(ctx.standby.store)
+    gw = Gateway(ctx, worker=False)
+    closing.append(gw)
+    d, f = f"/{name}/live", f"/{name}/live/f.bin"
+    gw.mkdirs(d, USER, None)
+    data = payload("live", 3_000)
+    session, go = held_on_the_standby(gw, standby, f, data)
+    primary = ctx.primaries["primary"].store
+    wait_for("the primary's temporary file", lambda: primary.status(session.temp) is not None, timeout=HOLD_S)
+    wait_for("the write's mark", lambda: len(marks(ctx, INFLIGHT)) == 1, timeout=HOLD_S)
+    with ThreadPoolExecutor(1) as pool:
+        acked = pool.submit(session.finish)
+        with pytest.raises(RemoteHdfsError) as refused:
+            gw.delete(d, USER, recursive=False)
+        assert refused.value.exception == "PathIsNotEmptyDirectoryException"
+        go.set()
+        assert acked.result(timeout=HOLD_S).backup == "done"
+    standby.clear()
+    assert on_primaries(ctx, f) == data and on_standby(ctx, f) == data
+
+
+LONG = 40
+
+
+def test_a_delete_reads_each_long_mark_once_per_process(
+    airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
+) -> None:
+    """Marks too long for a file name are files; a DELETE or RENAME looks at the pending ones
+    before it answers. A mark never changes once made, so a process reads each at most once
+    (and not at all the ones it made)."""
+    name, ctx = new_plan(tmp_path, mode="async")
+    gw = Gateway(ctx, worker=False)
+    closing.append(gw)
+    deep = f"/{name}/warehouse/db.db/table_with_a_long_name/year=2026/month=12/day=02/hour=17"
+    for i in range(LONG):
+        write(gw, f"{deep}/part-{i:05d}-0123456789abcdef0123456789abcdef-c000.snappy.parquet", b"x")
+    ids = marks(ctx, PENDING_BACKUP)
+    assert len(ids) == LONG and not any(is_compact(i) for i in ids)
+    reads = counted(ctx.primaries["primary"].store, "read_bytes")
+    for i in range(3):
+        gw.mkdirs(f"/{name}/elsewhere/{i}", USER, None)
+        assert gw.delete(f"/{name}/elsewhere/{i}", USER, recursive=True)
+    assert reads == []
+
+
+def test_a_directory_rename_with_pending_children_costs_a_listing_not_a_delete_per_child(
+    airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
+) -> None:
+    """The output committer's pattern in async mode: files written under /stage (published,
+    pending backup), then /stage renamed to /final. Temporary files the rename may have taken
+    along are looked for with one listing per directory and side, not a DELETE per child."""
+    name, ctx = new_plan(tmp_path, mode="async")
+    gw = Gateway(ctx, worker=False)
+    closing.append(gw)
+    stage, final = f"/{name}/stage", f"/{name}/final"
+    gw.mkdirs(stage, USER, None)
+    for i in range(LONG):
+        write(gw, f"{stage}/part-{i:05d}", b"x")
+    deletes = counted(ctx.primaries["primary"].store, "delete") + counted(ctx.standby.store, "delete")
+    assert gw.rename(stage, final, USER)
+    assert deletes == []
+    settle(ctx)
+    assert [on_standby(ctx, f"{final}/part-{i:05d}") for i in range(LONG)] == [b"x"] * LONG

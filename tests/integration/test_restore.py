@@ -815,3 +815,25 @@ def test_live_verify_names_each_path_that_differs_once(clusters: Clusters, tmp_p
     assert sorted(m.split(":")[0] for m in mismatches) == [
         f"{biz.top}/{n}" for n in ("a.csv", "b.csv", "c.csv")
     ]
+
+
+def test_a_run_whose_point_would_not_be_at_its_instant_is_refused(clusters: Clusters, tmp_path: Path) -> None:
+    """A point is named for the moment its snapshots are taken: a run with an instant ahead of
+    now (a logical date in the future), or older than a point already published (an old run
+    cleared days later), would publish this moment's data under another instant's name, and the
+    newest point a failover lands on would not hold the newest data. Both stop before writing."""
+    from datetime import UTC, datetime
+
+    biz = Business(clusters, tmp_path, "instants")
+    landing = first_point(biz, {"a.csv": b"1\n"})
+    ahead = backup.Run(
+        biz.policy, clusters.topology, datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    )
+    with pytest.raises(backup.RunOutOfTime, match="ahead of now"):
+        backup.run_once(ahead, clusters)
+    with pytest.raises(
+        backup.RunOutOfTime, match=f"point {landing.manifest.point} of instants is published already"
+    ):
+        biz.backup(-1)
+    assert [p.point for p in catalog.list_points(biz.dst, biz.name)] == [landing.manifest.point]
+    assert biz.backup(1)["mode"] == "incremental"  # the next instant goes on as usual

@@ -44,6 +44,12 @@ class RunOvertaken(TandemError):
     """Another run of the business took its snapshots after this one: this one stops."""
 
 
+class RunOutOfTime(TandemError):
+    """A point is named for the instant its snapshots are taken at: a run whose instant is ahead
+    of now, or behind a point already published, would name this moment's data otherwise. Not
+    retried: another try is as wrong."""
+
+
 @dataclass(frozen=True)
 class Run:
     """One run of a business's backup: the policy, the topology and the point's instant."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from tandem import catalog, plan
 from tandem.backup.payloads import StandbySnapshot, Started, Taken
-from tandem.backup.run import PointAlreadyPublished, Run, claim, guard
+from tandem.backup.run import PointAlreadyPublished, Run, RunOutOfTime, claim, guard
 from tandem.capture import Capture, capture
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.errors import (
@@ -114,6 +114,7 @@ def take(run: Run, clusters: Clusters, started: Started, datasets: Sequence[Reso
             f"point {catalog.iso(run.instant)} of {run.business} is published already; it is kept as it "
             "is (to land on it, use tandem restore; for a new point, run a backup at another instant)"
         )
+    check_instant(run, [*on_src, *on_dst], datetime.now(UTC))
     tables = [(ds.component, ds.name) for ds in datasets if ds.component != "hdfs"]
     metastore = clusters.metastore(started.source) if tables else None
     claim(src, run)  # before removing what other runs left: a run still under way then stops
@@ -197,6 +198,29 @@ def _decide_roots(
             src.allow_snapshot(root)
         log.info("take: root %s (%s)", root, decided.reason)
     return roots
+
+
+def check_instant(run: Run, published: Sequence[catalog.Manifest], now: datetime) -> None:
+    """Refuse a run whose point would not be at its instant: one ahead of ``now`` (beyond the
+    policy's clock skew: a logical date in the future, from the REST API or the trigger form), or
+    one older than a point already published (an old run cleared or triggered again): either
+    would publish this moment's data under another instant's name, and the newest point, which a
+    failover lands on, would no longer be the newest data."""
+    when = catalog.iso(run.instant)
+    ahead = run.instant - now
+    if ahead > run.policy.consistency.max_clock_skew:
+        raise RunOutOfTime(
+            f"this run's instant {when} is {ahead} ahead of now ({catalog.iso(now)}): a point is named "
+            "for the moment its snapshots are taken. Trigger the backup without a logical date (it is "
+            "then named for when it runs), or let the schedule reach that instant"
+        )
+    newer = sorted({m.point for m in published if m.instant > run.instant})
+    if newer:
+        raise RunOutOfTime(
+            f"point {newer[-1]} of {run.business} is published already, newer than this run's instant "
+            f"{when}: a point taken now would hold this moment's data under {when}'s name. For a new "
+            "point, trigger a backup without a logical date (or tandem backup)"
+        )
 
 
 def _missing_root(root: str, datasets: Sequence[ResolvedDataset], captured: Capture | None) -> str:

@@ -59,7 +59,7 @@ def _preview_and_skip(run: Run, clusters: Clusters) -> None:
     task (nothing is snapshotted, copied or published)."""
     import logging
 
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from tandem.backup.preview import preview
 
@@ -79,7 +79,7 @@ def run_step(step: Step, graph: BackupGraph, policy: Policy, topology: Topology)
     """What every backup task does: its step, with the XComs of the steps it takes values from;
     returns the step's value as JSON. A dry run (preflight) previews and skips everything; a
     point published already skips the rest of the run (the point is kept)."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from tandem import backup
     from tandem.backup import payloads
@@ -93,6 +93,8 @@ def run_step(step: Step, graph: BackupGraph, policy: Policy, topology: Topology)
         value = backup.execute(step, run, clusters, backup.inputs_of(step, graph, returned))
     except backup.PointAlreadyPublished as exc:
         raise AirflowSkipException(str(exc)) from exc
+    except backup.RunOutOfTime as exc:
+        raise AirflowFailException(str(exc)) from exc  # another try is as wrong
     return payloads.encode(step.kind, value)
 
 

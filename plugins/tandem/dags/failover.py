@@ -199,7 +199,7 @@ def build_watch_dag(pair: str, spec: PairConfig, topology: Topology, channels: A
         def incident(event: dict[str, Any]) -> str:
             """The run id of the promotion decision an incident asks for (one per incident, so a
             repeated alert never queues two); skipped when no decision is needed."""
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             health = event.get("health") or {}
             if not event.get("changed") or health.get("kind") != "primary_failed":
@@ -306,7 +306,7 @@ def build_promote_dag(pair: str, spec: PairConfig, topology: Topology, include_d
 
         @task(task_id="promote", trigger_rule="none_failed_min_one_success")
         def promote_task() -> dict[str, Any]:
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             from tandem.failover.landing import promote_on_points
             from tandem.failover.promote import PromotionRefused

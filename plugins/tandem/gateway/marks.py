@@ -24,7 +24,9 @@ import base64
 import json
 import posixpath
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +196,8 @@ class Journal:
             self.store.mkdirs(where)
         else:
             self.store.write(where, mark.to_bytes(), overwrite=False)
+            if not is_compact(mark.id):
+                _remember(mark)
 
     def move(self, mark: Mark, src: str, dst: str) -> None:
         """Atomic (RENAME): the mark is in one queue or the other, never neither."""
@@ -231,12 +235,32 @@ class Journal:
     def read(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
         """The mark, or None when another replayer already finished it. A compact id is read from
         the id itself, without a request: a mark finished meanwhile is replayed again, which is
-        harmless (replay is idempotent)."""
+        harmless (replay is idempotent). A mark file is read once per process: it never changes
+        (made once, never overwritten; a move keeps it). ValueError for a file not written yet
+        (listed between its CREATE and its data)."""
         if is_compact(mark_id):
             return Mark.from_id(mark_id)
+        known = _READ.get(mark_id)
+        if known is not None:
+            return known
         try:
-            return Mark.from_bytes(self.store.read_bytes(f"{self.dir(state, primary)}/{mark_id}"))
+            mark = Mark.from_bytes(self.store.read_bytes(f"{self.dir(state, primary)}/{mark_id}"))
         except RemoteHdfsError as exc:
             if is_missing(exc):
                 return None
             raise
+        _remember(mark)
+        return mark
+
+
+# mark files already read, by id (ids are unique: a time and 48 random bits)
+READ_CACHE = 50_000
+_READ: OrderedDict[str, Mark] = OrderedDict()
+_READ_LOCK = threading.Lock()
+
+
+def _remember(mark: Mark) -> None:
+    with _READ_LOCK:
+        _READ[mark.id] = mark
+        while len(_READ) > READ_CACHE:
+            _READ.popitem(last=False)

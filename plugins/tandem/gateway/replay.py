@@ -304,26 +304,18 @@ def _backup_tree(ctx: PlanContext, path: str, dst: str, report: ReplayReport, ta
                 ctx.protection,
                 ctx.space.make_room,
             )
-    # what the standby holds beyond the primaries goes, but for files written after the mark
-    # (a sync write that landed on both sides while this tree was read): any later change of
-    # those carries a mark of its own. Deepest first: a kept file keeps its directories.
-    since_ms, kept = id_time_ms(tag), set()
+    # what the standby holds beyond the primaries goes, unless a primary holds it by now: a sync
+    # write that landed while the trees were read is on the standby only after its primary has
+    # it, so it is found here. Deepest first: a kept file keeps its directories.
+    kept: set[str] = set()
     for rel in sorted(set(present) - set(merged), reverse=True):
-        target = posixpath.join(dst, rel)
         if rel in kept:
             continue
-        if not present[rel].is_dir and _written_ms(standby, target, present[rel]) >= since_ms:
+        if ctx.locate(posixpath.join(path, rel)) is not None:
             kept.update(_parents(rel))
             continue
-        if standby.delete(target, recursive=True):
+        if standby.delete(posixpath.join(dst, rel), recursive=True):
             report.deleted += 1
-
-
-def _written_ms(store: Store, path: str, status: FileStatus) -> int:
-    """When the write a target's file holds was made (its metadata; a cluster's copy carries it
-    as its modification time)."""
-    written = _meta(store, path).get(WRITTEN_MS, "")
-    return int(written) if written.isdigit() else status.modification_time
 
 
 def _parents(rel: str) -> list[str]:

@@ -313,10 +313,7 @@ class Gateway(GatewayReads):
         if path in self.plan.write_roots:
             raise denied(f"{path} is a root of plan {self.plan.plan}: delete what is under it")
         if not recursive:
-            for side, temps in self._check_empty(path).items():
-                # a dead write's temporary files (which listings never show) do not keep it
-                for temp in temps:
-                    side.store.delete(posixpath.join(path, temp))
+            self._clear_dead_temps(path, self._check_empty(path))
         answers = self._namespace_change(
             "delete",
             (path,),
@@ -347,6 +344,27 @@ class Gateway(GatewayReads):
             if isinstance(result, list) and result:
                 temps[side] = [s.path_suffix for s in result]
         return temps
+
+    def _clear_dead_temps(self, path: str, temps: dict[Side[Hdfs], list[str]]) -> None:
+        """Before a non-recursive DELETE of ``path``, which listings show empty: temporary files
+        of writes that died there (which listings never show) do not keep it; one of a write
+        still under way does, as the file being written does in HDFS."""
+        if not temps:
+            return
+        live = {
+            posixpath.basename(m.temp)
+            for side in self.ctx.primaries.values()
+            for m in self.ctx.journal(side).in_flight()
+            if m.temp and posixpath.dirname(m.temp) == path
+        }
+        if any(live.intersection(names) for names in temps.values()):
+            raise RemoteHdfsError(
+                f"`{path} is non empty': a write is under way in it",
+                exception="PathIsNotEmptyDirectoryException",
+            )
+        for side, names in temps.items():
+            for name in names:
+                side.store.delete(posixpath.join(path, name))
 
     def rename(self, src: str, dst: str, user: str) -> bool:
         """RENAME as the Router does for a HASH mount whose subclusters are the primaries

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterable
+from typing import Any
 
 from tandem.gateway.context import PlanContext, temp_name
 from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, Mark, short_id
@@ -50,7 +51,8 @@ def marks_touching(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Ite
     """The marks (in ``states``) that touch ``mark``, itself excluded, on ``holder`` and every
     other primary that answers. One that does not is skipped: the marks it holds are replayed when
     it answers again, each making the standby what the primaries hold for its paths, ours too.
-    ``holder`` not answering raises: the caller then leaves its own mark for replay."""
+    ``holder`` not answering raises: the caller then leaves its own mark for replay. A mark file
+    not written yet (listed between its CREATE and its data) is taken as touching, with no paths."""
     found = []
     for side in ctx.primaries.values():
         if side is not holder and not side.healthy():
@@ -64,8 +66,11 @@ def marks_touching(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Ite
             side.failed(exc)
             continue
         for state, mark_id in listed:
-            other = journal.read(mark_id, state)
-            if other is not None and touches(mark, other):
+            try:
+                other = journal.read(mark_id, state)
+            except ValueError:
+                other = Mark(mark_id, "unknown", (), side.name)
+            if other is not None and (not other.paths or touches(mark, other)):
                 found.append(other)
     return found
 
@@ -75,7 +80,7 @@ def retire(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Iterable[st
     in ``states`` touch it, keep one pending-backup mark for all their paths."""
     journal = ctx.journal(holder)
     others = marks_touching(ctx, holder, mark, states)
-    if mark.op == "rename":
+    if mark.op == "rename" and others:
         _remove_moved_temps(ctx, mark, others)
     if not others:
         journal.delete(mark.id, INFLIGHT)
@@ -88,32 +93,45 @@ def retire(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Iterable[st
         journal.put(Mark.new_compact(SETTLE_OP, paths, holder.name, mark.user), PENDING_BACKUP)
         journal.delete(mark.id, INFLIGHT)
     log.info(
-        "%s %s raced with %s; replay settles %s",
+        "%s %s raced with %d other change(s) of its paths; replay settles %d path(s)",
         mark.op,
         ", ".join(mark.paths),
-        "; ".join(f"{m.op} {', '.join(m.paths)}" for m in others),
-        ", ".join(paths),
+        len(others),
+        len(paths),
     )
 
 
 def _remove_moved_temps(ctx: PlanContext, rename: Mark, others: list[Mark]) -> None:
-    """Temporary files a directory rename took along: a write's (named in its mark) and replay's
-    copies on the standby (named after the mark being replayed)."""
+    """Temporary files a directory rename took along, on the primaries and the standby: those of
+    writes below it (named after their marks) and of replay's copies (named after the marks being
+    replayed). Their writes and copies fail to publish (their source is gone). Each directory
+    they may now be in is listed once, and only the names the marks give are removed: a write
+    that began under the new name meanwhile keeps its own."""
     src, dst = rename.paths[0], rename.paths[-1]
+
+    def moved(path: str) -> str | None:
+        if not within(path, src) or path == src:
+            return None
+        return posixpath.join(dst, posixpath.relpath(path, src))
+
+    wanted: set[str] = set()  # temporary names, where the rename put them
     for other in others:
-        moved: list[tuple[Side[Hdfs] | None, str]] = []
-        if other.temp and other.temp != other.paths[0] and within(other.temp, src) and other.temp != src:
-            new = posixpath.join(dst, posixpath.relpath(other.temp, src))
-            moved += [(ctx.primaries.get(other.primary), new), (None, new)]
+        if other.temp and other.temp not in other.paths and (new := moved(other.temp)):
+            wanted.add(new)
         for path in other.paths:
-            if within(path, src) and path != src:
-                new = posixpath.join(dst, posixpath.relpath(path, src))
-                moved.append((None, temp_name(new, short_id(other.id))))
-        for side, path in moved:
+            if new := moved(path):
+                wanted.add(temp_name(new, short_id(other.id)))
+    by_dir: dict[str, set[str]] = {}
+    for path in wanted:
+        by_dir.setdefault(posixpath.dirname(path), set()).add(posixpath.basename(path))
+    sides: list[Side[Any]] = [*ctx.primaries.values(), ctx.standby]
+    for side in sides:
+        store = side.store
+        for directory, names in by_dir.items():
+            where = side.local(directory)
             try:
-                if side is not None:
-                    side.store.delete(path)
-                else:
-                    ctx.standby.store.delete(ctx.standby.local(path))
+                held = {s.path_suffix for s in store.list(where)} & names
+                for name in held:
+                    store.delete(posixpath.join(where, name))
             except Exception:
-                log.debug("could not remove the moved temporary file %s", path)
+                log.debug("could not look for moved temporary files in %s", where)
