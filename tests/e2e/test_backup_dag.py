@@ -84,6 +84,9 @@ def test_a_dry_run_shows_the_preview_and_changes_nothing(local_airflow, include_
     src, dst = clients(include_dir)
     seed(src, top, 6)
     size = sum(2048 + i for i in range(6))
+    # a misspelt dry_run (Airflow takes any conf key) fails before anything is done
+    typo = local_airflow.dags_test(f"tandem_backup__{business}", T0 - timedelta(hours=1), {"dry-run": True})
+    assert typo.state == "failed" and "unknown conf key(s) 'dry-run'" in typo.output
     dry = local_airflow.dags_test(f"tandem_backup__{business}", T0, {"dry_run": True})
     assert dry.ok, f"{dry.state}\n{dry.output[-6000:]}"
     assert f"dry run: the run would start; 6 files, {size} bytes to copy; nothing was changed" in dry.output

@@ -76,6 +76,45 @@ def test_a_bad_policy_is_its_own_import_error_and_the_others_load(no_network, mo
     assert f"{policy_file}: protection_group[0].hive:" in message
 
 
+def test_a_small_hostile_policy_is_its_own_bounded_import_error(no_network, monkeypatch, tmp_path):
+    """A 3 KB file whose values are YAML aliases of aliases (a million leaves each): its errors
+    show each value cut short, so the folder parses at once and the others load (before, each
+    error spelled the whole value out and the DAG file ran past Airflow's import timeout,
+    taking every business's DAG with it)."""
+    include = tmp_path / "include"
+    shutil.copytree(PROJECT / "include", include)
+    anchors = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    anchors += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    hostile = include / "policies" / "zz.yaml"
+    hostile.write_text(
+        "business: zz\npair: main\nschedule: {start: '2026-11-20T13:00:00Z', every: 1h}\n"
+        "protection_group: [{hdfs: /data/zz}]\nx-anchors:\n"
+        + "\n".join(f"  {line}" for line in anchors)
+        + "\ntenant_dirs: ["
+        + ", ".join(["*a5"] * 300)
+        + "]\n"
+    )
+    assert hostile.stat().st_size < 4096
+    bag = parse(include, monkeypatch)
+    assert "tandem_backup__billing" in bag.dags and "tandem_restore" in bag.dags
+    [message] = bag.import_errors.values()
+    assert f"{hostile}: tenant_dirs[0]:" in message and len(message) < 100_000
+
+
+def test_a_bad_gateway_plan_is_an_import_error_and_the_others_load(no_network, monkeypatch, tmp_path):
+    """A plan whose replay DAG is gone must not go unnoticed (its pending data would never be
+    replayed): its errors are an import error, as a bad policy's are."""
+    include = tmp_path / "include"
+    shutil.copytree(PROJECT / "include", include)
+    plan = include / "gateway" / "events.yaml"
+    plan.write_text(plan.read_text().replace("replay: {every: 5m}", "replay: {every: 5 minutes}"))
+    bag = parse(include, monkeypatch)
+    assert "tandem_gateway_replay__events" not in bag.dags
+    assert "tandem_backup__billing" in bag.dags
+    [message] = [m for f, m in bag.import_errors.items() if f.endswith("tandem_gateway.py")]
+    assert f"{plan}: replay.every:" in message
+
+
 def test_the_plugin_registers_the_timetable():
     from airflow import plugins_manager
 

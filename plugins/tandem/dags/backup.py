@@ -11,20 +11,23 @@ is kept, never redone.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup, get_current_context, task
 
 from tandem.backup.graph import BackupGraph, Step, backup_graph
+from tandem.dags.errors import errors_dag
 from tandem.dags.restore import DAG_ID as RESTORE_DAG_ID
 from tandem.dags.restore import build_restore_dag
 from tandem.timetable import PolicyTimetable
 
+POLICY_ERRORS_DAG_ID = "tandem_policy_errors"
+
 if TYPE_CHECKING:
     from tandem.backup import Run
-    from tandem.policy import Policy, PolicySet, Topology
+    from tandem.policy import Policy, Topology
     from tandem.runtime import Clusters
 
 
@@ -46,6 +49,23 @@ def current_run(policy: Policy, topology: Topology) -> tuple[Run, Clusters]:
     conf = dag_run.conf or {}
     force_full = bool(conf.get("full", context["params"].get("full", False)))
     return Run(policy, topology, instant, force_full), Clusters(topology)
+
+
+CONF_KEYS = ("full", "dry_run")
+
+
+def _refuse_unknown_conf() -> None:
+    """Airflow accepts any key in a run's conf: a misspelt ``dry_run`` would run a real backup
+    (snapshots, copies, a published point) where a preview was asked for. The run fails first."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conf = get_current_context()["dag_run"].conf or {}
+    unknown = sorted(set(conf) - set(CONF_KEYS))
+    if unknown:
+        raise AirflowFailException(
+            f"unknown conf key(s) {', '.join(map(repr, unknown))}: a backup run takes "
+            f"{', '.join(CONF_KEYS)}; nothing was done"
+        )
 
 
 def _dry_run() -> bool:
@@ -85,8 +105,10 @@ def run_step(step: Step, graph: BackupGraph, policy: Policy, topology: Topology)
     from tandem.backup import payloads
 
     run, clusters = current_run(policy, topology)
-    if step.kind == "preflight" and _dry_run():
-        _preview_and_skip(run, clusters)
+    if step.kind == "preflight":
+        _refuse_unknown_conf()
+        if _dry_run():
+            _preview_and_skip(run, clusters)
     ti = get_current_context()["ti"]
     returned = {up: ti.xcom_pull(task_ids=up) for source in step.inputs for up in source.steps}
     try:
@@ -156,32 +178,6 @@ def build_backup_dag(policy: Policy, topology: Topology, source: Path) -> DAG:
     return dag
 
 
-class PolicyErrorsDag(DAG):
-    """Stands for the policy files that do not validate.
-
-    Airflow records a DAG that fails validation as an import error of the file that defined it
-    while keeping that file's other DAGs, so bad policies show up as a readable import error
-    (file, field, reason for each) and never stop the good businesses' DAGs from loading.
-    """
-
-    def validate(self) -> None:
-        raise PolicyFilesInvalid(self.description or "invalid policy files")
-
-
-class PolicyFilesInvalid(ValueError):
-    """Raised at DAG validation for invalid policy files (see PolicyErrorsDag)."""
-
-
-def _errors_dag(policies: PolicySet) -> DAG:
-    lines = [str(error) for error in policies.all_errors()]
-    return PolicyErrorsDag(
-        dag_id="tandem_policy_errors",
-        description="invalid policy files:\n" + "\n".join(lines),
-        schedule=None,
-        start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-
-
 def load_backup_dags(include_dir: Path, only_dag_id: str | None = None) -> dict[str, DAG]:
     """Every good policy's DAG, keyed by dag id, plus one error stand-in if any file is bad,
     and the restore DAG (one for every business).
@@ -199,7 +195,8 @@ def load_backup_dags(include_dir: Path, only_dag_id: str | None = None) -> dict[
         if only_dag_id is None or only_dag_id == policy.dag_id:
             dags[policy.dag_id] = build_backup_dag(policy, topology, path)
     if policies.errors and only_dag_id is None:
-        dags["tandem_policy_errors"] = _errors_dag(policies)
+        lines = [str(error) for error in policies.all_errors()]
+        dags[POLICY_ERRORS_DAG_ID] = errors_dag(POLICY_ERRORS_DAG_ID, "invalid policy files", lines)
     if only_dag_id in (None, RESTORE_DAG_ID):
         businesses = sorted(p.business for p in policies.files.values())
         dags[RESTORE_DAG_ID] = build_restore_dag(businesses, include_dir)

@@ -23,6 +23,7 @@ from tandem.gateway.plan import GatewayPlan, load_plans, plans_dir
 from tandem.gateway.watch import PendingSidesSensor
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+PLAN_ERRORS_DAG_ID = "tandem_gateway_plan_errors"
 
 
 def replay_dag_id(plan: str) -> str:
@@ -80,13 +81,20 @@ def build_replay_dag(plan: GatewayPlan, include: Path) -> DAG:
 
 
 def load_gateway_dags(include: Path, only_dag_id: str | None = None) -> dict[str, DAG]:
-    """One replay DAG per valid plan of ``include/gateway``; a bad plan file is skipped (its
-    errors are what ``tandem gateway validate`` prints) and never stops the others."""
+    """One replay DAG per valid plan of ``include/gateway``; a bad plan file never stops the
+    others, and its errors (what ``tandem gateway validate`` prints) are an import error of
+    ``tandem_gateway_plan_errors``, as Airflow shows them (a plan whose replay DAG is gone must
+    not go unnoticed: its pending data would never be replayed)."""
+    from tandem.dags.errors import errors_dag
     from tandem.policy import check_topology_file
 
     topology, _ = check_topology_file(include / "clusters.yaml")
     dags: dict[str, DAG] = {}
-    for name, plan in sorted(load_plans(plans_dir(include), topology).plans.items()):
+    plans = load_plans(plans_dir(include), topology)
+    for name, plan in sorted(plans.plans.items()):
         if only_dag_id in (None, replay_dag_id(name)):
             dags[replay_dag_id(name)] = build_replay_dag(plan, include)
+    if plans.errors and only_dag_id is None:
+        lines = [str(error) for _, errors in sorted(plans.errors.items()) for error in errors]
+        dags[PLAN_ERRORS_DAG_ID] = errors_dag(PLAN_ERRORS_DAG_ID, "invalid gateway plan files", lines)
     return dags

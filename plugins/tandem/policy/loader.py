@@ -34,6 +34,7 @@ from tandem.policy.types import (
     MIN_QUIET_PERIOD,
     HdfsPath,
     format_duration,
+    shown,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -198,8 +199,8 @@ def _reason(root: type[BaseModel], error: Mapping[str, Any]) -> str:
         keys = _field_keys(holder)
         allowed = f"; allowed keys: {', '.join(keys)}" if keys else ""
         return f"unknown key{allowed}"
-    shown = error.get("input")
-    suffix = "" if isinstance(shown, dict | list) else f" (got {shown!r})"
+    value = error.get("input")
+    suffix = "" if isinstance(value, dict | list) else f" (got {shown(value)})"
     message = str(error["msg"])
     return message[:1].lower() + message[1:] + suffix
 

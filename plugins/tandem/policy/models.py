@@ -33,6 +33,7 @@ from tandem.policy.types import (
     _fail,
     _freeze_mapping,
     format_duration,
+    shown,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ class ClusterConfig(_Frozen):
     @classmethod
     def _nameservice(cls, value: object) -> str:
         if not isinstance(value, str) or not re.fullmatch(r"hdfs://[A-Za-z0-9_.:-]+/?", value):
-            _fail(f"{value!r} is not a nameservice: write hdfs://<nameservice>, such as hdfs://primary")
+            _fail(f"{shown(value)} is not a nameservice: write hdfs://<nameservice>, such as hdfs://primary")
         return value.rstrip("/")
 
 
@@ -279,13 +280,14 @@ class Policy(_Frozen):
     def _business(cls, value: object, info: ValidationInfo) -> str:
         if not isinstance(value, str) or not _BUSINESS.fullmatch(value):
             _fail(
-                f"{value!r} is not a business name: use lowercase letters, digits and '_', "
+                f"{shown(value)} is not a business name: use lowercase letters, digits and '_', "
                 "starting with a letter"
             )
         stem = (info.context or {}).get("stem")
         if stem is not None and value != stem:
             _fail(
-                f"business {value!r} must match the file name {stem!r}: one file per business, named after it"
+                f"business {shown(value)} must match the file name {stem!r}: "
+                "one file per business, named after it"
             )
         return value
 
@@ -293,11 +295,11 @@ class Policy(_Frozen):
     @classmethod
     def _pair(cls, value: object, info: ValidationInfo) -> str:
         if not isinstance(value, str):
-            _fail(f"{value!r} is not a pair name")
+            _fail(f"{shown(value)} is not a pair name")
         topology = (info.context or {}).get("topology")
         if isinstance(topology, Topology) and value not in topology.pairs:
             known = ", ".join(sorted(topology.pairs)) or "none"
-            _fail(f"pair {value!r} is not defined in the cluster topology; defined pairs: {known}")
+            _fail(f"pair {shown(value)} is not defined in the cluster topology; defined pairs: {known}")
         return value
 
     @model_validator(mode="after")

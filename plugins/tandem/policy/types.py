@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import reprlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
@@ -28,6 +29,22 @@ _OWN_ERROR = "tandem"
 _CROSS_ERROR = "tandem_cross"
 
 MIN_QUIET_PERIOD = timedelta(minutes=5)
+
+
+def _bounded_repr() -> reprlib.Repr:
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxlist, bounded.maxdict, bounded.maxtuple, bounded.maxset = 2, 4, 4, 4, 4
+    bounded.maxstring, bounded.maxother = 200, 200
+    return bounded
+
+
+_SHOWN = _bounded_repr()
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: its repr, cut short (a YAML alias can make a small
+    file hold a value whose whole repr takes minutes to build and gigabytes to hold)."""
+    return _SHOWN.repr(value)
 
 
 def _fail(reason: str) -> NoReturn:
@@ -59,13 +76,15 @@ def parse_duration(text: str) -> timedelta:
     """
     compact = text.strip()
     if not _DURATION.fullmatch(compact):
-        raise ValueError(f"{text!r} is not a duration: write a number and a unit, {_DURATION_HINT}")
+        raise ValueError(f"{shown(text)} is not a duration: write a number and a unit, {_DURATION_HINT}")
     total = timedelta()
     last = -1
     for number, unit in _DURATION_PART.findall(compact):
         rank = _UNIT_ORDER.index(unit)
         if rank <= last:
-            raise ValueError(f"{text!r} is not a duration: give each unit once, largest first, as in 1h30m")
+            raise ValueError(
+                f"{shown(text)} is not a duration: give each unit once, largest first, as in 1h30m"
+            )
         last = rank
         total += int(number) * _UNITS[unit]
     return total
@@ -95,7 +114,7 @@ def _to_duration(value: object) -> timedelta:
             return parse_duration(value)
         except ValueError as exc:
             _fail(str(exc))
-    _fail(f"{value!r} is not a duration: a duration needs a unit, {_DURATION_HINT}")
+    _fail(f"{shown(value)} is not a duration: a duration needs a unit, {_DURATION_HINT}")
 
 
 def _positive(value: timedelta) -> timedelta:
@@ -121,10 +140,12 @@ def parse_rate(text: str) -> int:
     """``100MB/s``, ``1.5GiB/s``, ``800KB/s`` -> bytes per second (decimal and binary units)."""
     match = _RATE.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a rate like 100MB/s (units B, KB, MB, GB, KiB, MiB, GiB per s)")
+        raise ValueError(
+            f"{shown(text)} is not a rate like 100MB/s (units B, KB, MB, GB, KiB, MiB, GiB per s)"
+        )
     rate = int(float(match.group(1)) * _RATE_UNITS[match.group(2)])
     if rate <= 0:
-        raise ValueError(f"{text!r}: a rate must be more than zero")
+        raise ValueError(f"{shown(text)}: a rate must be more than zero")
     return rate
 
 
@@ -151,7 +172,7 @@ def _to_rate(value: object) -> int:
             return parse_rate(value)
         except ValueError as exc:
             _fail(str(exc))
-    _fail(f"{value!r} is not a rate: write it with a unit, like 100MB/s")
+    _fail(f"{shown(value)} is not a rate: write it with a unit, like 100MB/s")
 
 
 Rate = Annotated[int, BeforeValidator(_to_rate), PlainSerializer(format_rate, return_type=str)]
@@ -161,10 +182,12 @@ def parse_size(text: str) -> int:
     """``2GiB``, ``500MB``, ``64KiB`` -> bytes (the units of rates, and TB, TiB)."""
     match = _SIZE.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a size like 2GiB or 500MB (units B, KB, MB, GB, TB, KiB...TiB)")
+        raise ValueError(
+            f"{shown(text)} is not a size like 2GiB or 500MB (units B, KB, MB, GB, TB, KiB...TiB)"
+        )
     size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
     if size <= 0:
-        raise ValueError(f"{text!r}: a size must be more than zero")
+        raise ValueError(f"{shown(text)}: a size must be more than zero")
     return size
 
 
@@ -176,7 +199,7 @@ def _to_size(value: object) -> int:
             return parse_size(value)
         except ValueError as exc:
             _fail(str(exc))
-    _fail(f"{value!r} is not a size: write it with a unit, like 2GiB")
+    _fail(f"{shown(value)} is not a size: write it with a unit, like 2GiB")
 
 
 Size = Annotated[int, BeforeValidator(_to_size)]
@@ -196,9 +219,9 @@ def _to_utc_instant(value: object) -> datetime:
         try:
             instant = datetime.fromisoformat(value.strip())
         except ValueError:
-            _fail(f"{value!r} is not an ISO-8601 instant: {hint}")
+            _fail(f"{shown(value)} is not an ISO-8601 instant: {hint}")
     else:
-        _fail(f"{value!r} is not an instant: {hint}")
+        _fail(f"{shown(value)} is not an instant: {hint}")
     offset = instant.utcoffset()
     if offset is None:
         _fail(f"{instant.isoformat()} has no time zone: end it with Z, as in 2026-11-20T13:00:00Z")
@@ -227,17 +250,17 @@ def normalise_hdfs_path(path: str) -> str:
 
 def _to_hdfs_path(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        _fail(f"{value!r} is not an HDFS path: write an absolute path such as /data/billing")
+        _fail(f"{shown(value)} is not an HDFS path: write an absolute path such as /data/billing")
     text = value.strip()
     if "://" in text:
-        _fail(f"{text!r} names a filesystem: write the path only, the pair decides the cluster")
+        _fail(f"{shown(text)} names a filesystem: write the path only, the pair decides the cluster")
     if not text.startswith("/"):
-        _fail(f"relative HDFS path {text!r}: write it from the root, such as /{text}")
+        _fail(f"relative HDFS path {shown(text)}: write it from the root, such as /{text}")
     parts = text.split("/")
     if ".." in parts:
-        _fail(f"{text!r} contains '..': write the path it leads to")
+        _fail(f"{shown(text)} contains '..': write the path it leads to")
     if ".snapshot" in parts:
-        _fail(f"{text!r} points into a .snapshot directory, which is read-only history")
+        _fail(f"{shown(text)} points into a .snapshot directory, which is read-only history")
     normalised = normalise_hdfs_path(text)
     if normalised == "/":
         _fail("the filesystem root cannot be protected: name the business's own directories")
@@ -252,12 +275,15 @@ _TABLE = re.compile(rf"({_IDENTIFIER})\.({_IDENTIFIER})")
 
 def _to_table_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        _fail(f"{value!r} is not a table name: write <database>.<table>")
+        _fail(f"{shown(value)} is not a table name: write <database>.<table>")
     text = value.strip()
     if "." not in text:
-        _fail(f"table name {text!r} has no database: write it as <database>.<table>, such as default.{text}")
+        _fail(
+            f"table name {shown(text)} has no database: "
+            f"write it as <database>.<table>, such as default.{text}"
+        )
     if not _TABLE.fullmatch(text):
-        _fail(f"{text!r} is not <database>.<table> made of letters, digits and underscores")
+        _fail(f"{shown(text)} is not <database>.<table> made of letters, digits and underscores")
     # The metastore stores names in lower case, so compare and copy them that way.
     return text.lower()
 
@@ -270,7 +296,10 @@ _CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 def _to_name(value: object) -> str:
     if not isinstance(value, str) or not _CLUSTER_NAME.fullmatch(value):
-        _fail(f"{value!r} is not a name: use lowercase letters, digits, '-' and '_', starting with a letter")
+        _fail(
+            f"{shown(value)} is not a name: "
+            "use lowercase letters, digits, '-' and '_', starting with a letter"
+        )
     return value
 
 
@@ -279,7 +308,7 @@ Name = Annotated[str, BeforeValidator(_to_name)]
 
 def _to_conn_id(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
-        _fail(f"{value!r} is not an Airflow connection id")
+        _fail(f"{shown(value)} is not an Airflow connection id")
     return value
 
 
