@@ -837,3 +837,35 @@ def test_a_run_whose_point_would_not_be_at_its_instant_is_refused(clusters: Clus
         biz.backup(-1)
     assert [p.point for p in catalog.list_points(biz.dst, biz.name)] == [landing.manifest.point]
     assert biz.backup(1)["mode"] == "incremental"  # the next instant goes on as usual
+
+
+def test_a_run_overtaken_while_its_point_is_verified_does_not_publish(
+    clusters: Clusters, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing checks every copied file before the point appears, which may take long: a
+    newer run that claims the business meanwhile (and takes the older run's snapshots away as a
+    dead run's) stops the older one right before its manifest is written (found by an
+    adversarial read of the DAGs)."""
+    import importlib
+
+    publishing = importlib.import_module("tandem.backup.publish")  # the package names a function so
+    from tandem.backup.run import claim
+
+    biz = Business(clusters, tmp_path, "rk_latepublish")
+    first_point(biz, {"a": b"a"})
+    biz.src.write(f"{biz.top}/a", b"a2")
+    check_copy = publishing.verify.check_copy
+    claimed: list[str] = []
+
+    def newer_run_claims_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        checked = check_copy(*args, **kwargs)
+        if not claimed:
+            newer = backup.Run(biz.policy, clusters.topology, T0 + timedelta(hours=2))
+            claim(biz.src, newer)
+            claimed.append(catalog.iso(newer.instant))
+        return checked
+
+    monkeypatch.setattr(publishing.verify, "check_copy", newer_run_claims_meanwhile)
+    with pytest.raises(backup.RunOvertaken, match="publish_restore_point: another backup"):
+        biz.backup(1)
+    assert claimed and catalog.find(biz.dst, biz.name, T0 + timedelta(hours=1)) is None

@@ -133,6 +133,10 @@ def publish(
         metadata=taken.metadata,
         files_record=records_at,
     )
+    # the check above may take long (a checksum of every copied file): the pair and the claim
+    # are looked at again right before the point appears, so a run overtaken or fenced meanwhile
+    # (its snapshots taken away by a newer run's take) never publishes
+    guard(run, clusters, started, "publish_restore_point")
     path = catalog.publish(dst, manifest)
     catalog.write_atomically(src, records_at, records_data)
     catalog.publish(src, manifest)
