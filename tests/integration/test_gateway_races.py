@@ -27,7 +27,7 @@ import requests
 
 from tandem.errors import RemoteHdfsError, TandemError
 from tandem.gateway.context import PlanContext, open_plan
-from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, TEMP_PREFIX, is_compact
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, TEMP_PREFIX, Mark, is_compact, new_id
 from tandem.gateway.replay import replay_all
 from tandem.gateway.service import Gateway
 from tandem.gateway.writes import WriteResult
@@ -608,3 +608,26 @@ def test_a_directory_rename_with_pending_children_costs_a_listing_not_a_delete_p
     assert deletes == []
     settle(ctx)
     assert [on_standby(ctx, f"{final}/part-{i:05d}") for i in range(LONG)] == [b"x"] * LONG
+
+
+def test_a_mark_file_its_gateway_died_making_is_removed_by_replay_once_old(
+    airflow_conns: dict[str, str], tmp_path: Path, closing: list[Gateway]
+) -> None:
+    """A mark too long for a name is a file: a gateway SIGKILLed between its CREATE and its bytes
+    leaves it empty. The change it guarded never went past it, so replay removes it once older
+    than the grace (before: it could never be read, and stayed a problem for good); a younger
+    one is left to the gateway writing it, and changes meanwhile take it as touching theirs."""
+    name, ctx = new_plan(tmp_path)
+    gw = Gateway(ctx, worker=False)
+    closing.append(gw)
+    primary = ctx.primaries["primary"].store
+    journal = ctx.journal(ctx.primaries["primary"])
+    old, young = new_id(1_000_000_000_000), new_id()
+    for mark_id in (old, young):
+        primary.write(f"{journal.dir(INFLIGHT)}/{mark_id}", b"", overwrite=False)
+    report = replay_all(ctx, inflight_grace_s=60)
+    assert report.problems == [], report.summary()
+    assert journal.ids(INFLIGHT) == [young]  # the young one is not replay's yet
+    # a write finishing now cannot tell what the young one guards: it keeps its own mark
+    assert write(gw, f"/{name}/f.bin", b"data").backup == "done"
+    assert [Mark.from_id(i).paths for i in journal.ids(PENDING_BACKUP)] == [(f"/{name}/f.bin",)]

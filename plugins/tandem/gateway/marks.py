@@ -229,8 +229,16 @@ class Journal:
     def in_flight(self, exclude: str | None = None) -> list[Mark]:
         """The marks of the writes and changes still under way here (the inflight queue; one
         LISTSTATUS, and a read per mark too long to carry its fields in its id)."""
-        found = (self.read(i, INFLIGHT) for i in self.ids(INFLIGHT) if i != exclude)
+        found = (self.read_settled(i, INFLIGHT) for i in self.ids(INFLIGHT) if i != exclude)
         return [m for m in found if m is not None]
+
+    def read_settled(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
+        """:meth:`read`, None for a mark file not written yet (its CREATE landed, its data not:
+        being made now, or by a gateway that died there, which then never wrote a byte)."""
+        try:
+            return self.read(mark_id, state, primary)
+        except ValueError:
+            return None
 
     def read(self, mark_id: str, state: str, primary: str | None = None) -> Mark | None:
         """The mark, or None when another replayer already finished it. A compact id is read from

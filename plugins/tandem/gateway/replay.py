@@ -400,7 +400,7 @@ def _pending_on(ctx: PlanContext, primary: Side[Hdfs]) -> set[str]:
     names: set[str] = set()
     for state in (PENDING_BACKUP, INFLIGHT):
         for mark_id in journal.ids(state):
-            mark = journal.read(mark_id, state)
+            mark = journal.read_settled(mark_id, state)
             if mark is not None:
                 names.update(mark.paths)
     return names
@@ -454,7 +454,7 @@ def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
 
     def one(mark_id: str) -> ReplayReport:
         part = ReplayReport()
-        mark = journal.read(mark_id, PENDING_STORE, primary.name)
+        mark = _read_made(journal, mark_id, PENDING_STORE, primary.name, INFLIGHT_GRACE_S, part)
         if mark is None:
             return part
         for path in mark.paths:
@@ -473,6 +473,24 @@ def drain_store(ctx: PlanContext, primary: Side[Hdfs]) -> ReplayReport:
     return report
 
 
+def _read_made(
+    journal: Journal, mark_id: str, state: str, primary: str | None, grace_s: float, part: ReplayReport
+) -> Mark | None:
+    """The mark, or None: finished by another replayer, or a mark file without its bytes yet
+    (deferred while younger than the grace). One older than that was made by a gateway that died
+    between the file's CREATE and its bytes: the change it would have guarded never went past it
+    (a change goes on only once its mark is durable), so there is nothing to replay: removed."""
+    try:
+        return journal.read(mark_id, state, primary)
+    except ValueError:
+        if time.time() * 1000 - id_time_ms(mark_id) < grace_s * 1000:
+            part.deferred += 1
+            return None
+        log.warning("mark %s was never written (its gateway died making it); removed", mark_id)
+        journal.delete(mark_id, state, primary)
+        return None
+
+
 def _backup_one(
     ctx: PlanContext,
     journal: Journal,
@@ -483,10 +501,10 @@ def _backup_one(
     busy: frozenset[str] = frozenset(),
 ) -> ReplayReport:
     part = ReplayReport()
-    mark = journal.read(mark_id, state)
+    waited_ms = time.time() * 1000 - id_time_ms(mark_id)
+    mark = _read_made(journal, mark_id, state, None, inflight_grace_s, part)
     if mark is None:
         return part
-    waited_ms = time.time() * 1000 - id_time_ms(mark_id)
     if state == PENDING_BACKUP and busy.intersection(mark.paths) and waited_ms < 2 * inflight_grace_s * 1000:
         # another write of the path is under way: its RENAMEs and this one's may have landed in
         # different orders on the two sides, so the path is backed up once it is done (or, should
@@ -522,7 +540,9 @@ def _in_flight(ctx: PlanContext, journal: Journal, grace_s: float) -> frozenset[
         return frozenset()
     now_ms = time.time() * 1000
     young = [i for i in journal.ids(INFLIGHT) if now_ms - id_time_ms(i) < grace_s * 1000]
-    return frozenset(p for i in young if (mark := journal.read(i, INFLIGHT)) is not None for p in mark.paths)
+    return frozenset(
+        p for i in young if (mark := journal.read_settled(i, INFLIGHT)) is not None for p in mark.paths
+    )
 
 
 def drain_backup(
