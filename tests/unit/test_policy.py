@@ -779,3 +779,28 @@ def test_cli_dispatches_to_run_policy(
     monkeypatch.chdir(root)
     assert main(["policy", "validate", "--strict", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["policies"] == ["billing"]
+
+
+def test_validate_warns_of_a_pairs_pool_the_settings_do_not_define(tmp_path: Path) -> None:
+    """Airflow never schedules a task in a pool that does not exist: a pair naming one would
+    leave its businesses silently without backups (found by an adversarial read)."""
+    from tandem.policy import validate_directory
+
+    project = Path(__file__).resolve().parents[2]
+    include = tmp_path / "include"
+    (include / "policies").mkdir(parents=True)
+    (include / "policies" / "billing.yaml").write_text(
+        (project / "include/policies/billing.yaml").read_text()
+    )
+    clusters = yaml.safe_load((project / "include/clusters.yaml").read_text())
+    settings = tmp_path / "airflow_settings.yaml"
+    settings.write_text(
+        yaml.safe_dump({"airflow": {"pools": [{"pool_name": "tandem_copy", "pool_slot": 4}]}})
+    )
+    for pool, warned in (("tandem_copy", False), ("tandem_kopy", True)):
+        clusters["pairs"]["main"]["pool"] = pool
+        (include / "clusters.yaml").write_text(yaml.safe_dump(clusters))
+        report = validate_directory(include / "policies", include / "clusters.yaml", settings)
+        said = [str(w) for w in report.warnings if w.field == "pairs.main.pool"]
+        assert bool(said) is warned, said
+    assert "pool 'tandem_kopy' is not defined in" in said[0] and report.exit_code(strict=True) == 1

@@ -66,14 +66,44 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate_directory(policy_dir: Path, clusters_file: Path) -> ValidationReport:
-    """Validate the topology and every policy; a broken topology still lets policies be checked."""
+def validate_directory(
+    policy_dir: Path, clusters_file: Path, settings_file: Path | None = None
+) -> ValidationReport:
+    """Validate the topology and every policy; a broken topology still lets policies be checked.
+    ``settings_file`` (the project's ``airflow_settings.yaml``, when there is one): the pools the
+    pairs name should be defined there."""
     topology, topology_errors = check_topology_file(clusters_file)
     try:
         loaded = load_policies(policy_dir, topology)
     except ConfigError as exc:
         return ValidationReport((), (*topology_errors, exc), ())
-    return ValidationReport(loaded.names, (*topology_errors, *loaded.all_errors()), loaded.all_warnings())
+    warnings = (*loaded.all_warnings(), *_pool_warnings(topology, clusters_file, settings_file))
+    return ValidationReport(loaded.names, (*topology_errors, *loaded.all_errors()), warnings)
+
+
+def _pool_warnings(topology: Any, clusters_file: Path, settings_file: Path | None) -> list[ConfigWarning]:
+    """A pair's pool that the settings file does not define: Airflow never schedules a task in a
+    pool that does not exist, so the pair's copies would wait for good, the businesses silently
+    not backed up."""
+    if topology is None or settings_file is None or not settings_file.is_file():
+        return []
+    from tandem.settings import load_settings
+
+    try:
+        pools = {p.name for p in load_settings(settings_file).pools}
+    except ConfigError:
+        return []  # `tandem settings apply` says what is wrong with it
+    return [
+        ConfigWarning(
+            str(clusters_file),
+            f"pairs.{name}.pool",
+            f"pool {pair.pool!r} is not defined in {settings_file}: Airflow never schedules a task in a "
+            "pool that does not exist, so the pair's copies would never run (define it there, then "
+            "tandem settings apply)",
+        )
+        for name, pair in sorted(topology.pairs.items())
+        if pair.pool and pair.pool not in pools
+    ]
 
 
 def run_policy(args: Any, out: Callable[[str], None] | None = None) -> int:
@@ -86,6 +116,8 @@ def run_policy(args: Any, out: Callable[[str], None] | None = None) -> int:
 
     root = project_root(Path(os.getcwd()))
     policy_dir = _display(args.dir if args.dir is not None else root / "include" / "policies")
-    report = validate_directory(policy_dir, _display(clusters_file_for(policy_dir, root)))
+    report = validate_directory(
+        policy_dir, _display(clusters_file_for(policy_dir, root)), root / "airflow_settings.yaml"
+    )
     write(report.as_json() if args.json else report.as_text())
     return report.exit_code(bool(args.strict))
