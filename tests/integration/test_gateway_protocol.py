@@ -653,3 +653,104 @@ def test_bad_requests_get_hadoop_errors(gw: Gateway, plan: GatewayPlan, base: st
     )
     assert got.status_code == 400
     assert remote_exception(got)["exception"] == "IllegalArgumentException"
+
+
+# ------------------------------------------- answers checked against HttpFS and the NameNode
+
+
+def _call(gw: Gateway, plan: GatewayPlan, method: str, path: str, **params: Any) -> requests.Response:
+    params.setdefault("delegation", plan.token)
+    return requests.request(method, f"{gw.webhdfs}{path}", params=params, timeout=60, allow_redirects=False)
+
+
+@pytest.mark.parametrize("same_primary", [True, False], ids=["same-primary", "other-primary"])
+def test_a_rename_into_a_directory_that_does_not_exist_answers_false(
+    gw: Gateway, plan: GatewayPlan, client: TokenClient, base: str, same_primary: bool
+) -> None:
+    """HttpFS and the NameNode answer ``{"boolean": false}`` and change nothing (before: a 403
+    when the new name stayed on its primary, and a moved file with a parent made for it when it
+    went to another one; found by a conformance read)."""
+    src = f"{base}/src.bin"
+    client.write(src, b"data")
+    want = plan.primary_of(src)
+    dst = next(
+        p for i in range(1000) if (plan.primary_of(p := f"{base}/nodir{i}/x.bin") == want) == same_primary
+    )
+    answer = _call(gw, plan, "PUT", src, op="RENAME", destination=dst)
+    assert (answer.status_code, answer.json()) == (200, {"boolean": False}), answer.text
+    assert client.status(src, strict=False) is not None
+    assert client.status(posixpath.dirname(dst), strict=False) is None
+
+
+def test_open_with_noredirect_answers_the_location_of_the_data(
+    gw: Gateway, plan: GatewayPlan, client: TokenClient, base: str
+) -> None:
+    """HttpFS: ``noredirect=true`` answers ``{"Location": ...}`` (the data step), not the bytes."""
+    client.write(f"{base}/f", b"hello")
+    answer = _call(gw, plan, "GET", f"{base}/f", op="OPEN", noredirect="true")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
+    assert requests.get(answer.json()["Location"], timeout=60).content == b"hello"
+
+
+def test_errors_carry_hadoops_classes_and_codes(
+    gw: Gateway, plan: GatewayPlan, client: TokenClient, base: str
+) -> None:
+    """SETOWNER with neither owner nor group is the NameNode's IllegalArgumentException (400,
+    was a 500); a refusal the primary sends keeps its real Java class and status (OPEN past the
+    end is the NameNode's IOException, not an invented org.apache.hadoop.hdfs.protocol class)."""
+    client.write(f"{base}/f", b"hello")
+    empty = _call(gw, plan, "PUT", f"{base}/f", op="SETOWNER")
+    assert empty.status_code == 400, empty.text
+    assert empty.json()["RemoteException"]["javaClassName"] == "java.lang.IllegalArgumentException"
+    past = _call(gw, plan, "GET", f"{base}/f", op="OPEN", offset="99")
+    assert past.status_code == 403, past.text
+    assert past.json()["RemoteException"]["javaClassName"] == "java.io.IOException"
+
+
+@pytest.mark.parametrize(
+    ("op", "extra", "key"),
+    [
+        ("GETACLSTATUS", {}, "AclStatus"),
+        ("GETXATTRS", {"encoding": "text"}, "XAttrs"),
+        ("LISTXATTRS", {}, "XAttrNames"),
+        ("GETQUOTAUSAGE", {}, "QuotaUsage"),
+        ("CHECKACCESS", {"fsaction": "r--"}, None),
+        ("GETSERVERDEFAULTS", {}, "FsServerDefaults"),
+    ],
+)
+def test_read_only_ops_are_answered_as_the_primary_answers_them(
+    gw: Gateway,
+    plan: GatewayPlan,
+    client: TokenClient,
+    base: str,
+    op: str,
+    extra: dict[str, str],
+    key: str | None,
+) -> None:
+    """What HttpFS passes to its NameNode the gateway passes to the primary holding the path, as
+    the token's user (before: 400 "not served")."""
+    client.write(f"{base}/f", b"x")
+    answer = _call(gw, plan, "GET", f"{base}/f", op=op, **extra)
+    assert answer.status_code == 200, answer.text
+    assert key is None or key in answer.json()
+
+
+def test_a_delete_to_the_trash_stays_inside_the_plan(
+    gw: Gateway, plan: GatewayPlan, client: TokenClient, direct: dict[str, InsecureClient], base: str
+) -> None:
+    """GETTRASHROOT names the plan's own trash (as an encryption zone has its own), so the hdfs
+    package's ``delete(skip_trash=False)`` moves the file there, backed up like any other."""
+    client.write(f"{base}/gone.bin", b"to the trash")
+    assert client.delete(f"{base}/gone.bin", skip_trash=False)
+    assert client.status(f"{base}/gone.bin", strict=False) is None
+    trash = f"/{PLAN}/.Trash/web"
+    found = [
+        posixpath.join(where, name)
+        for where, _dirs, files in client.walk(trash)
+        for name in files
+        if name == "gone.bin"
+    ]
+    assert len(found) == 1, found
+    with client.read(found[0]) as reader:
+        assert reader.read() == b"to the trash"
+    assert read_or_none(direct["standby"], plan.standby_path(found[0])) == b"to the trash"

@@ -240,6 +240,9 @@ FILTER_PARTS = [
         ("ds NOT BETWEEN '2024-01-01' AND '2024-01-02'", [3]),
         ("hr between 2 and 3", [1, 3]),
         ("region LIKE 'e.*'", [0, 1]),
+        ("(region) IN ('us', 'ap')", [2, 3]),
+        ("(region) NOT IN ('eu')", [2, 3]),
+        ("hr in (1, 10) and ds = '2024-01-02'", [2]),
     ],
 )
 def test_filter(client: HMSClient, expression: str, expected: list[int]) -> None:
@@ -262,6 +265,8 @@ def test_filter(client: HMSClient, expression: str, expected: list[int]) -> None
         "ds = 5",
         "'e.*' LIKE region",
         "hr LIKE '1'",
+        "(region) IN ('eu', 1)",
+        "(region) IN ()",
     ],
 )
 def test_bad_filters_are_meta_exceptions(client: HMSClient, expression: str) -> None:

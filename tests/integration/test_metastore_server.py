@@ -339,6 +339,55 @@ def test_rename_moves_a_managed_table_with_its_partitions(client: HMSClient) -> 
         client.alter_table("default", "other", clash)
 
 
+def test_rename_keeps_a_managed_table_in_a_location_of_its_own(client: HMSClient) -> None:
+    """HiveAlterHandler.alterTable: a managed table whose directory is not ``<db dir>/<name>``
+    (``tableInSpecifiedLoc``) is renamed in its metadata only, location and partitions kept
+    (before, its metadata pointed at an empty default directory; found by a conformance read)."""
+    client.create_table(make_table("default", "custom", keys=("ds",), location="hdfs://nn1:8020/data/custom"))
+    client.add_partition(client.get_table("default", "custom"), ["a"])
+    table = client.get_table("default", "custom")
+    table.tableName = "renamed"
+    client.alter_table("default", "custom", table)
+    assert client.get_table("default", "renamed").sd.location == "hdfs://nn1:8020/data/custom"
+    assert client.get_partition("default", "renamed", ["a"]).sd.location == "hdfs://nn1:8020/data/custom/ds=a"
+
+
+def test_alter_table_with_cascade_gives_partitions_the_new_columns(client: HMSClient) -> None:
+    """``cascade``, asked either way a client asks it (the call's flag, or CASCADE in the
+    environment context as HiveMetaStoreClient sends it): changed columns reach every partition."""
+    for name, alter in (
+        ("flag", lambda t: client.alter_table_with_cascade("default", "flag", t, True)),
+        (
+            "context",
+            lambda t: client.alter_table_with_environment_context(
+                "default", "context", t, ttypes.EnvironmentContext(properties={"CASCADE": "true"})
+            ),
+        ),
+    ):
+        client.create_table(make_table("default", name, keys=("ds",)))
+        client.add_partition(client.get_table("default", name), ["a"])
+        table = client.get_table("default", name)
+        table.sd.cols = [*table.sd.cols, ttypes.FieldSchema("added", "string", "")]
+        alter(table)
+        assert [f.name for f in client.get_partition("default", name, ["a"]).sd.cols] == [
+            "id",
+            "name",
+            "added",
+        ]
+
+
+def test_functions_and_statistics_are_read_as_none_kept(client: HMSClient) -> None:
+    """No permanent functions nor column statistics are kept: lookups find none, as a client
+    expects of a metastore where none were made (Spark's function lookup, planners' stats)."""
+    client.create_table(make_table("default", "s", keys=("ds",)))
+    with pytest.raises(ttypes.NoSuchObjectException):
+        client.get_function("default", "my_udf")
+    asked = ttypes.TableStatsRequest(dbName="default", tblName="s", colNames=["id"])
+    assert client.get_table_statistics_req(asked).tableStats == []
+    parts = ttypes.PartitionsStatsRequest(dbName="default", tblName="s", colNames=["id"], partNames=["ds=a"])
+    assert client.get_partitions_statistics_req(parts).partStats == {}
+
+
 def test_drop_table_drops_its_partitions(client: HMSClient) -> None:
     client.create_table(make_table("default", "t", keys=("ds",)))
     client.add_partition(client.get_table("default", "t"), ["1"])

@@ -124,8 +124,11 @@ def test_append_and_ranged_reads(client: InsecureClient, base: str) -> None:
         assert reader.read() == b"89ab"
     with client.read(f"{base}/log", offset=12) as reader:
         assert reader.read() == b"cdef"
-    with client.read(f"{base}/log", offset=16) as reader:
-        assert reader.read() == b""
+    with (
+        pytest.raises(HdfsError, match=r"Offset=16 out of the range \[0, 16\)"),
+        client.read(f"{base}/log", offset=16),
+    ):
+        pass  # at the end: the NameNode refuses, as chooseDatanode does
     assert client.status(f"{base}/log")["length"] == 16
 
 
@@ -320,7 +323,7 @@ def test_error_codes_follow_hadoop(server: WebHdfsServer, client: InsecureClient
     on_dir = requests.get(url(server, base, "OPEN"))
     assert on_dir.status_code == 404
     past_end = requests.get(url(server, f"{base}/file", "OPEN", offset="11"))
-    assert past_end.status_code == 403 and remote(past_end.content)["exception"] == "EOFException"
+    assert past_end.status_code == 403 and remote(past_end.content)["exception"] == "IOException"
     reserved = requests.put(url(server, f"{base}/.snapshot", "MKDIRS"))
     assert reserved.status_code == 400
     assert remote(reserved.content)["exception"] == "HadoopIllegalArgumentException"
@@ -496,3 +499,36 @@ def test_settimes_sets_a_directorys_access_time_too(client: InsecureClient, base
     client.set_times(f"{base}/timed", access_time=1000, modification_time=2000)
     status = client.status(f"{base}/timed")
     assert (status["accessTime"], status["modificationTime"]) == (1000, 2000)
+
+
+# ------------------------------------------ answers checked against NamenodeWebHdfsMethods
+
+
+def test_open_at_or_past_the_end_is_refused_by_the_namenode_before_any_redirect(
+    server: WebHdfsServer, client: InsecureClient, base: str
+) -> None:
+    """chooseDatanode: ``openOffset >= len && len > 0`` is an IOException (403) from the NameNode,
+    with or without ``noredirect``; an empty file opens at 0."""
+    client.write(f"{base}/f", b"hello world")
+    client.write(f"{base}/empty", b"")
+    for params in ({"offset": "11"}, {"offset": "12", "noredirect": "true"}):
+        answer = requests.get(url(server, f"{base}/f", "OPEN", **params), allow_redirects=False, timeout=10)
+        assert answer.status_code == 403, (answer.status_code, answer.content)
+        said = remote(answer.content)
+        assert said["exception"] == "IOException" and said["message"].startswith("Offset=")
+    assert requests.get(url(server, f"{base}/empty", "OPEN", offset="0"), timeout=10).content == b""
+
+
+def test_setpermission_without_a_permission_sets_755_on_a_file_too(
+    server: WebHdfsServer, client: InsecureClient, base: str
+) -> None:
+    """``cp.setPermission(fullpath, permission.getDirFsPermission())``: the parameter's default."""
+    client.write(f"{base}/f", b"x", permission="600")
+    assert requests.put(url(server, f"{base}/f", "SETPERMISSION"), timeout=10).status_code == 200
+    assert client.status(f"{base}/f")["permission"] == "755"
+
+
+def test_a_delegation_token_without_security_is_null(server: WebHdfsServer) -> None:
+    """An insecure NameNode has no credentials to issue a token from: 200 ``{"Token": null}``."""
+    answer = requests.get(url(server, "/", "GETDELEGATIONTOKEN"), timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"Token": None}

@@ -21,7 +21,7 @@ from tandem.errors import RemoteHdfsError
 from tandem.gateway.context import PlanContext, is_gateway_temp
 from tandem.gateway.crypto import MAGIC, META_ALG
 from tandem.gateway.marks import PENDING_STORE
-from tandem.gateway.plan import GatewayPlan
+from tandem.gateway.plan import GatewayPlan, within
 from tandem.gateway.protect import Protection
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.writes import Unavailable
@@ -182,6 +182,21 @@ class GatewayReads:
                 raise Unavailable(f"the primary holding {path} is down: its checksum waits for it")
             return found
         return side.as_user(user).checksum(where)
+
+    def pass_through(self, path: str, user: str, op: str, params: dict[str, str]) -> Any:
+        """A read-only op (:data:`Hdfs.READ_OPS`) answered by the primary holding ``path``, as
+        the user, as HttpFS passes it to its NameNode. While that primary is down it waits (503):
+        the standby keeps data, not the cluster's ACLs, quotas or trash."""
+        self.check_path(path, user, write=False)
+        root = next((r for r in self.plan.write_roots if within(path, r)), None)
+        if op == "GETTRASHROOT" and root is not None:
+            # the plan's own trash, as an encryption zone has its own: a client moving a file to
+            # the trash (hdfs' delete(skip_trash=False)) stays inside the plan, backed up too
+            return {"Path": posixpath.join(root, ".Trash", user)}
+        side, where, _status = self._reader(path)
+        if side is self.ctx.standby:
+            raise Unavailable(f"the primary holding {path} is down: {op} waits for it")
+        return side.as_user(user).read_op(op, where, **params)
 
     def open(self, path: str, user: str, offset: int, length: int | None) -> Iterator[bytes]:
         self.check_path(path, user, write=False)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tandem.errors import TandemError
+from tandem.errors import RemoteHdfsError, TandemError
 from tandem.gateway.context import PlanContext, is_gateway_temp, temp_name
 from tandem.gateway.crypto import META_ALG as ENCRYPTED
 from tandem.gateway.marks import (
@@ -36,7 +36,7 @@ from tandem.gateway.plan import within
 from tandem.gateway.protect import Protection
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.gateway.targets import TARGET_TYPES, WRITTEN_MS, Store
-from tandem.hdfs.client import Hdfs
+from tandem.hdfs.client import Hdfs, is_missing
 from tandem.hdfs.types import FileStatus
 
 log = logging.getLogger(__name__)
@@ -409,19 +409,30 @@ def _pending_on(ctx: PlanContext, primary: Side[Hdfs]) -> set[str]:
 # --------------------------------------------------------------------------- queues
 
 
+# a mark whose paths changed under its replay is replayed again this many times at most
+MISSING_ATTEMPTS = 3
+
+
 def _run_marks(ids: list[str], one: Callable[[str], ReplayReport], report: ReplayReport) -> None:
     """Every mark of ``ids``; one a side refuses (a file where the standby holds a directory, say)
     stays, is reported, and never stops the others. A side that does not answer stops them all."""
     started, done = time.monotonic(), 0
 
     def guarded(mark_id: str) -> ReplayReport:
-        try:
-            return one(mark_id)
-        except Exception as exc:
-            if is_unreachable(exc):
-                raise
-            log.warning("mark %s stays: %s", mark_id, exc)
-            return ReplayReport(problems=[f"{_describe(mark_id)}: {exc}"])
+        for attempt in range(1, MISSING_ATTEMPTS + 1):
+            try:
+                return one(mark_id)
+            except Exception as exc:
+                if is_unreachable(exc):
+                    raise
+                if attempt < MISSING_ATTEMPTS and isinstance(exc, RemoteHdfsError) and is_missing(exc):
+                    # a path went away while the mark's tree was read (another mark's replay, or
+                    # the application): replaying is idempotent, so the mark is replayed again
+                    log.info("mark %s: %s; replaying it again", mark_id, exc)
+                    continue
+                log.warning("mark %s stays: %s", mark_id, exc)
+                return ReplayReport(problems=[f"{_describe(mark_id)}: {exc}"])
+        raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tandem-replay") as pool:
         for part in pool.map(guarded, ids):

@@ -27,6 +27,7 @@ from tandem.gateway.service import Gateway
 from tandem.gateway.sides import SideDown, is_unreachable
 from tandem.gateway.tokens import TokenStore
 from tandem.gateway.writes import Unavailable, WriteSession
+from tandem.hdfs.client import Hdfs
 from tandem.hdfs.types import FileStatus
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ ID_HEADER = "x-tandem-data-id"
 PREPARED = "tandem.prepared"
 PREFIX = "/webhdfs/v1"
 WEBHDFS_METHODS = frozenset({"GET", "PUT", "POST", "DELETE"})
+
+# parameters the gateway reads itself, never passed on to a cluster
+_OWN_PARAMS = frozenset({"op", "delegation", "user.name", "doas", "noredirect", "data", PREPARED})
 
 _JAVA = {
     "FileNotFoundException": ("java.io.FileNotFoundException", 404),
@@ -52,6 +56,18 @@ _JAVA = {
     "SecurityException": ("java.lang.SecurityException", 401),
     "RetriableException": ("org.apache.hadoop.ipc.RetriableException", 503),
     "IOException": ("java.io.IOException", 403),
+    "EOFException": ("java.io.EOFException", 403),
+    "RuntimeException": ("java.lang.RuntimeException", 500),
+    "HadoopIllegalArgumentException": ("org.apache.hadoop.HadoopIllegalArgumentException", 400),
+    "StandbyException": ("org.apache.hadoop.ipc.StandbyException", 403),
+    "SafeModeException": ("org.apache.hadoop.hdfs.server.namenode.SafeModeException", 403),
+    "SnapshotException": ("org.apache.hadoop.hdfs.protocol.SnapshotException", 403),
+    "DSQuotaExceededException": ("org.apache.hadoop.hdfs.protocol.DSQuotaExceededException", 403),
+    "NSQuotaExceededException": ("org.apache.hadoop.hdfs.protocol.NSQuotaExceededException", 403),
+    "PathComponentTooLongException": (
+        "org.apache.hadoop.hdfs.protocol.FSLimitException$PathComponentTooLongException",
+        403,
+    ),
 }
 
 
@@ -144,7 +160,9 @@ class _Handler:
             op = (request.query_params.get("op") or "").upper()
             return await self._dispatch(request, request.method, op, path, user)
         except RemoteHdfsError as exc:
-            return remote_error(exc.exception or "IOException", str(exc).split(": ", 1)[-1])
+            # a cluster's refusal keeps the cluster's own status (say, 400 for a bad argument)
+            status = exc.status if exc.status != 401 else None  # the gateway's login, not the client's
+            return remote_error(exc.exception or "IOException", str(exc).split(": ", 1)[-1], status)
         except (Unavailable, SideDown) as exc:
             return remote_error("RetriableException", str(exc), 503)
         except Exception as exc:
@@ -217,6 +235,8 @@ class _Handler:
     def _attribute_call(op: str, q: Any) -> Any:
         if op == "SETOWNER":
             owner, group = q.get("owner"), q.get("group")
+            if not owner and not group:  # as the NameNode refuses it, before anything is asked
+                raise RemoteHdfsError("Both owner and group are empty.", exception="IllegalArgumentException")
             return lambda client, p: client.set_owner(p, owner, group)
         if op == "SETPERMISSION":
             permission = q.get("permission") or "755"
@@ -286,6 +306,8 @@ class _Handler:
         gw = self.gw
         q = request.query_params
         if op == "OPEN":
+            if _boolean(q.get("noredirect"), False) and not _boolean(q.get("data"), False):
+                return JSONResponse({"Location": self._data_url(request)})  # as HttpFS answers it
             offset = _int(q, "offset") or 0
             stream = await asyncio.to_thread(gw.open, path, user, offset, _int(q, "length"))
             return StreamingResponse(stream, media_type="application/octet-stream")
@@ -309,6 +331,10 @@ class _Handler:
             return JSONResponse({"FileChecksum": dataclasses.asdict(checksum)})
         if op == "GETHOMEDIRECTORY":
             return JSONResponse({"Path": f"/user/{user}"})
+        if op in Hdfs.READ_OPS:
+            params = {k: v for k, v in q.items() if k.lower() not in _OWN_PARAMS}
+            answer = await asyncio.to_thread(gw.pass_through, path, user, op, params)
+            return JSONResponse(answer) if answer is not None else Response(status_code=200)
         raise RemoteHdfsError(
             f"GET op={op or '(none)'} is not served by the Tandem gateway",
             exception="UnsupportedOperationException",

@@ -399,8 +399,8 @@ class Gateway(GatewayReads):
             dst = posixpath.join(dst, posixpath.basename(src))  # HDFS moves a file into a directory
             self.check_path(dst, user, write=True)
             into = self.ctx.locate(dst)
-        if into is not None:
-            return False  # HDFS answers false, changing nothing, when the name is taken
+        if into is not None or not self._is_directory(posixpath.dirname(dst)):
+            return False  # HDFS answers false, changing nothing, when the name is taken or has no parent
         target = self.ctx.primaries[self.ctx.routes.route(dst)]
         move = (
             (lambda s: move_file(s, target, src, dst, user))
@@ -431,14 +431,15 @@ class Gateway(GatewayReads):
             self.check_path(dst, user, write=True)
             if self.ctx.locate(dst) is not None:
                 return False  # the name inside is taken
+        elif not self._is_directory(posixpath.dirname(dst)):
+            return False  # as HDFS answers a destination whose parent does not exist
         holders = self._holders(src, holder)
         check_tree_stays_routed(self.ctx, holders, src, dst)
         parent = posixpath.dirname(dst)
 
         def on_primary(side: Side[Hdfs]) -> bool:
             client = side.as_user(user)
-            if into is not None:
-                client.mkdirs(parent)  # the directory moved into exists in the merged namespace
+            client.mkdirs(parent)  # the new parent exists in the merged namespace, maybe not here
             return client.rename_new(src, dst) is None
 
         def on_standby(side: Side[Target]) -> None:
@@ -450,6 +451,11 @@ class Gateway(GatewayReads):
             side.store.rename(side.local(src), side.local(dst))
 
         return all(self._namespace_change("rename", (src, dst), user, holders, on_primary, on_standby))
+
+    def _is_directory(self, path: str) -> bool:
+        """Whether ``path`` is a directory in the merged namespace (on any primary)."""
+        found = self.ctx.locate(path)
+        return found is not None and found[1].is_dir
 
     def _holders(self, path: str, holder: Side[Hdfs]) -> list[Side[Hdfs]]:
         """Every primary holding directory ``path``. A primary that does not answer may hold part

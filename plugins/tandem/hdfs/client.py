@@ -99,6 +99,10 @@ class _ExtendedClient(Client):  # type: ignore[misc]
     _get_xattrs = _Request("GET")
     _get_status = _Request("GET")
     _get_server_defaults = _Request("GET")
+    _get_trash_root = _Request("GET")
+    _get_acl_status = _Request("GET")
+    _list_xattrs = _Request("GET")
+    _check_access = _Request("GET")
 
 
 # the metaclass names an op after its attribute without underscores: this op keeps its own
@@ -371,6 +375,23 @@ class Hdfs:
     def set_times(self, path: str, modification_time: int, access_time: int | None = None) -> None:
         """SETTIMES (ms since the epoch); idempotent."""
         self._client.set_times(path, modification_time=modification_time, access_time=access_time)
+
+    # read-only ops answered as the NameNode gives them (the write gateway passes these on)
+    READ_OPS = {
+        "GETTRASHROOT": "_get_trash_root",
+        "GETACLSTATUS": "_get_acl_status",
+        "GETXATTRS": "_get_xattrs",
+        "LISTXATTRS": "_list_xattrs",
+        "GETQUOTAUSAGE": "_get_quota_usage",
+        "CHECKACCESS": "_check_access",
+        "GETSERVERDEFAULTS": "_get_server_defaults",
+    }
+
+    @_translate
+    def read_op(self, op: str, path: str, **params: str) -> Any:
+        """One of :data:`READ_OPS`: its JSON answer (None for an empty one, as CHECKACCESS's)."""
+        response = getattr(self._ext, self.READ_OPS[op])(path, **params)
+        return response.json() if response.content else None
 
     @_translate
     def acl_status(self, path: str) -> AclStatus:

@@ -1,9 +1,10 @@
 """The partition filter language of ``get_partitions_by_filter`` (pure: parse, then evaluate).
 
 The grammar is Hive's ``Filter.g``: comparisons ``key op literal`` or ``literal op key`` with
-``= <> != < <= > >= LIKE``, ``key [NOT] BETWEEN lit AND lit``, ``AND``/``OR`` (``AND`` binds
-tighter) and parentheses; keywords are case-insensitive. Literals are quoted strings (quotes
-stripped, backslashes kept, as ``TrimQuotes`` does), integers, and bare ``yyyy-mm-dd`` dates.
+``= <> != < <= > >= LIKE``, ``key [NOT] BETWEEN lit AND lit``, ``(key) [NOT] IN (lit, ...)``,
+``AND``/``OR`` (``AND`` binds tighter) and parentheses; keywords are case-insensitive. Literals
+are quoted strings (quotes stripped, backslashes kept, as ``TrimQuotes`` does), integers, and
+bare ``yyyy-mm-dd`` dates.
 
 Typing follows the metastore: string keys compare as strings (a date literal as its
 ``yyyy-mm-dd`` text), integral keys against integer literals numerically, date keys against
@@ -45,7 +46,7 @@ class Junction:
 
 Node = Comparison | Junction
 
-_KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "LIKE"})
+_KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "LIKE", "IN"})
 _OPERATORS = ("<=", ">=", "<>", "!=", "=", "<", ">")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.DOTALL)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -106,7 +107,7 @@ def tokenize(text: str) -> list[_Token]:
         if char in " \t\r\n":
             pos += 1
             continue
-        if char in "()":
+        if char in "(),":
             tokens.append(_Token(char, char))
             pos += 1
             continue
@@ -165,7 +166,17 @@ class _Parser:
             node = Junction("AND", node, self.expression())
         return node
 
+    def _in_follows(self, at: int) -> bool:
+        return self.peek(at).kind == "IN" or (self.peek(at).kind == "NOT" and self.peek(at + 1).kind == "IN")
+
     def expression(self) -> Node:
+        parenthesized_key = (
+            self.peek().kind == "(" and self.peek(1).kind == "IDENT" and self.peek(2).kind == ")"
+        )
+        if (parenthesized_key and self._in_follows(3)) or (
+            self.peek().kind == "IDENT" and self._in_follows(1)
+        ):
+            return self.in_list()
         if self.peek().kind == "(":
             self.take("(")
             node = self.or_expression()
@@ -198,6 +209,33 @@ class _Parser:
             op = _REVERSED[op]
         assert value is not None
         return Comparison(key, op, value)
+
+    def in_list(self) -> Node:
+        """``(key) [NOT] IN (lit, ...)`` (Filter.g's inExpression; the key's parentheses may be
+        left out): equal to one of the values, or (NOT) to none."""
+        parenthesized = self.peek().kind == "("
+        if parenthesized:
+            self.take("(")
+        key = self.take("IDENT").text
+        if parenthesized:
+            self.take(")")
+        positive = self.peek().kind != "NOT"
+        if not positive:
+            self.take("NOT")
+        self.take("IN")
+        self.take("(")
+        values = [self.literal()]
+        while self.peek().kind == ",":
+            self.take(",")
+            values.append(self.literal())
+        self.take(")")
+        if len({v.kind for v in values}) > 1:
+            raise FilterError("Error parsing partition filter: IN values must be of one type")
+        leaves = [Comparison(key, "=" if positive else "<>", v.value) for v in values if v.value is not None]
+        node: Node = leaves[0]
+        for leaf in leaves[1:]:
+            node = Junction("OR" if positive else "AND", node, leaf)
+        return node
 
     def between(self) -> Node:
         key = self.take("IDENT").text

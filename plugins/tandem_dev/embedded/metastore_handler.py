@@ -93,3 +93,22 @@ class MetastoreHandler(PartitionCalls):
 
     def get_functions(self, db_name: str, pattern: str) -> list[str]:
         return []
+
+    def get_function(self, db_name: str, func_name: str) -> Any:
+        # no permanent functions are kept: a lookup (Spark's getFunctionOption) finds none
+        raise ttypes.NoSuchObjectException(message=f"Function {db_name}.{func_name} does not exist")
+
+    # column statistics are not kept: reads find none, as on a metastore where none were computed
+    def get_table_statistics_req(self, request: Any) -> Any:
+        return ttypes.TableStatsResult(tableStats=[])
+
+    def get_partitions_statistics_req(self, request: Any) -> Any:
+        return ttypes.PartitionsStatsResult(partStats={})
+
+    def get_aggr_stats_for(self, request: Any) -> Any:
+        return ttypes.AggrStats(colStats=[], partsFound=0)
+
+    def get_table_column_statistics(self, db_name: str, tbl_name: str, col_name: str) -> Any:
+        raise ttypes.NoSuchObjectException(
+            message=f"Specified database/table/column does not exist ({db_name}.{tbl_name}.{col_name})"
+        )

@@ -358,16 +358,20 @@ class TableCalls(SecurityHandler):
     def alter_table_with_environment_context(
         self, dbname: str, tbl_name: str, new_tbl: Any, environment_context: Any
     ) -> None:
-        self._alter_table(dbname, tbl_name, new_tbl)
+        # HiveMetaStoreClient.alter_table(..., cascade) sends StatsSetupConst.CASCADE this way
+        properties = getattr(environment_context, "properties", None) or {}
+        self._alter_table(dbname, tbl_name, new_tbl, cascade=properties.get("CASCADE") == "true")
 
     def alter_table_with_cascade(self, dbname: str, tbl_name: str, new_tbl: Any, cascade: bool) -> None:
-        self._alter_table(dbname, tbl_name, new_tbl)
+        self._alter_table(dbname, tbl_name, new_tbl, cascade=bool(cascade))
 
-    def _alter_table(self, dbname: str, name: str, new: Any) -> None:
+    def _alter_table(self, dbname: str, name: str, new: Any, cascade: bool = False) -> None:
         """Replace a table's definition, or rename it (with its partitions and grants).
 
-        Renaming a managed table that kept its location moves it, as the metastore does, to
-        the default location under its new name, and partitions under it follow.
+        Renaming a managed table that kept its default location (``<database dir>/<name>``)
+        moves it, as HiveAlterHandler does, to the default location under its new name, and
+        partitions under it follow; one in a location of its own keeps it. With ``cascade``,
+        changed columns reach every partition too.
         """
         if new is None or new.sd is None:
             raise ttypes.InvalidOperationException(message=f"New table is invalid: {new}")
@@ -385,26 +389,21 @@ class TableCalls(SecurityHandler):
             if old is None:
                 raise ttypes.InvalidOperationException(message=f"table {db}.{name} doesn't exist")
             rename = (new.dbName, new.tableName) != (db, name)
-            target_db = txn.get_database(new.dbName)
-            if rename and txn.get_table(new.dbName, new.tableName) is not None:
-                raise ttypes.InvalidOperationException(
-                    message=f"new table {new.dbName}.{new.tableName} already exists"
-                )
-            if target_db is None:
-                raise ttypes.InvalidOperationException(
-                    message=f"Unable to change partition or table. Database {new.dbName} does not exist"
-                )
-            if old.tableType != VIEW and not _same_partition_keys(old.partitionKeys, new.partitionKeys):
-                raise ttypes.InvalidOperationException(message="partition keys can not be changed.")
+            target_db = self._check_alter(txn, old, new, rename)
             new.createTime = old.createTime
             if not new.sd.location:
                 new.sd.location = old.sd.location
+            source_db = txn.get_database(db)
+            default = (
+                self._qualify(join_location(self._database_location(source_db), name)) if source_db else None
+            )
             moved = (
                 rename
                 and old.tableType != VIEW
                 and new.sd.location == old.sd.location
                 and not _is_external(old)
                 and bool(old.sd.location)
+                and old.sd.location == default  # HiveAlterHandler's tableInSpecifiedLoc
             )
             if moved:
                 new.sd.location = self._qualify(
@@ -415,7 +414,34 @@ class TableCalls(SecurityHandler):
                 txn.rename_table(db, name, new.dbName, new.tableName)
                 for row in txn.partition_rows(new.dbName, new.tableName):
                     self._follow_rename(txn, row, new, old.sd.location if moved else None)
+            if cascade and old.sd.cols != new.sd.cols:
+                self._cascade_columns(txn, new)
             txn.put_table(new)
+
+    @staticmethod
+    def _check_alter(txn: Transaction, old: Any, new: Any, rename: bool) -> Any:
+        """What HiveAlterHandler refuses; returns the new name's database."""
+        target_db = txn.get_database(new.dbName)
+        if rename and txn.get_table(new.dbName, new.tableName) is not None:
+            raise ttypes.InvalidOperationException(
+                message=f"new table {new.dbName}.{new.tableName} already exists"
+            )
+        if target_db is None:
+            raise ttypes.InvalidOperationException(
+                message=f"Unable to change partition or table. Database {new.dbName} does not exist"
+            )
+        if old.tableType != VIEW and not _same_partition_keys(old.partitionKeys, new.partitionKeys):
+            raise ttypes.InvalidOperationException(message="partition keys can not be changed.")
+        return target_db
+
+    @staticmethod
+    def _cascade_columns(txn: Transaction, table: Any) -> None:
+        """The table's columns onto every partition (ALTER TABLE ... CASCADE)."""
+        for row in txn.partition_rows(table.dbName, table.tableName):
+            part = row.partition()
+            if part.sd is not None:
+                part.sd.cols = list(table.sd.cols or [])
+                txn.put_partition(table.dbName, table.tableName, row.name, part)
 
     @staticmethod
     def _follow_rename(txn: Transaction, row: PartitionRow, table: Any, old_root: str | None) -> None:

@@ -24,10 +24,11 @@ class AttrOps(QuotaOps):
             )
 
     def set_permission(self, parts: Parts, perm: int | None) -> None:
-        """SETPERMISSION: None means the HDFS default (755 for directories, 644 for files); idempotent."""
+        """SETPERMISSION: None means the parameter's default, 755 for a file too (WebHDFS sets
+        ``permission.getDirFsPermission()``); idempotent."""
         with self._write():
             node = self._existing(self._resolve_live(parts), "File does not exist: {path}")
-            mode = perm if perm is not None else (0o755 if node.is_dir else 0o644)
+            mode = perm if perm is not None else 0o755
             self._db.execute("UPDATE inodes SET perm=? WHERE sid=0 AND id=?", (mode, node.id))
 
     def set_times(self, parts: Parts, mtime: int, atime: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import quote, urlencode
 
-from tandem_dev.embedded.hdfs_exceptions import FileNotFound
+from tandem_dev.embedded.hdfs_exceptions import FileNotFound, HdfsException
 from tandem_dev.embedded.namespace import PendingWrite
 from tandem_dev.embedded.webhdfs.jsonutil import checksum_json
 from tandem_dev.embedded.webhdfs.params import bool_param, long_param, perm_param
@@ -41,9 +41,12 @@ def _require_file(req: Request) -> None:
 
 
 def _nn_open(req: Request) -> Response:
-    long_param(req, "offset", 0, minimum=0)
+    offset = long_param(req, "offset", 0, minimum=0)
     long_param(req, "length", None, minimum=0)
     _require_file(req)
+    length = req.ns.status(req.parts).length
+    if offset is not None and offset >= length > 0:  # NamenodeWebHdfsMethods.chooseDatanode
+        raise HdfsException(f"Offset={offset} out of the range [0, {length}); OPEN, path={req.path}")
     return _redirect(req, "OPEN")
 
 

@@ -100,8 +100,18 @@ def _fs_status(req: Request) -> Response:
     )
 
 
+def _delegation_token(req: Request) -> Response:
+    """GETDELEGATIONTOKEN: a token for the caller under Kerberos; without security the NameNode
+    has no credentials to issue one from and answers a null token (``generateDelegationToken``)."""
+    kerberos = req.node.kerberos
+    if kerberos is None:
+        return json_response({"Token": None})
+    return json_response({"Token": {"urlString": kerberos.delegation_token(req.user)}})
+
+
 # the NameNode's read operations
 READ_OPS: dict[tuple[str, str], Handler] = {
+    ("GET", "GETDELEGATIONTOKEN"): _delegation_token,
     ("GET", "GETFILESTATUS"): _get_file_status,
     ("GET", "LISTSTATUS"): _list_status,
     ("GET", "LISTSTATUS_BATCH"): _list_status_batch,
