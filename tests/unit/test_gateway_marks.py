@@ -68,3 +68,13 @@ def test_racing_changes_touch_when_their_order_can_matter() -> None:
     assert not touches(write, mark("write", "/d/b.bin"))  # a sibling
     assert not touches(write, mark("mkdirs", "/d"))  # a parent made again changes nothing below it
     assert not touches(mark("delete", "/d/a"), mark("delete", "/d/ab"))  # a name prefix is no parent
+
+
+def test_a_settle_mark_names_the_outermost_paths_of_the_racing_changes() -> None:
+    """Replaying a path settles the whole tree there: paths below another are left out (a
+    directory rename with forty pending children is a mark of two paths, not forty-two)."""
+    from tandem.gateway.settle import _outermost
+
+    children = [f"/stage/part-{i}" for i in range(40)]
+    assert _outermost(["/stage", "/final", *children]) == ("/stage", "/final")
+    assert _outermost(["/d/a", "/d/ab", "/d/a"]) == ("/d/a", "/d/ab")  # a name prefix is no parent

@@ -85,7 +85,7 @@ def retire(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Iterable[st
     if not others:
         journal.delete(mark.id, INFLIGHT)
         return
-    paths = tuple(dict.fromkeys([*mark.paths, *(p for m in others for p in m.paths)]))
+    paths = _outermost([*mark.paths, *(p for m in others for p in m.paths)])
     if paths == mark.paths:
         journal.move(mark, INFLIGHT, PENDING_BACKUP)
     else:
@@ -99,6 +99,13 @@ def retire(ctx: PlanContext, holder: Side[Hdfs], mark: Mark, states: Iterable[st
         len(others),
         len(paths),
     )
+
+
+def _outermost(paths: Iterable[str]) -> tuple[str, ...]:
+    """The paths without those below another of them, in order: replaying a path makes the
+    standby's whole tree there what the primaries hold (or removes it), below it included."""
+    unique = list(dict.fromkeys(paths))
+    return tuple(p for p in unique if not any(q != p and within(p, q) for q in unique))
 
 
 def _remove_moved_temps(ctx: PlanContext, rename: Mark, others: list[Mark]) -> None:
