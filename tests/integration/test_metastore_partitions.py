@@ -277,3 +277,24 @@ def test_bad_filters_are_meta_exceptions(client: HMSClient, expression: str) -> 
 def test_filter_limit(client: HMSClient) -> None:
     client.add_partitions([part(*values) for values in FILTER_PARTS])
     assert len(client.get_partitions_by_filter("sales", "orders", "region = 'eu'", 1)) == 1
+
+
+def test_rename_partition_gives_new_values_and_the_default_location_of_its_new_name(
+    client: HMSClient,
+) -> None:
+    """HiveAlterHandler.alterPartition with ``part_vals`` (Spark's ALTER TABLE ... PARTITION ...
+    RENAME TO PARTITION): a managed table's partition moves to its new name's default location;
+    a name taken or a partition missing is InvalidOperationException (what HMSHandler turns both
+    into: the call declares no other)."""
+    client.add_partitions([part("2024-01-01", "eu", "1"), part("2024-01-02", "eu", "1")])
+    client.rename_partition("sales", "orders", ["2024-01-01", "eu", "1"], part("2024-01-01", "e/u", "1"))
+    assert sorted(client.get_partition_names("sales", "orders", -1)) == [
+        "ds=2024-01-01/region=e%2Fu/hr=1",
+        "ds=2024-01-02/region=eu/hr=1",
+    ]
+    moved = client.get_partition("sales", "orders", ["2024-01-01", "e/u", "1"])
+    assert moved.sd.location == f"{TABLE_LOCATION}/ds=2024-01-01/region=e%2Fu/hr=1"
+    with pytest.raises(ttypes.InvalidOperationException, match="already exists"):
+        client.rename_partition("sales", "orders", ["2024-01-02", "eu", "1"], part("2024-01-01", "e/u", "1"))
+    with pytest.raises(ttypes.InvalidOperationException, match="does not exist"):
+        client.rename_partition("sales", "orders", ["2024-01-09", "eu", "1"], part("2024-01-10", "eu", "1"))

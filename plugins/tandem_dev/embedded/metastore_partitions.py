@@ -19,7 +19,7 @@ from tandem_dev.embedded.metastore_names import (
 )
 from tandem_dev.embedded.metastore_security import meta_error, now_seconds
 from tandem_dev.embedded.metastore_store import PartitionRow
-from tandem_dev.embedded.metastore_tables import DDL_TIME, TableCalls, check_sd, fill_sd
+from tandem_dev.embedded.metastore_tables import DDL_TIME, TableCalls, _is_external, check_sd, fill_sd
 
 
 def _limit(items: list[Any], max_parts: int | None) -> list[Any]:
@@ -334,6 +334,36 @@ class PartitionCalls(TableCalls):
                 txn.delete_privileges_on(table.dbName, table.tableName, row.name)
         need_result = True if req.needResult is None else req.needResult
         return ttypes.DropPartitionsResult(partitions=[r.partition() for r in rows] if need_result else None)
+
+    def rename_partition(self, db_name: str, tbl_name: str, part_vals: list[str], new_part: Any) -> None:
+        """Give a partition new values (HiveAlterHandler.alterPartition with ``part_vals``): of a
+        managed table it moves to the default location of its new name (metadata only here, as
+        every call of this server; the caller's data stays where it is), of an external one it
+        keeps its location. Its grants go with it. A missing partition or a taken name is an
+        InvalidOperationException, the only one the call declares."""
+        with self._store.transaction() as txn:
+            table = self._require_table(txn, db_name, tbl_name, ttypes.InvalidOperationException)
+            old_name = self._part_name(table, part_vals)
+            old = txn.get_partition(table.dbName, table.tableName, old_name)
+            if old is None:
+                # HMSHandler.alter_partition_core turns these into the one exception the call declares
+                raise ttypes.InvalidOperationException(
+                    message="Unable to rename partition because old partition does not exist"
+                )
+            new_name = self._part_name(table, new_part.values)
+            if txn.get_partition(table.dbName, table.tableName, new_name) is not None:
+                raise ttypes.InvalidOperationException(message=f"Partition already exists:{new_name}")
+            renamed = old
+            renamed.values = list(new_part.values)
+            if not _is_external(table) and table.sd.location:
+                renamed.sd.location = join_location(table.sd.location, new_name)
+            elif new_part.sd is not None and new_part.sd.location:
+                renamed.sd.location = self._qualify(new_part.sd.location)
+            txn.delete_partition(table.dbName, table.tableName, old_name)
+            txn.put_partition(table.dbName, table.tableName, new_name, renamed)
+            txn.rename_partition_privileges(
+                table.dbName, table.tableName, old_name, new_name, tuple(renamed.values)
+            )
 
     def alter_partition(self, db_name: str, tbl_name: str, new_part: Any) -> None:
         self.alter_partitions(db_name, tbl_name, [new_part])

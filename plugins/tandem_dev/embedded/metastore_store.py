@@ -289,6 +289,15 @@ class Transaction:
             "DELETE FROM privs WHERE principal = ? AND principal_type = ?", (principal, principal_type)
         )
 
+    def rename_partition_privileges(
+        self, db: str, table: str, partition: str, new_partition: str, new_values: tuple[str, ...]
+    ) -> None:
+        """The grants on a partition follow it to its new name."""
+        self._conn.execute(
+            "UPDATE privs SET part = ?, part_vals = ? WHERE db = ? AND tbl = ? AND part = ?",
+            (new_partition, json.dumps(list(new_values)), db, table, partition),
+        )
+
     def rename_table(self, db: str, table: str, new_db: str, new_table: str) -> None:
         """Move the table's partitions and grants to its new name (the table row is the caller's)."""
         self._conn.execute(
