@@ -8,9 +8,11 @@ given DAGs in that DB. Each call is a subprocess with the environment's configur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -115,6 +117,8 @@ class AirflowCommand:
             args += ["-c", json.dumps(conf)]
         started = time.monotonic()
         lines: list[str] = []
+        # a session of its own: on timeout (or an interrupt) the whole run goes, with whatever
+        # its tasks started (a distcp child holding the output open would keep the read going)
         with subprocess.Popen(
             [str(airflow_bin()), *args],
             env=self.env(),
@@ -122,8 +126,9 @@ class AirflowCommand:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
+            start_new_session=True,
         ) as child:
-            timer = threading.Timer(timeout, child.kill)  # as subprocess.run's timeout, without its buffering
+            timer = threading.Timer(timeout, _kill_group, (child,))
             timer.start()
             try:
                 assert child.stdout is not None
@@ -133,14 +138,26 @@ class AirflowCommand:
                     if said is not None and progress is not None:
                         progress(said)
                 returncode = child.wait()
+            except BaseException:
+                _kill_group(child)
+                raise
             finally:
                 timer.cancel()
+        timed_out = returncode < 0 and time.monotonic() - started >= timeout
+        if timed_out:
+            lines.append(f"\ntandem: the run did not end within {timeout:.0f} s and was stopped: Error\n")
         output = "".join(lines)
         states = _STATE.findall(output)
         state = states[-1].lower() if states else "unknown"
-        if returncode != 0 and state == "success":
+        if (returncode != 0 and state == "success") or timed_out:
             state = "failed"
         return DagTestResult(dag_id, logical_date, state, output, round(time.monotonic() - started, 2))
+
+
+def _kill_group(child: subprocess.Popen[str]) -> None:
+    """SIGKILL the child's process group (it leads a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 # A run counts as in flight while a task of it runs: on this host, its process must be alive; on

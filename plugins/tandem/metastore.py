@@ -305,19 +305,22 @@ def same_storage(a: Any, b: Any) -> bool:
     return bool(a2 == b2)
 
 
-def same_database(a: Any, b: Any) -> bool:
-    """What a restore point keeps of a database: description, location, parameters, owner."""
+def same_database(current: Any, wanted: Any) -> bool:
+    """Whether ``current`` holds what a restore point keeps of database ``wanted``: description,
+    location, parameters, owner. A field ``wanted`` leaves blank is not compared: an alter does
+    not send it and the metastore keeps its own (as Hive's alterDatabase does), so asking for
+    it would never settle."""
 
     def kept(db: Any) -> tuple[Any, ...]:
         return (
-            db.description or "",
-            location_path(db.locationUri) if db.locationUri else "",
+            (db.description or "") if wanted.description else "",
+            location_path(db.locationUri) if db.locationUri and wanted.locationUri else "",
             dict(db.parameters or {}),
-            db.ownerName or "",
-            db.ownerType,
+            (db.ownerName or "") if wanted.ownerName else "",
+            db.ownerType if wanted.ownerType is not None else None,
         )
 
-    return kept(a) == kept(b)
+    return kept(current) == kept(wanted)
 
 
 def same_definition(a: Any, b: Any) -> bool:

@@ -194,13 +194,13 @@ def test_the_restore_dag_lands_a_business_and_clearing_a_published_run_keeps_it(
     assert dst.status(f"{top}/stray.bin") is None
 
 
-def test_runs_whose_points_would_not_be_at_their_instants_fail_without_retrying(
+def test_runs_whose_points_would_not_be_at_their_instants_publish_nothing(
     local_airflow, include_dir, cluster_env
 ):
     """A run triggered with a logical date in the future (REST API, trigger form), or an old run
     cleared after a newer point was published, would publish this moment's data under another
-    instant's name: both fail at ``take`` with the reason (not retried: another try is as wrong),
-    and the newest point stays the newest data."""
+    instant's name: the first fails at ``take`` (not retried: another try is as wrong), the
+    second is skipped there with the reason; the newest point stays the newest data."""
     business, top = "e2e_instants", "/data/e2e_instants/details"
     dag = f"tandem_backup__{business}"
     write_policy(include_dir, business, [{"hdfs": top}])
@@ -209,6 +209,7 @@ def test_runs_whose_points_would_not_be_at_their_instants_fail_without_retrying(
     run_ok(local_airflow, dag, T0)
     ahead = local_airflow.dags_test(dag, recent_hour(-48))
     assert ahead.state == "failed" and "ahead of now" in ahead.output
+    # superseded (an old run cleared, the first scheduled run after an unpause): skipped
     late = local_airflow.dags_test(dag, T0 - timedelta(hours=48))
-    assert late.state == "failed" and "is published already, newer than this run's instant" in late.output
+    assert "is published already, newer than this run's instant" in late.output, late.output[-3000:]
     assert [p.point for p in catalog.list_points(dst, business)] == [iso(T0)]

@@ -754,3 +754,37 @@ def test_a_delete_to_the_trash_stays_inside_the_plan(
     with client.read(found[0]) as reader:
         assert reader.read() == b"to the trash"
     assert read_or_none(direct["standby"], plan.standby_path(found[0])) == b"to the trash"
+
+
+def test_getxattrs_with_several_names_answers_each(
+    gw: Gateway, plan: GatewayPlan, client: TokenClient, direct: dict[str, InsecureClient], base: str
+) -> None:
+    """Hadoop's getXAttrs(path, names) repeats ``xattr.name``: every one reaches the primary."""
+    client.write(f"{base}/f", b"x")
+    holder = direct[plan.primary_of(f"{base}/f")]
+    for name, value in (("user.a", "1"), ("user.b", "2")):
+        done = requests.put(
+            f"{holder.url}/webhdfs/v1{base}/f",
+            params={
+                "op": "SETXATTR",
+                "xattr.name": name,
+                "xattr.value": value,
+                "flag": "CREATE",
+                "user.name": "hdfs",
+            },
+            timeout=60,
+        )
+        assert done.status_code == 200, done.text
+    answer = requests.get(
+        f"{gw.webhdfs}{base}/f",
+        params=[
+            ("op", "GETXATTRS"),
+            ("xattr.name", "user.a"),
+            ("xattr.name", "user.b"),
+            ("encoding", "text"),
+            ("delegation", plan.token),
+        ],
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert sorted(x["name"] for x in answer.json()["XAttrs"]) == ["user.a", "user.b"]

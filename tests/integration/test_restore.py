@@ -869,3 +869,16 @@ def test_a_run_overtaken_while_its_point_is_verified_does_not_publish(
     with pytest.raises(backup.RunOvertaken, match="publish_restore_point: another backup"):
         biz.backup(1)
     assert claimed and catalog.find(biz.dst, biz.name, T0 + timedelta(hours=1)) is None
+
+
+def test_a_database_without_a_description_does_not_stop_its_backups(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    """The source's database has no description (the usual case), the standby's has one: an alter
+    does not send a blank one and the metastore keeps its own, so it is not compared (before,
+    every backup failed its verification for good; found by a second read)."""
+    biz = Business(clusters, tmp_path, "dbblank")
+    first_point(biz, {"a.csv": b"1\n"})
+    _change_database(biz.dst_ms, biz.name, description="set on the standby")
+    biz.src.write(f"{biz.top}/b.csv", b"2\n")
+    assert biz.backup(1)["verified"]

@@ -3,6 +3,12 @@ log lines, nothing of Airflow's machinery (lines as Airflow 3.3's `dags test` pr
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
 from tandem.airflow_cli import progress_of
 
 LINES = [
@@ -26,3 +32,28 @@ def test_progress_is_each_tasks_start_and_tandems_own_lines() -> None:
         "full copy /data/x: 3/12 files, 0.1/0.4 MB, 2.0 MB/s",
         "warning: quarantined /data/x/a -> /.tandem/quarantine/a",
     ]
+
+
+HANGING_AIRFLOW = (
+    "#!/bin/sh\n"
+    "exec python3 -c \"import subprocess, time; subprocess.Popen(['sleep', '60']); "
+    "print('started', flush=True); time.sleep(600)\"\n"
+)
+
+
+def test_a_run_past_its_timeout_is_stopped_with_what_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's own child (a distcp) holding the output open once kept the read, and the
+    command, going past the timeout: the whole run's process group is stopped, and the run
+    says so (found by an adversarial read)."""
+    from tandem import airflow_cli
+
+    fake = tmp_path / "airflow"
+    fake.write_text(HANGING_AIRFLOW)
+    fake.chmod(0o755)
+    monkeypatch.setattr(airflow_cli, "airflow_bin", lambda: fake)
+    began = time.monotonic()
+    result = airflow_cli.AirflowCommand().dags_test("d", datetime.now(UTC), timeout=2)
+    assert time.monotonic() - began < 30
+    assert result.state == "failed" and "did not end within 2 s" in result.output

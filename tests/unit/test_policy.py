@@ -797,7 +797,7 @@ def test_validate_warns_of_a_pairs_pool_the_settings_do_not_define(tmp_path: Pat
     settings.write_text(
         yaml.safe_dump({"airflow": {"pools": [{"pool_name": "tandem_copy", "pool_slot": 4}]}})
     )
-    for pool, warned in (("tandem_copy", False), ("tandem_kopy", True)):
+    for pool, warned in (("tandem_copy", False), ("default_pool", False), ("tandem_kopy", True)):
         clusters["pairs"]["main"]["pool"] = pool
         (include / "clusters.yaml").write_text(yaml.safe_dump(clusters))
         report = validate_directory(include / "policies", include / "clusters.yaml", settings)

@@ -46,8 +46,13 @@ class RunOvertaken(TandemError):
 
 class RunOutOfTime(TandemError):
     """A point is named for the instant its snapshots are taken at: a run whose instant is ahead
-    of now, or behind a point already published, would name this moment's data otherwise. Not
-    retried: another try is as wrong."""
+    of now would name this moment's data otherwise. Not retried: another try is as wrong."""
+
+
+class RunSuperseded(RunOutOfTime):
+    """A run whose instant is behind a point already published (an old run cleared, the first
+    scheduled run after an unpause when a manual backup came since): it is skipped, the newer
+    point standing."""
 
 
 @dataclass(frozen=True)

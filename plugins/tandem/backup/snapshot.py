@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from tandem import catalog, plan
 from tandem.backup.payloads import StandbySnapshot, Started, Taken
-from tandem.backup.run import PointAlreadyPublished, Run, RunOutOfTime, claim, guard
+from tandem.backup.run import PointAlreadyPublished, Run, RunOutOfTime, RunSuperseded, claim, guard
 from tandem.capture import Capture, capture
 from tandem.components import COMPONENTS, ResolvedDataset
 from tandem.errors import (
@@ -216,7 +216,7 @@ def check_instant(run: Run, published: Sequence[catalog.Manifest], now: datetime
         )
     newer = sorted({m.point for m in published if m.instant > run.instant})
     if newer:
-        raise RunOutOfTime(
+        raise RunSuperseded(
             f"point {newer[-1]} of {run.business} is published already, newer than this run's instant "
             f"{when}: a point taken now would hold this moment's data under {when}'s name. For a new "
             "point, trigger a backup without a logical date (or tandem backup)"

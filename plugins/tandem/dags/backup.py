@@ -113,7 +113,7 @@ def run_step(step: Step, graph: BackupGraph, policy: Policy, topology: Topology)
     returned = {up: ti.xcom_pull(task_ids=up) for source in step.inputs for up in source.steps}
     try:
         value = backup.execute(step, run, clusters, backup.inputs_of(step, graph, returned))
-    except backup.PointAlreadyPublished as exc:
+    except (backup.PointAlreadyPublished, backup.RunSuperseded) as exc:
         raise AirflowSkipException(str(exc)) from exc
     except backup.RunOutOfTime as exc:
         raise AirflowFailException(str(exc)) from exc  # another try is as wrong

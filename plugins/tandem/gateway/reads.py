@@ -183,7 +183,7 @@ class GatewayReads:
             return found
         return side.as_user(user).checksum(where)
 
-    def pass_through(self, path: str, user: str, op: str, params: dict[str, str]) -> Any:
+    def pass_through(self, path: str, user: str, op: str, params: dict[str, list[str]]) -> Any:
         """A read-only op (:data:`Hdfs.READ_OPS`) answered by the primary holding ``path``, as
         the user, as HttpFS passes it to its NameNode. While that primary is down it waits (503):
         the standby keeps data, not the cluster's ACLs, quotas or trash."""

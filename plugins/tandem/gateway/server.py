@@ -332,7 +332,10 @@ class _Handler:
         if op == "GETHOMEDIRECTORY":
             return JSONResponse({"Path": f"/user/{user}"})
         if op in Hdfs.READ_OPS:
-            params = {k: v for k, v in q.items() if k.lower() not in _OWN_PARAMS}
+            params: dict[str, list[str]] = {}  # a repeated one (GETXATTRS' xattr.name) keeps every value
+            for key, value in q.multi_items():
+                if key.lower() not in _OWN_PARAMS:
+                    params.setdefault(key, []).append(value)
             answer = await asyncio.to_thread(gw.pass_through, path, user, op, params)
             return JSONResponse(answer) if answer is not None else Response(status_code=200)
         raise RemoteHdfsError(

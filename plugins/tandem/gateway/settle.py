@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tandem.gateway.context import PlanContext, temp_name
-from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, Mark, short_id
+from tandem.gateway.marks import INFLIGHT, PENDING_BACKUP, TEMP_PREFIX, Mark, short_id
 from tandem.gateway.plan import within
 from tandem.gateway.sides import Side, is_unreachable
 from tandem.hdfs.client import Hdfs
@@ -142,3 +142,31 @@ def _remove_moved_temps(ctx: PlanContext, rename: Mark, others: list[Mark]) -> N
                     store.delete(posixpath.join(where, name))
             except Exception:
                 log.debug("could not look for moved temporary files in %s", where)
+    _remove_moved_replay_temps(ctx, src, dst, others)
+
+
+def _remove_moved_replay_temps(ctx: PlanContext, src: str, dst: str, others: list[Mark]) -> None:
+    """Replay of a directory's mark copies every file below it onto the standby under a name
+    made of the mark's id: for each such mark at or below the renamed directory, its new place
+    on the standby is walked once and those names removed (a walk only for marks of directories
+    being replayed, which a directory rename rarely meets)."""
+    prefixes: dict[str, set[str]] = {}
+    for other in others:
+        if other.op == "write":
+            continue  # a write's paths are files: their copies' names are looked for above
+        for path in other.paths:
+            if within(path, src):
+                tree = posixpath.join(dst, posixpath.relpath(path, src)) if path != src else dst
+                prefixes.setdefault(tree, set()).add(f"{TEMP_PREFIX}{short_id(other.id)}.")
+    standby = ctx.standby
+    for tree, starts in prefixes.items():
+        where = standby.local(tree)
+        try:
+            held = standby.store.status(where)
+            if held is None or not held.is_dir:
+                continue
+            for entry in list(standby.store.walk(where)):
+                if posixpath.basename(entry.relpath).startswith(tuple(starts)):
+                    standby.store.delete(posixpath.join(where, entry.relpath))
+        except Exception:
+            log.debug("could not look for moved replay copies in %s", where)

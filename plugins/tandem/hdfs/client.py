@@ -388,7 +388,7 @@ class Hdfs:
     }
 
     @_translate
-    def read_op(self, op: str, path: str, **params: str) -> Any:
+    def read_op(self, op: str, path: str, **params: object) -> Any:
         """One of :data:`READ_OPS`: its JSON answer (None for an empty one, as CHECKACCESS's)."""
         response = getattr(self._ext, self.READ_OPS[op])(path, **params)
         return response.json() if response.content else None

@@ -102,7 +102,7 @@ def _pool_warnings(topology: Any, clusters_file: Path, settings_file: Path | Non
             "tandem settings apply)",
         )
         for name, pair in sorted(topology.pairs.items())
-        if pair.pool and pair.pool not in pools
+        if pair.pool and pair.pool not in pools | {"default_pool"}  # Airflow's own always exists
     ]
 
 
