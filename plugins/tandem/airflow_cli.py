@@ -8,11 +8,9 @@ given DAGs in that DB. Each call is a subprocess with the environment's configur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from tandem.errors import TandemError
 
+READ_AFTER_EXIT_S = 5.0
 _STATE = re.compile(r"state=(?P<state>success|failed)", re.IGNORECASE)
 # what `airflow dags test` says that a person following a run wants to see: each task's start,
 # and Tandem's own log lines (its steps' progress and summaries), without Airflow's machinery
@@ -117,32 +116,37 @@ class AirflowCommand:
             args += ["-c", json.dumps(conf)]
         started = time.monotonic()
         lines: list[str] = []
-        # a session of its own: on timeout (or an interrupt) the whole run goes, with whatever
-        # its tasks started (a distcp child holding the output open would keep the read going)
-        with subprocess.Popen(
+        # the child stays in this process group: a person stopping `tandem backup` (Ctrl-C, a
+        # kill of its group) stops the run with it. The output is read beside the wait, so a
+        # task's own child holding the pipe (a distcp) cannot keep the command past its timeout.
+        child = subprocess.Popen(
             [str(airflow_bin()), *args],
             env=self.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            start_new_session=True,
-        ) as child:
-            timer = threading.Timer(timeout, _kill_group, (child,))
-            timer.start()
-            try:
-                assert child.stdout is not None
-                for line in child.stdout:
-                    lines.append(line)
-                    said = progress_of(line) if progress is not None else None
-                    if said is not None and progress is not None:
-                        progress(said)
-                returncode = child.wait()
-            except BaseException:
-                _kill_group(child)
-                raise
-            finally:
-                timer.cancel()
+        )
+
+        def read() -> None:
+            assert child.stdout is not None
+            for line in child.stdout:
+                lines.append(line)
+                said = progress_of(line) if progress is not None else None
+                if said is not None and progress is not None:
+                    progress(said)
+
+        reader = threading.Thread(target=read, name="tandem-dags-test-output", daemon=True)
+        reader.start()
+        try:
+            returncode = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            returncode = child.wait()
+        except BaseException:
+            child.kill()
+            raise
+        reader.join(READ_AFTER_EXIT_S)  # what is left in the pipe; a grandchild may hold it open
         timed_out = returncode < 0 and time.monotonic() - started >= timeout
         if timed_out:
             lines.append(f"\ntandem: the run did not end within {timeout:.0f} s and was stopped: Error\n")
@@ -152,12 +156,6 @@ class AirflowCommand:
         if (returncode != 0 and state == "success") or timed_out:
             state = "failed"
         return DagTestResult(dag_id, logical_date, state, output, round(time.monotonic() - started, 2))
-
-
-def _kill_group(child: subprocess.Popen[str]) -> None:
-    """SIGKILL the child's process group (it leads a session of its own)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
 
 
 # A run counts as in flight while a task of it runs: on this host, its process must be alive; on
