@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import posixpath
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,19 +99,53 @@ class PlanContext:
 
 
 def _read_map(side: Side[Any], journal: str) -> BucketMap | None:
+    path = f"{journal}/{ROUTING_FILE}"
     try:
-        return BucketMap.from_json(json.loads(side.store.read_bytes(f"{journal}/{ROUTING_FILE}")))
+        raw = side.store.read_bytes(path)
     except RemoteHdfsError as exc:
         if is_missing(exc):
             return None
         raise
+    try:
+        return BucketMap.from_json(json.loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TandemError(
+            f"{side.name}:{path} is not a routing map ({len(raw)} bytes: {exc}); "
+            "it is only ever written whole, so something else wrote it: put the right one back"
+        ) from exc
+
+
+def _store_map(side: Side[Any], journal: str, wanted: BucketMap) -> BucketMap:
+    """The map stored on ``side``: ``wanted``, written under a name of its own and renamed into
+    place (a RENAME never over an existing file), or the one another gateway process stored
+    first. Gateways of one plan start at once (``serve --processes N``): the map is never read
+    half written, no CREATE of the one name races another's lease, and of two processes with
+    different plans only the first to store its map serves."""
+    path = f"{journal}/{ROUTING_FILE}"
+    temp = f"{journal}/{TEMP_PREFIX}{ROUTING_FILE}.{secrets.token_hex(6)}"
+    side.store.write(temp, json.dumps(wanted.to_json()).encode(), overwrite=True)
+    try:
+        try:
+            side.store.rename(temp, path)  # never over a map another process stored meanwhile
+        except RemoteHdfsError as exc:
+            if is_unreachable(exc):
+                raise
+        stored = _read_map(side, journal)
+    finally:
+        try:
+            side.store.delete(temp)
+        except Exception:
+            log.debug("could not remove %s on %s", temp, side.name)
+    if stored is None:
+        raise TandemError(f"{side.name}:{path} vanished as it was stored")
+    return stored
 
 
 def settle_routes(plan: GatewayPlan, sides: list[Side[Any]]) -> BucketMap:
     """The stored map (from any side that answers), or the plan's, stored on every side."""
     wanted = BucketMap.even(plan.plan, plan.primaries, plan.routing.buckets, plan.routing.hash)
     stored: BucketMap | None = None
-    reachable = []
+    reachable, lacking = [], []
     for side in sides:
         try:
             found = _read_map(side, plan.journal)
@@ -120,6 +155,8 @@ def settle_routes(plan: GatewayPlan, sides: list[Side[Any]]) -> BucketMap:
             side.failed(exc)
             continue
         reachable.append(side)
+        if found is None:
+            lacking.append(side)
         stored = stored or found
     if not reachable:
         raise TandemError(f"plan {plan.plan}: no cluster answers ({', '.join(s.name for s in sides)})")
@@ -131,14 +168,16 @@ def settle_routes(plan: GatewayPlan, sides: list[Side[Any]]) -> BucketMap:
                 f"plan: {why}. Moving written data between primaries is not done silently: restore the "
                 "plan's primaries and routing, or move the data and remove the stored map"
             )
-    for side in reachable:
-        try:
-            side.store.write(
-                f"{plan.journal}/{ROUTING_FILE}", json.dumps(wanted.to_json()).encode(), overwrite=False
+    for side in lacking:
+        # a process starting beside this one (another plan file, say) may have stored its map
+        kept = _store_map(side, plan.journal, stored or wanted)
+        why = kept.differences(wanted)
+        if why:
+            raise RoutingConflict(
+                f"plan {plan.plan}: the routing map another gateway just stored in "
+                f"{side.name}:{plan.journal}/{ROUTING_FILE} differs from the plan: {why}"
             )
-        except RemoteHdfsError as exc:
-            if exc.exception != "FileAlreadyExistsException":
-                raise
+        stored = stored or kept
     return stored or wanted
 
 
